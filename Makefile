@@ -1,0 +1,35 @@
+# Two entry points for a fresh machine with Python 3.11 and no GPU:
+#   make demo   -> creates .venv, installs everything, runs the main job
+#   make test   -> creates .venv, installs everything, runs lint + the test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv demo test lint bench audit clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# The CPU build of torch, pinned so pip never pulls the multi-GB CUDA build.
+	$(BIN)/python -m pip install -q "torch==2.13.0"
+	$(BIN)/python -m pip install -q -e ".[train,dev]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/ipfl demo
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_mechanism.py
+
+audit: $(STAMP)
+	$(BIN)/ipfl audit
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,52 @@
+"""The iPFL mechanism: market, gains, thresholds, Algorithm 2, payments.
+
+Pure numpy/scipy (networkx and pulp for drawing and exact solving); never torch.
+
+>>> from mechanism import Market, greedy_graph, payments, utilities, social_welfare
+>>> mk = Market(N=[100, 200, 300], c=[0.1, 0.1, 0.1], K=[400, 400, 400])
+>>> A = greedy_graph(mk)
+>>> bool(abs(payments(mk, A).p.sum()) < 1e-12)
+True
+"""
+
+from .gain import GAINS, Gain, LogGain, SqrtGain, get_gain
+from .graph import VARIANTS, greedy_graph
+from .market import Market
+from .payments import (
+    Payments,
+    check_graph,
+    imported_data,
+    marginal_gains,
+    objective,
+    payments,
+    sharing_costs,
+    social_welfare,
+    utilities,
+)
+from .sampling import random_market
+from .solvers import GRAPH_SOLVERS, solve_graph
+from .thresholds import thresholds
+
+__all__ = [
+    "GAINS",
+    "GRAPH_SOLVERS",
+    "Gain",
+    "LogGain",
+    "Market",
+    "Payments",
+    "SqrtGain",
+    "VARIANTS",
+    "check_graph",
+    "get_gain",
+    "greedy_graph",
+    "imported_data",
+    "marginal_gains",
+    "objective",
+    "payments",
+    "random_market",
+    "sharing_costs",
+    "social_welfare",
+    "solve_graph",
+    "thresholds",
+    "utilities",
+]

@@ -1,0 +1,186 @@
+r"""The market: every client's reported profile, the model distances and lambda.
+
+A :class:`Market` is the complete input of one round of the mechanism
+(Methods 4.1): for each client ``i`` its data size :math:`N_i`, sharing cost
+:math:`c_i` (Definition 3) and data eagerness :math:`K_i` (eq. (2)); the
+pairwise model distances :math:`d_{ij} = d(\theta_i, \theta_j)`; the weight
+:math:`\lambda` of model distance in eq. (4); and the gain family.
+
+It is immutable and validated on construction, so every function of the
+mechanism can take it as trusted input. From it derive the import weights
+
+.. math:: w_{ij} = c_j + \lambda \frac{N_j}{N_i} d_{ij},
+
+the per-import price client ``i`` pays in its objective :math:`\phi_i` (eq. (8)).
+The diagonal of ``w`` is ``+inf``: a client never imports itself.
+
+Roles (Results 2.3): ``c_i = math.inf`` is a pure buyer (nobody may import its
+model); ``K_i = 0`` is a pure seller (it gains nothing from imports).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from .gain import Gain, get_gain
+
+__all__ = ["Market"]
+
+
+@dataclass(frozen=True, eq=False)
+class Market:
+    r"""Reported profiles of ``m >= 2`` clients plus distances: one round's input.
+
+    Parameters
+    ----------
+    N : array_like, shape (m,)
+        Data sizes :math:`N_i > 0`.
+    c : array_like, shape (m,)
+        Sharing costs :math:`c_i \ge 0`; ``math.inf`` marks a pure buyer.
+    K : array_like, shape (m,)
+        Data eagerness :math:`K_i \ge 0`; ``0`` marks a pure seller.
+    d : array_like, shape (m, m), optional
+        Model distances :math:`d_{ij} \ge 0`, finite. The diagonal is ignored
+        (stored as 0). Default: all zero.
+    lam : float, optional
+        :math:`\lambda \ge 0`, weight of the model distance (eq. (4)). Default 1.
+    gain : str or Gain, optional
+        ``"sqrt"`` (the paper's eq. (2), default), ``"log"``, or a :class:`Gain`.
+
+    Raises
+    ------
+    ValueError
+        On any invalid field, naming the field, the client index and the value.
+
+    Examples
+    --------
+    >>> mk = Market(N=[100, 200, 300], c=[0.1, 0.2, math.inf], K=[400, 0, 900])
+    >>> mk.m
+    3
+    >>> mk.roles
+    ('trader', 'seller', 'buyer')
+    """
+
+    N: NDArray[np.float64]
+    c: NDArray[np.float64]
+    K: NDArray[np.float64]
+    d: NDArray[np.float64] | None = None
+    lam: float = 1.0
+    gain: Gain | str | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        N, c, K, d, lam, gain = _validate(self.N, self.c, self.K, self.d, self.lam, self.gain)
+        for name, value in (("N", N), ("c", c), ("K", K), ("d", d), ("lam", lam), ("gain", gain)):
+            object.__setattr__(self, name, value)
+
+    @property
+    def m(self) -> int:
+        """Number of clients."""
+        return int(self.N.shape[0])
+
+    @cached_property
+    def weights(self) -> NDArray[np.float64]:
+        r"""Import weights :math:`w_{ij} = c_j + \lambda (N_j/N_i) d_{ij}`; ``inf`` on the diagonal.
+
+        This is the per-import term of :math:`\phi_i` in eq. (8) and the right-hand
+        side of the threshold equation of Algorithm 2. The paper prints the ratio as
+        ``N_i/N_i`` in Algorithm 2's text and in eq. (10)'s gloss; we read
+        ``N_j/N_i`` as in eqs. (4), (5), (8) and (10).
+        """
+        w = self.c[None, :] + self.lam * (self.N[None, :] / self.N[:, None]) * self.d
+        np.fill_diagonal(w, np.inf)
+        w.setflags(write=False)
+        return w
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """Each client's role: ``'buyer'`` (c = inf), ``'seller'`` (K = 0), ``'trader'``."""
+        return tuple(
+            "buyer" if math.isinf(ci) else "seller" if ki == 0 else "trader"
+            for ci, ki in zip(self.c, self.K, strict=True)
+        )
+
+    def replace(self, **changes: object) -> Market:
+        """Return a validated copy with whole fields replaced, e.g. ``mk.replace(lam=0.5)``."""
+        return dataclasses.replace(self, **changes)
+
+    def with_report(self, i: int, **report: float) -> Market:
+        """Return the market in which client ``i`` reports other values of ``N``, ``c`` or ``K``.
+
+        Examples
+        --------
+        >>> mk = Market(N=[100, 200], c=[0.1, 0.2], K=[400, 400])
+        >>> mk.with_report(0, c=0.5).c.tolist()
+        [0.5, 0.2]
+        """
+        changes = {}
+        for name, value in report.items():
+            if name not in ("N", "c", "K"):
+                raise ValueError(f"with_report: field {name!r} is not one of 'N', 'c', 'K'")
+            arr = getattr(self, name).copy()
+            arr[i] = value
+            changes[name] = arr
+        return self.replace(**changes)
+
+    def __repr__(self) -> str:
+        return f"Market(m={self.m}, lam={self.lam}, gain={self.gain!r})"
+
+
+def _vector(name: str, value: ArrayLike) -> NDArray[np.float64]:
+    try:
+        arr = np.array(value, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"Market: {name} must be an array of numbers ({exc})") from None
+    if arr.ndim != 1:
+        raise ValueError(f"Market: {name} must be 1-dimensional, got shape {arr.shape}")
+    return arr
+
+
+def _first_bad(name: str, arr: NDArray[np.float64], bad: NDArray[np.bool_], rule: str) -> None:
+    """Raise naming the first offending entry, e.g. ``Market: N[2] = -1.0 must be > 0``."""
+    if bad.any():
+        idx = tuple(int(k) for k in np.argwhere(bad)[0])
+        raise ValueError(f"Market: {name}[{', '.join(map(str, idx))}] = {float(arr[idx])!r} {rule}")
+
+
+def _validate(N, c, K, d, lam, gain):  # noqa: ANN001, ANN202 (private)
+    N, c, K = _vector("N", N), _vector("c", c), _vector("K", K)
+    m = N.shape[0]
+    if m < 2:
+        raise ValueError(f"Market: needs at least 2 clients, got N of length {m}")
+    for name, arr in (("c", c), ("K", K)):
+        if arr.shape[0] != m:
+            raise ValueError(f"Market: {name} has length {arr.shape[0]}, expected m = {m} (len(N))")
+    if d is None:
+        d = np.zeros((m, m))
+    else:
+        try:
+            d = np.array(d, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"Market: d must be an m x m array of numbers ({exc})") from None
+        if d.shape != (m, m):
+            raise ValueError(f"Market: d has shape {d.shape}, expected ({m}, {m})")
+    for name, arr in (("N", N), ("c", c), ("K", K), ("d", d)):
+        _first_bad(name, arr, np.isnan(arr), "is NaN")
+    _first_bad("N", N, ~(N > 0) | ~np.isfinite(N), "must be finite and > 0")
+    _first_bad("c", c, c < 0, "must be >= 0 (math.inf marks a pure buyer)")
+    _first_bad("K", K, (K < 0) | ~np.isfinite(K), "must be finite and >= 0 (0 marks a pure seller)")
+    off = ~np.eye(m, dtype=bool)
+    _first_bad("d", d, off & ((d < 0) | ~np.isfinite(d)), "must be finite and >= 0")
+    np.fill_diagonal(d, 0.0)
+    try:
+        lam = float(lam)
+    except (TypeError, ValueError):
+        raise ValueError(f"Market: lam = {lam!r} must be a number") from None
+    if not (lam >= 0 and math.isfinite(lam)):
+        raise ValueError(f"Market: lam = {lam!r} must be finite and >= 0")
+    gain = get_gain(gain)
+    for arr in (N, c, K, d):
+        arr.setflags(write=False)
+    return N, c, K, d, lam, gain

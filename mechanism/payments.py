@@ -1,0 +1,164 @@
+r"""Payments, utilities, social welfare and the graph objective (eqs. (1), (3), (8), (10)).
+
+Given a market and a graph ``A`` (``A[i, j] = 1``: ``i`` imports ``j``), with
+:math:`n_i = \sum_j a_{ij} N_j` the data client ``i`` imports:
+
+* remittance (eq. (10), first line): client ``i`` pays ``j`` the marginal
+  benefit of ``j``'s model minus the model-distance term,
+  :math:`r_{ij} = a_{ij}\,[g_i(n_i) - g_i(n_i - N_j) - \lambda \frac{N_j}{N_i} d_{ij}]`;
+* net payment (Definition 4, eq. (10)): :math:`p_i = \sum_j r_{ij} - \sum_j r_{ji}`;
+* utility (eq. (1)): :math:`U_i = g_i(n_i) - c_i \sum_j a_{ji} - p_i`;
+* social welfare (eq. (3)): :math:`SW = \sum_i [g_i(n_i) - \mathbf c^\top \mathbf a_i]
+  = \sum_i U_i`;
+* graph objective (eq. (8)): :math:`\phi_i(\mathbf a_i) = \sum_j a_{ij} w_{ij} - g_i(n_i)`.
+
+Readings of the paper:
+
+* Definition 4 prints :math:`p_i = \sum_j r_{ij} - \sum_j r_{ij}` (identically 0);
+  we read :math:`\sum_j r_{ij} - \sum_j r_{ji}`, as in eq. (10)'s first line,
+  which makes :math:`\sum_i p_i = 0` (budget balance).
+* Eq. (10)'s expanded form sums over ``j: d_ij = 1`` twice; we read
+  :math:`a_{ij} = 1` in the first sum and :math:`a_{ji} = 1` in the second.
+* Eq. (8) prints the distance sum over ``i``; we read it over ``j``.
+* Eq. (10)'s gloss prints ``lambda N_i/N_i d``; we read ``lambda N_j/N_i d_ij``.
+* A pure buyer ``i`` (:math:`c_i = \infty`) nobody imports has sharing cost
+  :math:`0 \cdot \infty`, which we take as 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from .market import Market
+
+__all__ = [
+    "Payments",
+    "check_graph",
+    "imported_data",
+    "marginal_gains",
+    "objective",
+    "payments",
+    "sharing_costs",
+    "social_welfare",
+    "utilities",
+]
+
+
+@dataclass(frozen=True)
+class Payments:
+    """Outcome of eq. (10): remittances and net payments.
+
+    Attributes
+    ----------
+    r : ndarray, shape (m, m)
+        ``r[i, j]``: money client ``i`` remits to client ``j`` (0 where ``a_ij = 0``).
+    p : ndarray, shape (m,)
+        Net payment of each client; negative means it is paid.
+    """
+
+    r: NDArray[np.float64]
+    p: NDArray[np.float64]
+
+    @property
+    def paid(self) -> NDArray[np.float64]:
+        r"""Money each client sends, :math:`\sum_j r_{ij}`."""
+        return self.r.sum(axis=1)
+
+    @property
+    def received(self) -> NDArray[np.float64]:
+        r"""Money each client receives, :math:`\sum_j r_{ji}`."""
+        return self.r.sum(axis=0)
+
+
+def check_graph(market: Market, A: ArrayLike) -> NDArray[np.int8]:
+    """Validate a graph for ``market``: shape (m, m), entries 0/1, zero diagonal.
+
+    Raises
+    ------
+    ValueError
+        Naming the offending entry, e.g. ``A[1, 1] = 1: a client cannot import itself``.
+    """
+    arr = np.asarray(A)
+    m = market.m
+    if arr.shape != (m, m):
+        raise ValueError(f"graph A has shape {arr.shape}, expected ({m}, {m})")
+    bad = ~np.isin(arr, (0, 1))
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise ValueError(f"graph A[{i}, {j}] = {arr[i, j]!r} must be 0 or 1")
+    diag = np.flatnonzero(np.diagonal(arr))
+    if diag.size:
+        i = int(diag[0])
+        raise ValueError(f"graph A[{i}, {i}] = 1: a client cannot import itself")
+    return arr.astype(np.int8, copy=False)
+
+
+def imported_data(market: Market, A: ArrayLike) -> NDArray[np.float64]:
+    r"""Return :math:`n_i = \sum_j a_{ij} N_j`, the data each client imports."""
+    return check_graph(market, A) @ market.N
+
+
+def marginal_gains(market: Market, A: ArrayLike) -> NDArray[np.float64]:
+    r"""Return the matrix :math:`a_{ij}\,[g_i(n_i) - g_i(n_i - N_j)]` (eq. (10))."""
+    A = check_graph(market, A)
+    n = A @ market.N
+    i, j = np.nonzero(A)
+    out = np.zeros((market.m, market.m))
+    out[i, j] = market.gain.increment(n[i], market.N[j], market.N[i], market.K[i])
+    return out
+
+
+def payments(market: Market, A: ArrayLike) -> Payments:
+    """Return the remittances :math:`r_{ij}` and net payments :math:`p_i` of eq. (10).
+
+    Examples
+    --------
+    >>> mk = Market(N=[100, 300], c=[0.5, 0.5], K=[400, 400])
+    >>> pay = payments(mk, [[0, 1], [0, 0]])
+    >>> float(pay.r[0, 1]), pay.p.tolist()  # g_0(300) - g_0(0) = 2 - 1
+    (1.0, [1.0, -1.0])
+    """
+    A = check_graph(market, A)
+    i, j = np.nonzero(A)
+    r = marginal_gains(market, A)
+    r[i, j] -= market.lam * market.N[j] / market.N[i] * market.d[i, j]
+    return Payments(r=r, p=r.sum(axis=1) - r.sum(axis=0))
+
+
+def sharing_costs(market: Market, A: ArrayLike) -> NDArray[np.float64]:
+    r"""Return :math:`c_i \sum_j a_{ji}`, each client's cost of being imported (Definition 3)."""
+    importers = check_graph(market, A).sum(axis=0)
+    return np.where(importers > 0, importers * market.c, 0.0)
+
+
+def utilities(market: Market, A: ArrayLike) -> NDArray[np.float64]:
+    r"""Return one round's utilities :math:`U_i = g_i(n_i) - c_i \sum_j a_{ji} - p_i` (eq. (1))."""
+    A = check_graph(market, A)
+    gains = market.gain.value(A @ market.N, market.N, market.K)
+    return gains - sharing_costs(market, A) - payments(market, A).p
+
+
+def social_welfare(market: Market, A: ArrayLike) -> float:
+    r"""Return :math:`SW = \sum_i [g_i(n_i) - \mathbf c^\top \mathbf a_i]` (eq. (3)).
+
+    Payments cancel (budget balance), so this equals ``utilities(market, A).sum()``.
+    """
+    A = check_graph(market, A)
+    gains = market.gain.value(A @ market.N, market.N, market.K)
+    return float(gains.sum() - sharing_costs(market, A).sum())
+
+
+def objective(market: Market, A: ArrayLike) -> NDArray[np.float64]:
+    r"""Return each row's graph objective :math:`\phi_i(\mathbf a_i)` (eq. (8)).
+
+    .. math:: \phi_i(\mathbf a_i) = \sum_j a_{ij} w_{ij} - g_i(\textstyle\sum_j a_{ij} N_j),
+              \qquad w_{ij} = c_j + \lambda \tfrac{N_j}{N_i} d_{ij}.
+
+    Lower is better; the empty row has :math:`\phi_i = 0`.
+    """
+    A = check_graph(market, A)
+    cost = np.where(A == 1, market.weights, 0.0).sum(axis=1)
+    return cost - market.gain.value(A @ market.N, market.N, market.K)

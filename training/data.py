@@ -1,0 +1,157 @@
+"""Datasets as plain numpy arrays, read offline only.
+
+``digits`` is scikit-learn's bundled copy (1,797 8x8 images, 10 classes); it needs no
+download. CIFAR-10 (python pickle batches) and Fashion-MNIST (idx ``.gz`` files) are read
+from a folder the user names; nothing here ever downloads. A missing file raises
+:class:`FileNotFoundError` listing every expected file and where it was looked for.
+"""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = [
+    "CIFAR10_FILES",
+    "FASHION_FILES",
+    "Dataset",
+    "load_cifar10",
+    "load_dataset",
+    "load_digits",
+    "load_fashion_mnist",
+    "load_synthetic",
+]
+
+CIFAR10_FILES = tuple(f"data_batch_{k}" for k in range(1, 6)) + ("test_batch",)
+FASHION_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A pooled labelled dataset; the partitioner splits it among clients.
+
+    Attributes
+    ----------
+    X : ndarray, float32, shape (n, ...)
+        Features, scaled to roughly [0, 1]; images are (n, C, H, W), digits (n, 64).
+    y : ndarray, int64, shape (n,)
+        Labels in ``0 .. n_classes - 1``.
+    n_classes : int
+    name : str
+    """
+
+    X: NDArray[np.float32]
+    y: NDArray[np.int64]
+    n_classes: int
+    name: str
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+
+def load_digits() -> Dataset:
+    """Return scikit-learn's bundled digits (no download), features scaled to [0, 1]."""
+    from sklearn.datasets import load_digits as _load
+
+    bunch = _load()
+    X = (bunch.data / 16.0).astype(np.float32)
+    return Dataset(X=X, y=bunch.target.astype(np.int64), n_classes=10, name="digits")
+
+
+def _require(folder: str | Path, names: tuple[str, ...], what: str) -> Path:
+    root = Path(folder).expanduser()
+    missing = [n for n in names if not (root / n).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{what}: expected the files {list(names)} directly in {str(root)!r}; "
+            f"missing {missing}. Nothing is downloaded: place them there first."
+        )
+    return root
+
+
+def load_cifar10(folder: str | Path) -> Dataset:
+    """Read CIFAR-10's python pickle batches ``data_batch_1..5`` and ``test_batch`` from ``folder``.
+
+    Train and test batches are pooled; the partitioner makes per-client splits.
+    Images are returned as float32 (n, 3, 32, 32) in [0, 1].
+    """
+    root = _require(folder, CIFAR10_FILES, "cifar10")
+    xs, ys = [], []
+    for name in CIFAR10_FILES:
+        with open(root / name, "rb") as fh:
+            batch = pickle.load(fh, encoding="bytes")
+        data = batch.get(b"data", batch.get("data"))
+        labels = batch.get(b"labels", batch.get("labels"))
+        if data is None or labels is None:
+            raise ValueError(f"cifar10: {str(root / name)!r} has no 'data'/'labels' entries")
+        xs.append(np.asarray(data, dtype=np.uint8).reshape(-1, 3, 32, 32))
+        ys.append(np.asarray(labels, dtype=np.int64))
+    X = np.concatenate(xs).astype(np.float32) / 255.0
+    return Dataset(X=X, y=np.concatenate(ys), n_classes=10, name="cifar10")
+
+
+def _read_idx(path: Path, magic: int) -> NDArray[np.uint8]:
+    with gzip.open(path, "rb") as fh:
+        raw = fh.read()
+    head = int.from_bytes(raw[:4], "big")
+    if head != magic:
+        raise ValueError(f"fashion_mnist: {str(path)!r} has magic {head}, expected {magic}")
+    ndim = magic & 0xFF
+    dims = [int.from_bytes(raw[4 + 4 * k : 8 + 4 * k], "big") for k in range(ndim)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def load_fashion_mnist(folder: str | Path) -> Dataset:
+    """Read Fashion-MNIST's idx files (``train-images-idx3-ubyte.gz`` ...) from ``folder``.
+
+    Returns float32 images (n, 1, 28, 28) in [0, 1], train and test pooled.
+    """
+    root = _require(folder, FASHION_FILES, "fashion_mnist")
+    tr_x, tr_y, te_x, te_y = (
+        _read_idx(root / n, m) for n, m in zip(FASHION_FILES, (2051, 2049, 2051, 2049), strict=True)
+    )
+    X = np.concatenate([tr_x, te_x]).astype(np.float32)[:, None] / 255.0
+    y = np.concatenate([tr_y, te_y]).astype(np.int64)
+    return Dataset(X=X, y=y, n_classes=10, name="fashion_mnist")
+
+
+def load_synthetic(n: int = 600, shape: tuple[int, ...] = (64,), n_classes: int = 10,
+                   seed: int = 0) -> Dataset:
+    """Return a learnable synthetic dataset (class-dependent means plus noise); for tests."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, n_classes, size=n)
+    means = rng.normal(size=(n_classes, *shape)).astype(np.float32)
+    X = means[y] + 0.5 * rng.normal(size=(n, *shape)).astype(np.float32)
+    return Dataset(X=X.astype(np.float32), y=y.astype(np.int64), n_classes=n_classes,
+                   name="synthetic")
+
+
+def load_dataset(name: str, data_dir: str | Path = "") -> Dataset:
+    """Load a dataset by name: ``digits``, ``cifar10``, ``fashion_mnist`` or ``synthetic``."""
+    if name == "digits":
+        return load_digits()
+    if name == "synthetic":
+        return load_synthetic()
+    loaders = {"cifar10": load_cifar10, "fashion_mnist": load_fashion_mnist}
+    if name not in loaders:
+        raise ValueError(
+            f"dataset = {name!r} is not one of ['cifar10', 'digits', 'fashion_mnist', 'synthetic']"
+        )
+    if not data_dir:
+        raise ValueError(f"dataset = {name!r} needs data_dir, a local folder holding its files")
+    if not Path(data_dir).expanduser().is_dir():
+        files = CIFAR10_FILES if name == "cifar10" else FASHION_FILES
+        raise FileNotFoundError(
+            f"{name}: data_dir = {str(data_dir)!r} is not a folder; it must hold {list(files)}"
+        )
+    return loaders[name](data_dir)

@@ -1,0 +1,102 @@
+"""An append-only SQLite ledger of the money transfers of eq. (10).
+
+Each remittance :math:`r_{ij}` (client ``i`` pays ``j``) is booked twice, as in double
+entry: ``-r_ij`` on ``i``'s account and ``+r_ij`` on ``j``'s. A round's entries therefore
+sum to zero, which :meth:`Ledger.round_sum` lets anyone check; a client's entries sum to
+``-p_i``. Triggers make the table append-only (``UPDATE`` and ``DELETE`` abort). Booking
+a round that is already booked (a round re-run after a crash) inserts nothing: the
+entries must equal the booked ones, else :class:`ValueError`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["Ledger"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    round INTEGER NOT NULL, client INTEGER NOT NULL, counterparty INTEGER NOT NULL,
+    amount REAL NOT NULL, PRIMARY KEY (round, client, counterparty));
+CREATE TABLE IF NOT EXISTS booked (round INTEGER PRIMARY KEY);
+CREATE TRIGGER IF NOT EXISTS no_update BEFORE UPDATE ON entries
+    BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS no_delete BEFORE DELETE ON entries
+    BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
+"""
+
+
+class Ledger:
+    """The ledger file of a run directory."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        with self._connect() as con:
+            con.executescript(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, isolation_level=None)
+
+    def _rows(self, round_: int, r: NDArray[np.float64], clients: list[int]) -> list[tuple]:
+        rows = []
+        for a, b in zip(*np.nonzero(r), strict=True):
+            i, j, amount = clients[a], clients[b], float(r[a, b])
+            rows += [(round_, i, j, -amount), (round_, j, i, amount)]
+        return sorted(rows)
+
+    def entries(self, round_: int) -> list[tuple]:
+        """Return the round's entries ``(round, client, counterparty, amount)``, sorted."""
+        con = self._connect()
+        try:
+            return con.execute("SELECT round, client, counterparty, amount FROM entries "
+                               "WHERE round = ? ORDER BY client, counterparty",
+                               (round_,)).fetchall()
+        finally:
+            con.close()
+
+    def book(self, round_: int, r: NDArray[np.float64], clients: list[int]) -> bool:
+        """Book the remittances ``r`` (local indices -> global ``clients``) in one transaction.
+
+        Returns True if booked now, False if the round was already booked identically.
+        """
+        rows = self._rows(round_, np.asarray(r, dtype=float), clients)
+        con = self._connect()
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            have = con.execute("SELECT round, client, counterparty, amount FROM entries "
+                               "WHERE round = ? ORDER BY client, counterparty",
+                               (round_,)).fetchall()
+            if have or con.execute("SELECT 1 FROM booked WHERE round = ?", (round_,)).fetchone():
+                con.execute("ROLLBACK")
+                if sorted(have) != rows:
+                    raise ValueError(f"ledger: round {round_} is booked with different entries")
+                return False
+            con.executemany("INSERT INTO entries VALUES (?, ?, ?, ?)", rows)
+            con.execute("INSERT INTO booked VALUES (?)", (round_,))
+            con.execute("COMMIT")
+            return True
+        finally:
+            con.close()
+
+    def round_sum(self, round_: int) -> float:
+        """Return the sum of the round's entries (zero when balanced)."""
+        return float(sum(a for *_, a in self.entries(round_)))
+
+    def balances(self, round_: int) -> dict[int, float]:
+        """Return each client's net amount received in the round (``-p_i``)."""
+        out: dict[int, float] = {}
+        for _, client, _, amount in self.entries(round_):
+            out[client] = out.get(client, 0.0) + amount
+        return out
+
+    def rounds(self) -> list[int]:
+        """Return the booked rounds."""
+        con = self._connect()
+        try:
+            return [r for (r,) in con.execute("SELECT round FROM booked ORDER BY round")]
+        finally:
+            con.close()

@@ -1,0 +1,91 @@
+"""Models and the flat-parameter view the server works on.
+
+The loop never looks inside a model: it reads and writes one flat vector of the
+trainable parameters (what the server sees, eq. (6)) plus one flat vector of buffers
+(e.g. batch-norm statistics, kept per client, never shared). Any
+:class:`torch.nn.Module` therefore works.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["MLP", "SmallCNN", "build_model", "get_flat", "n_params", "set_flat"]
+
+
+class MLP(nn.Module):
+    """A two-layer perceptron for flat inputs (digits: 64 features)."""
+
+    def __init__(self, in_features: int, n_classes: int, hidden: int = 64) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Flatten(), nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, n_classes)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return self.net(x)
+
+
+class SmallCNN(nn.Module):
+    """A small LeNet-style CNN for (C, 32, 32) or (C, 28, 28) images."""
+
+    def __init__(self, in_channels: int, n_classes: int, side: int = 32, hidden: int = 64) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        )
+        flat = 32 * (side // 4) * (side // 4)
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Linear(flat, hidden), nn.ReLU(), nn.Linear(hidden, n_classes)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return self.head(self.features(x))
+
+
+def build_model(name: str, input_shape: tuple[int, ...], n_classes: int,
+                hidden: int = 64) -> nn.Module:
+    """Build ``"mlp"``, ``"cnn"`` or ``"auto"`` (CNN for image-shaped inputs, else MLP)."""
+    if name == "auto":
+        name = "cnn" if len(input_shape) == 3 else "mlp"
+    factories = {
+        "mlp": lambda: MLP(int(torch.tensor(input_shape).prod()), n_classes, hidden),
+        "cnn": lambda: SmallCNN(input_shape[0], n_classes, input_shape[-1], hidden),
+    }
+    if name not in factories:
+        raise ValueError(f"model = {name!r} is not one of {sorted(factories) + ['auto']}")
+    if name == "cnn" and len(input_shape) != 3:
+        raise ValueError(f"model = 'cnn' needs (C, H, W) inputs, got shape {input_shape}")
+    return factories[name]()
+
+
+def _trainable(model: nn.Module) -> list[torch.Tensor]:
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def n_params(model: nn.Module) -> int:
+    """Number of trainable parameters ``P``."""
+    return sum(p.numel() for p in _trainable(model))
+
+
+def get_flat(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (trainable parameters, buffers) of ``model`` as two detached flat float tensors."""
+    params = torch.cat([p.detach().reshape(-1) for p in _trainable(model)])
+    bufs = [b.detach().reshape(-1).float() for b in model.buffers()]
+    return params.clone(), (torch.cat(bufs) if bufs else torch.zeros(0))
+
+
+def set_flat(model: nn.Module, params: torch.Tensor, buffers: torch.Tensor | None = None) -> None:
+    """Write flat ``params`` (and ``buffers``) back into ``model`` in place."""
+    with torch.no_grad():
+        k = 0
+        for p in _trainable(model):
+            p.copy_(params[k:k + p.numel()].view_as(p))
+            k += p.numel()
+        if buffers is not None and buffers.numel():
+            k = 0
+            for b in model.buffers():
+                b.copy_(buffers[k:k + b.numel()].view_as(b).to(b.dtype))
+                k += b.numel()
