@@ -44,7 +44,7 @@ def _available(module: str) -> bool:
 @click.group(cls=LazyGroup)
 @click.version_option(package_name="ipfl")
 def main() -> None:
-    """Ipfl: analyse and run iPFL model-sharing markets."""
+    """Analyse and run iPFL model-sharing markets (arXiv 2505.02462)."""
 
 
 if __name__ == "__main__":  # pragma: no cover

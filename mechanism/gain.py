@@ -87,12 +87,13 @@ class Gain(ABC):
         lo = nl.copy()
         hi = 2.0 * nl
         grow = excess(hi) > 0
-        for _ in range(1100):  # 2**1100 overflows: such rows have no finite root
-            if not grow.any():
-                break
-            lo = np.where(grow, hi, lo)
-            hi = np.where(grow, 2.0 * hi, hi)
-            grow = np.isfinite(hi) & (excess(hi) > 0)
+        with np.errstate(over="ignore", invalid="ignore"):
+            for _ in range(1100):  # 2**1100 overflows: such rows have no finite root
+                if not grow.any():
+                    break
+                lo = np.where(grow, hi, lo)
+                hi = np.where(grow, 2.0 * hi, hi)
+                grow = np.isfinite(hi) & (excess(hi) > 0)
         for _ in range(60):
             mid = np.sqrt(lo * hi)
             pos = excess(mid) > 0
@@ -154,13 +155,19 @@ class SqrtGain(Gain):
         if not live.any():
             return out
         wl, nl, Nl, sK = w[live], n[live], N[live], np.sqrt(K[live])
-        z = np.interp(np.log(wl * np.sqrt(nl) / sK), _SQRT_LOG_PHI, _SQRT_LOGIT_Q)
+        log_sigma = np.log(wl * np.sqrt(nl) / sK)
+        z = np.interp(log_sigma, _SQRT_LOG_PHI, _SQRT_LOGIT_Q)
+        # beyond the table, the asymptotes q ~ (2 sigma)^(2/3) (q -> 0), 1 - q ~ sigma^-2 (q -> 1)
+        z = np.where(log_sigma < _SQRT_LOG_PHI[0], (2.0 / 3.0) * (np.log(2.0) + log_sigma), z)
+        z = np.where(log_sigma > _SQRT_LOG_PHI[-1], 2.0 * log_sigma, z)
         t = np.maximum(nl * (1.0 + np.exp(-z)) - Nl, nl)  # n / q - N
         converged = False
         for _ in range(50):
             su, sv = np.sqrt(Nl + t), np.sqrt(Nl + t - nl)
             excess = sK * nl / (su * sv * (su + sv)) - wl
-            slope = 0.5 * sK * (1.0 / (su * su * su) - 1.0 / (sv * sv * sv))  # < 0
+            # d/dT = (sK/2)(su^-3 - sv^-3), with su - sv = n / (su + sv) taken out exactly
+            cube_gap = nl * (su * su + su * sv + sv * sv) / (su + sv)
+            slope = -0.5 * sK * cube_gap / (su * su * su * sv * sv * sv)  # < 0
             new = np.maximum(t - excess / slope, nl)
             if converged:  # one step past 1e-11 is quadratic: at round-off level
                 t = new

@@ -88,7 +88,7 @@ def check_graph(market: Market, A: ArrayLike) -> NDArray[np.int8]:
     bad = ~np.isin(arr, (0, 1))
     if bad.any():
         i, j = np.argwhere(bad)[0]
-        raise ValueError(f"graph A[{i}, {j}] = {arr[i, j]!r} must be 0 or 1")
+        raise ValueError(f"graph A[{i}, {j}] = {arr[i, j].item()!r} must be 0 or 1")
     diag = np.flatnonzero(np.diagonal(arr))
     if diag.size:
         i = int(diag[0])
@@ -131,7 +131,7 @@ def payments(market: Market, A: ArrayLike) -> Payments:
 def sharing_costs(market: Market, A: ArrayLike) -> NDArray[np.float64]:
     r"""Return :math:`c_i \sum_j a_{ji}`, each client's cost of being imported (Definition 3)."""
     importers = check_graph(market, A).sum(axis=0)
-    return np.where(importers > 0, importers * market.c, 0.0)
+    return importers * np.where(importers > 0, market.c, 0.0)  # 0 * inf is 0 here
 
 
 def utilities(market: Market, A: ArrayLike) -> NDArray[np.float64]:

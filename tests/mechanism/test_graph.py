@@ -1,0 +1,82 @@
+"""Tests for mechanism/graph.py: Algorithm 2 by hand, against the scalar reference."""
+
+import math
+
+import numpy as np
+import pytest
+from worked_markets import skip_differs_market, three_clients
+
+from mechanism import Market, greedy_graph, objective, random_market
+from mechanism.reference import reference_graph
+
+
+def test_three_client_worked_example():
+    A = greedy_graph(three_clients())
+    assert A.tolist() == [[0, 1, 0], [0, 0, 0], [0, 1, 0]]
+    assert A.dtype == np.int8
+
+
+def test_paper_stops_at_first_failure_and_skip_continues():
+    mk = skip_differs_market()
+    paper, skip = greedy_graph(mk, "paper"), greedy_graph(mk, "skip")
+    assert paper[0].tolist() == [0, 1, 0, 0]
+    assert skip[0].tolist() == [0, 1, 0, 1]
+    gain_of_3 = 1 - 20 / math.sqrt(410)  # g_0(310) - g_0(300)
+    assert objective(mk, skip)[0] == pytest.approx(objective(mk, paper)[0] - (gain_of_3 - 0.01))
+
+
+def test_ties_go_to_the_lower_index():
+    """Two identical sellers 1 and 2 (N = 300, c = 0.25); only one fits client 0:
+    g_0(600) - g_0(300) = 1 - 20/sqrt(700) = 0.244 < 0.25. Client 1 wins the tie."""
+    mk = Market(N=[100, 300, 300], c=[1, 0.25, 0.25], K=[400, 0, 0], lam=0.0)
+    for variant in ("paper", "skip"):
+        assert greedy_graph(mk, variant)[0].tolist() == [0, 1, 0]
+
+
+@pytest.mark.parametrize("variant", ["paper", "skip"])
+@pytest.mark.parametrize("seed", range(40))
+def test_vectorised_graph_matches_the_printed_loop(variant, seed):
+    rng = np.random.default_rng(seed)
+    mk = random_market(int(rng.integers(2, 10)), seed=rng, buyers=0.2, sellers=0.2,
+                       c_range=(1e-3, 2.0), K_range=(10, 1e5))
+    np.testing.assert_array_equal(greedy_graph(mk, variant), reference_graph(mk, variant))
+
+
+def test_matches_reference_on_markets_with_zero_weights_and_ties():
+    # c = 0 and identical points: many w = 0 (threshold inf) and exact ties
+    N = [50, 50, 80, 80, 120]
+    mk = Market(N=N, c=[0, 0, 0.1, 0.1, 0], K=[100, 100, 100, 0, 100], lam=0.5)
+    for variant in ("paper", "skip"):
+        np.testing.assert_array_equal(greedy_graph(mk, variant), reference_graph(mk, variant))
+
+
+def test_roles_buyers_never_imported_sellers_import_nothing():
+    mk = random_market(60, seed=7, buyers=0.3, sellers=0.3)
+    A = greedy_graph(mk)
+    buyers = np.isinf(mk.c)
+    sellers = mk.K == 0
+    assert buyers.any() and sellers.any() and A.sum() > 0
+    assert A[:, buyers].sum() == 0
+    assert A[sellers].sum() == 0
+
+
+def test_large_market_matches_reference_on_sampled_rows():
+    """Row blocks: at m = 1500 the graph is built in several blocks; spot-check rows."""
+    mk = random_market(1500, seed=11)
+    A = greedy_graph(mk)
+    from mechanism.reference import reference_threshold
+
+    for i in (0, 699, 700, 1499):
+        th = np.array([reference_threshold(mk, i, j) for j in range(mk.m)])
+        order = np.argsort(-th, kind="stable")
+        n, expected = 0.0, np.zeros(mk.m, dtype=np.int8)
+        for k in order:
+            if k == i or not n + mk.N[k] < th[k]:
+                break
+            expected[k], n = 1, n + mk.N[k]
+        np.testing.assert_array_equal(A[i], expected)
+
+
+def test_bad_variant():
+    with pytest.raises(ValueError, match="variant = 'greedy' is not one of"):
+        greedy_graph(three_clients(), "greedy")
