@@ -9,6 +9,7 @@ Pure numpy/scipy (networkx and pulp for drawing and exact solving); never torch.
 True
 """
 
+from .exact import ExactResult, exact_graph
 from .gain import GAINS, Gain, LogGain, SqrtGain, get_gain
 from .graph import VARIANTS, greedy_graph
 from .market import Market
@@ -28,6 +29,7 @@ from .solvers import GRAPH_SOLVERS, solve_graph
 from .thresholds import thresholds
 
 __all__ = [
+    "ExactResult",
     "GAINS",
     "GRAPH_SOLVERS",
     "Gain",
@@ -37,6 +39,7 @@ __all__ = [
     "SqrtGain",
     "VARIANTS",
     "check_graph",
+    "exact_graph",
     "get_gain",
     "greedy_graph",
     "imported_data",
