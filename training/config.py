@@ -1,4 +1,4 @@
-"""Run configuration: one flat, validated record read from TOML plus ``--set`` overrides.
+r"""Run configuration: one flat, validated record read from TOML plus ``--set`` overrides.
 
 Every key has a default; an unknown key, a wrong type or an out-of-range value raises
 :class:`ValueError` naming the field and the value, before any data is read or any
@@ -11,17 +11,23 @@ The defaults are the demo setting (digits, 20 clients, Dirichlet ``beta = 0.5``,
 FedAvg at about 93 % mean personalised accuracy, so collaboration matters.
 
 * ``K_per_sample = 100``: each client reports :math:`K_i = 100 N_i`, which makes the
-  gain of eq. (2) scale-free, :math:`g_i(x) = 10\\,(1 - \\sqrt{N_i/(N_i + x)})`: the
+  gain of eq. (2) scale-free, :math:`g_i(x) = 10\,(1 - \sqrt{N_i/(N_i + x)})`: the
   first equal-sized peer is worth about 2.9, the fifth about 0.4, the nineteenth
   about 0.06. Eagerness proportional to data keeps small and large clients alike.
 * ``c = 0.2`` for everybody: with the gain above a client stops importing equal-sized,
   zero-distance peers after roughly eight of them, so the graph cannot be complete
   even when the models agree.
 * ``distance = "sqeuclidean_mean"`` (squared L2 divided by the parameter count ``P``)
-  keeps :math:`d_{ij}` independent of the model size; ``lam`` is set so that
-  :math:`\\lambda d_{ij}` for two clients with different label mixes after local
-  training is of the same order as ``c`` (measured on the demo; see the report in
-  the package README), so the distance term decides *whom* to import.
+  keeps :math:`d_{ij}` independent of the model size. On the demo, after local
+  training, :math:`d_{ij} \approx 5\cdot10^{-5} .. 1.2\cdot10^{-4}`.
+* ``lam = 100``: measured on the demo (seed 0, 15 rounds, mean final accuracy,
+  local 87.5 %): lam = 20 -> 93.7 %, 100 -> 93.2 %, 200 -> 90.8 %, 500 -> 79.5 %,
+  2000 -> 61.1 %. Large ``lam`` makes the distance decide the graph (density 0.18 at
+  2000) but also makes eq. (7)'s proximal weight :math:`\lambda s_i/\eta_i` so strong
+  that clients cannot fit their own data. At 100, :math:`\lambda d_{ij}` is 3-6 % of
+  ``c``: it breaks ties between peers but ``c`` and the gain set the degree.
+* ``lr = 0.1``, ``epochs = 5``, ``batch_size = 16``: plain local training reaches
+  about 87 % on the demo, i.e. converged local models.
 * ``eta`` and ``max_mix``: see :mod:`training.server` (eq. (6) and its cap).
 
 These numbers were picked once on the demo setting with seed 0 and then checked on
@@ -92,10 +98,10 @@ class Config:
     model: str = "auto"
     hidden: int = 64
     rounds: int = 15
-    epochs: int = 2
+    epochs: int = 5
     batch_size: int = 16
-    lr: float = 0.05
-    lam: float = 20.0
+    lr: float = 0.1
+    lam: float = 100.0
     eta: float = 0.25
     max_mix: float = 0.8
     distance: str = "sqeuclidean_mean"
@@ -168,7 +174,8 @@ def _validate(cfg: Config) -> None:
     _choice(cfg, "distance", DISTANCES)
     _choice(cfg, "solver", SOLVERS)
     if cfg.algorithm not in ALGORITHMS:
-        raise ValueError(f"config: algorithm = {cfg.algorithm!r} is not one of {sorted(ALGORITHMS)}")
+        raise ValueError(
+            f"config: algorithm = {cfg.algorithm!r} is not one of {sorted(ALGORITHMS)}")
     positive_int = ("clients", "rounds", "epochs", "batch_size", "hidden", "groups")
     for key in positive_int:
         if getattr(cfg, key) <= 0:

@@ -1,19 +1,19 @@
-"""Model distances :math:`d(\\theta_i, \\theta_j)` for all clients at once, with gradients.
+r"""Model distances :math:`d(\theta_i, \theta_j)` for all clients at once, with gradients.
 
 All functions take the stacked flat parameters ``theta`` of shape (m, P) and work in
 one batched matrix computation (a Gram matrix), never a Python loop over pairs.
 
-* ``sqeuclidean_mean``: :math:`\\|\\theta_i - \\theta_j\\|^2 / P` (default; independent
+* ``sqeuclidean_mean``: :math:`\|\theta_i - \theta_j\|^2 / P` (default; independent
   of the model size, so ``lam`` keeps its meaning across models);
-* ``sqeuclidean``: :math:`\\|\\theta_i - \\theta_j\\|^2`;
-* ``cosine``: :math:`1 - \\langle\\theta_i, \\theta_j\\rangle / (\\|\\theta_i\\|\\|\\theta_j\\|)`.
+* ``sqeuclidean``: :math:`\|\theta_i - \theta_j\|^2`;
+* ``cosine``: :math:`1 - \langle\theta_i, \theta_j\rangle / (\|\theta_i\|\|\theta_j\|)`.
 
 :meth:`Distance.weighted_grad` returns, for weights :math:`W_{ij} = a_{ij} N_j / N_i`,
-the sum :math:`\\sum_j W_{ij} \\nabla_{\\theta_i} d(\\theta_i, \\theta_j)` used by the
+the sum :math:`\sum_j W_{ij} \nabla_{\theta_i} d(\theta_i, \theta_j)` used by the
 prox-centre of eq. (6). :meth:`Distance.metric` gives the per-client scale
 :math:`s_i` of the geometry the distance lives in (:math:`1/P`, :math:`1`,
-:math:`1/\\|\\theta_i\\|^2`); :mod:`training.server` explains how it fixes the unit of
-:math:`\\eta`.
+:math:`1/\|\theta_i\|^2`); :mod:`training.server` explains how it fixes the unit of
+:math:`\eta`.
 """
 
 from __future__ import annotations
@@ -36,15 +36,15 @@ class Distance(ABC):
 
     @abstractmethod
     def pairwise(self, theta: torch.Tensor) -> torch.Tensor:
-        """Return the (m, m) matrix :math:`d(\\theta_i, \\theta_j)`, zero diagonal, >= 0."""
+        r"""Return the (m, m) matrix :math:`d(\theta_i, \theta_j)`, zero diagonal, >= 0."""
 
     @abstractmethod
     def weighted_grad(self, theta: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
-        """Return (m, P): row i is :math:`\\sum_j W_{ij} \\nabla_{\\theta_i} d(\\theta_i, \\theta_j)`."""
+        r"""Return (m, P), row i: :math:`\sum_j W_{ij} \nabla_{\theta_i} d(\theta_i,\theta_j)`."""
 
     @abstractmethod
     def metric(self, theta: torch.Tensor) -> torch.Tensor:
-        """Return (m,) scales :math:`s_i` with :math:`d \\approx s_i\\|\\Delta\\|^2` near ``theta_i``."""
+        r"""Return (m,) scales :math:`s_i`, :math:`d \approx s_i\|\Delta\|^2` near ``theta_i``."""
 
 
 def _sq_pairwise(theta: torch.Tensor) -> torch.Tensor:
@@ -56,7 +56,7 @@ def _sq_pairwise(theta: torch.Tensor) -> torch.Tensor:
 
 
 class SqEuclidean(Distance):
-    """:math:`\\|\\theta_i - \\theta_j\\|^2`; gradient :math:`2(\\theta_i - \\theta_j)`."""
+    r""":math:`\|\theta_i - \theta_j\|^2`; gradient :math:`2(\theta_i - \theta_j)`."""
 
     name = "sqeuclidean"
     scale_by_p: ClassVar[bool] = False
@@ -71,21 +71,32 @@ class SqEuclidean(Distance):
         S = W.sum(dim=1, keepdim=True)
         return 2.0 * self._scale(theta) * (S * theta - W @ theta)
 
+    def mixing(self, W: torch.Tensor, eta: torch.Tensor) -> torch.Tensor:
+        r"""Return :math:`M` with :math:`\theta - (\eta_i/s_i)\,\text{grad}_i = (M\theta)_i`.
+
+        For squared L2 the metric-scaled step of eq. (6) is linear in ``theta``:
+        :math:`M = I - 2\,\mathrm{diag}(\eta_i S_i) + 2\,\mathrm{diag}(\eta_i) W`, so the
+        prox-centres of all clients are one (m, m) x (m, P) product.
+        """
+        S = W.sum(dim=1)
+        M = 2.0 * eta[:, None] * W
+        return M + torch.diag(1.0 - 2.0 * eta * S)
+
     def metric(self, theta: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return torch.full((theta.shape[0],), self._scale(theta), dtype=theta.dtype)
 
 
 class SqEuclideanMean(SqEuclidean):
-    """:math:`\\|\\theta_i - \\theta_j\\|^2 / P`; gradient :math:`2(\\theta_i - \\theta_j)/P`."""
+    r""":math:`\|\theta_i - \theta_j\|^2 / P`; gradient :math:`2(\theta_i - \theta_j)/P`."""
 
     name = "sqeuclidean_mean"
     scale_by_p = True
 
 
 class CosineDistance(Distance):
-    """:math:`1 - \\cos(\\theta_i, \\theta_j)`.
+    r""":math:`1 - \cos(\theta_i, \theta_j)`.
 
-    Gradient: :math:`-(u_j - \\cos_{ij} u_i)/\\|\\theta_i\\|` with :math:`u = \\theta/\\|\\theta\\|`.
+    Gradient: :math:`-(u_j - \cos_{ij} u_i)/\|\theta_i\|` with :math:`u = \theta/\|\theta\|`.
     """
 
     name = "cosine"

@@ -18,10 +18,14 @@ from numpy.typing import NDArray
 
 __all__ = ["Ledger"]
 
+_SELECT = ("SELECT round, payer, payee, account, amount FROM entries "
+           "WHERE round = ? ORDER BY payer, payee, account")
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
-    round INTEGER NOT NULL, client INTEGER NOT NULL, counterparty INTEGER NOT NULL,
-    amount REAL NOT NULL, PRIMARY KEY (round, client, counterparty));
+    round INTEGER NOT NULL, payer INTEGER NOT NULL, payee INTEGER NOT NULL,
+    account INTEGER NOT NULL, amount REAL NOT NULL,
+    PRIMARY KEY (round, payer, payee, account));
 CREATE TABLE IF NOT EXISTS booked (round INTEGER PRIMARY KEY);
 CREATE TRIGGER IF NOT EXISTS no_update BEFORE UPDATE ON entries
     BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
@@ -41,19 +45,20 @@ class Ledger:
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, isolation_level=None)
 
-    def _rows(self, round_: int, r: NDArray[np.float64], clients: list[int]) -> list[tuple]:
+    @staticmethod
+    def double_entries(round_: int, r: NDArray[np.float64], clients: list[int]) -> list[tuple]:
+        """Return the sorted double entries of remittances ``r`` (local -> global ``clients``)."""
         rows = []
         for a, b in zip(*np.nonzero(r), strict=True):
             i, j, amount = clients[a], clients[b], float(r[a, b])
-            rows += [(round_, i, j, -amount), (round_, j, i, amount)]
+            rows += [(round_, i, j, i, -amount), (round_, i, j, j, amount)]
         return sorted(rows)
 
     def entries(self, round_: int) -> list[tuple]:
-        """Return the round's entries ``(round, client, counterparty, amount)``, sorted."""
+        """Return the round's entries ``(round, payer, payee, account, amount)``, sorted."""
         con = self._connect()
         try:
-            return con.execute("SELECT round, client, counterparty, amount FROM entries "
-                               "WHERE round = ? ORDER BY client, counterparty",
+            return con.execute(_SELECT,
                                (round_,)).fetchall()
         finally:
             con.close()
@@ -63,19 +68,18 @@ class Ledger:
 
         Returns True if booked now, False if the round was already booked identically.
         """
-        rows = self._rows(round_, np.asarray(r, dtype=float), clients)
+        rows = self.double_entries(round_, np.asarray(r, dtype=float), clients)
         con = self._connect()
         try:
             con.execute("BEGIN IMMEDIATE")
-            have = con.execute("SELECT round, client, counterparty, amount FROM entries "
-                               "WHERE round = ? ORDER BY client, counterparty",
+            have = con.execute(_SELECT,
                                (round_,)).fetchall()
             if have or con.execute("SELECT 1 FROM booked WHERE round = ?", (round_,)).fetchone():
                 con.execute("ROLLBACK")
                 if sorted(have) != rows:
                     raise ValueError(f"ledger: round {round_} is booked with different entries")
                 return False
-            con.executemany("INSERT INTO entries VALUES (?, ?, ?, ?)", rows)
+            con.executemany("INSERT INTO entries VALUES (?, ?, ?, ?, ?)", rows)
             con.execute("INSERT INTO booked VALUES (?)", (round_,))
             con.execute("COMMIT")
             return True
@@ -89,8 +93,8 @@ class Ledger:
     def balances(self, round_: int) -> dict[int, float]:
         """Return each client's net amount received in the round (``-p_i``)."""
         out: dict[int, float] = {}
-        for _, client, _, amount in self.entries(round_):
-            out[client] = out.get(client, 0.0) + amount
+        for *_, account, amount in self.entries(round_):
+            out[account] = out.get(account, 0.0) + amount
         return out
 
     def rounds(self) -> list[int]:

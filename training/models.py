@@ -66,7 +66,7 @@ def _trainable(model: nn.Module) -> list[torch.Tensor]:
 
 
 def n_params(model: nn.Module) -> int:
-    """Number of trainable parameters ``P``."""
+    """Return the number of trainable parameters ``P``."""
     return sum(p.numel() for p in _trainable(model))
 
 

@@ -1,4 +1,4 @@
-"""The iPFL server step of Algorithm 1 as one pure function.
+r"""The iPFL server step of Algorithm 1 as one pure function.
 
 :func:`ipfl_server_step` takes the clients' reports :math:`(N_i, c_i, K_i)`, their
 per-round budgets and the stacked flat models ``theta`` (m, P) and returns the graph
@@ -13,28 +13,28 @@ accepts its bill, so the settled payments always sum to zero.
 The prox-centre and its cap (eq. (6))
 -------------------------------------
 For squared L2, eq. (6) reads, with :math:`W_{ij} = a_{ij} N_j / N_i` and
-:math:`S_i = \\sum_j W_{ij}`,
+:math:`S_i = \sum_j W_{ij}`,
 
-.. math:: \\bar\\theta_i = (1 - 2\\eta S_i)\\,\\theta_i + 2\\eta \\sum_j W_{ij}\\theta_j,
+.. math:: \bar\theta_i = (1 - 2\eta S_i)\,\theta_i + 2\eta \sum_j W_{ij}\theta_j,
 
-a convex combination only while :math:`2\\eta S_i \\le 1`; a client importing several
+a convex combination only while :math:`2\eta S_i \le 1`; a client importing several
 large peers would otherwise be sent an extrapolated model and its accuracy collapses.
-We **cap the step per client**: :math:`\\eta_i = \\min(\\eta, \\text{max\\_mix}/(2 S_i))`,
+We **cap the step per client**: :math:`\eta_i = \min(\eta, \text{max\_mix}/(2 S_i))`,
 so at most the fraction ``max_mix`` (default 0.8) of the centre comes from imported
 models and the rest stays the client's own, and emit a :class:`RuntimeWarning` naming
 the capped clients. The step actually used is returned in ``eta``.
 
-The unit of :math:`\\eta`. With the size-normalised distance
-:math:`\\|\\theta_i - \\theta_j\\|^2 / P` the gradient is :math:`1/P` of the plain one,
-so a literal reading of eq. (6) with :math:`\\eta = O(1)` would leave
-:math:`\\bar\\theta_i \\approx \\theta_i` for any real model. We take the gradient step in
+The unit of :math:`\eta`. With the size-normalised distance
+:math:`\|\theta_i - \theta_j\|^2 / P` the gradient is :math:`1/P` of the plain one,
+so a literal reading of eq. (6) with :math:`\eta = O(1)` would leave
+:math:`\bar\theta_i \approx \theta_i` for any real model. We take the gradient step in
 the geometry of the distance itself (a natural-gradient reading): the step is divided by
 the distance's metric scale :math:`s_i` (:math:`1/P`, :math:`1`, or
-:math:`1/\\|\\theta_i\\|^2` for cosine; :meth:`training.distance.Distance.metric`), so
-:math:`\\eta` is dimensionless: :math:`2\\eta S_i` is the share moved to the imports for
+:math:`1/\|\theta_i\|^2` for cosine; :meth:`training.distance.Distance.metric`), so
+:math:`\eta` is dimensionless: :math:`2\eta S_i` is the share moved to the imports for
 both squared-L2 distances. Consistently, the proximal term of eq. (7) is measured in
-the same geometry: :math:`\\frac{\\lambda}{2\\eta_i} s_i \\|\\theta - \\bar\\theta_i\\|^2`,
-whose gradient coefficient ``prox[i]`` :math:`= \\lambda s_i / \\eta_i` is returned.
+the same geometry: :math:`\frac{\lambda}{2\eta_i} s_i \|\theta - \bar\theta_i\|^2`,
+whose gradient coefficient ``prox[i]`` :math:`= \lambda s_i / \eta_i` is returned.
 
 References
 ----------
@@ -91,7 +91,7 @@ class Reports:
 
 @dataclass(frozen=True)
 class ServerResult:
-    """Everything one iPFL server step decides (arrays over the m clients passed in).
+    r"""Everything one iPFL server step decides (arrays over the m clients passed in).
 
     Attributes
     ----------
@@ -108,7 +108,7 @@ class ServerResult:
     eta : ndarray (m,)
         Step used per client after the cap.
     prox : ndarray (m,)
-        Gradient coefficient of eq. (7)'s proximal term, :math:`\\lambda s_i / \\eta_i`.
+        Gradient coefficient of eq. (7)'s proximal term, :math:`\lambda s_i / \eta_i`.
     capped : ndarray of bool (m,)
         Clients whose step was capped.
     """
@@ -128,11 +128,11 @@ class ServerResult:
 def prox_centers(theta: torch.Tensor, A: NDArray, N: NDArray, *, eta: float,
                  max_mix: float = 0.8, distance: str = "sqeuclidean_mean",
                  ) -> tuple[torch.Tensor, NDArray[np.float64], NDArray[np.bool_]]:
-    """Return eq. (6)'s prox-centres, the capped steps and which clients were capped.
+    r"""Return eq. (6)'s prox-centres, the capped steps and which clients were capped.
 
-    .. math:: \\bar\\theta_i = \\theta_i - \\frac{\\eta_i}{s_i}
-              \\sum_j a_{ij}\\frac{N_j}{N_i}\\nabla_{\\theta_i} d(\\theta_i, \\theta_j),
-              \\qquad \\eta_i = \\min(\\eta, \\text{max\\_mix} / (2 S_i)).
+    .. math:: \bar\theta_i = \theta_i - \frac{\eta_i}{s_i}
+              \sum_j a_{ij}\frac{N_j}{N_i}\nabla_{\theta_i} d(\theta_i, \theta_j),
+              \qquad \eta_i = \min(\eta, \text{max\_mix} / (2 S_i)).
 
     Examples
     --------
@@ -152,20 +152,23 @@ def prox_centers(theta: torch.Tensor, A: NDArray, N: NDArray, *, eta: float,
     eta_i = np.minimum(eta, limit)
     if capped.any():
         warnings.warn(
-            f"eq. (6): 2*eta*S_i > max_mix = {max_mix} for clients {np.flatnonzero(capped).tolist()}"
-            f"; step capped to keep the prox-centre a convex combination",
+            f"eq. (6): 2*eta*S_i > max_mix = {max_mix} for clients "
+            f"{np.flatnonzero(capped).tolist()}; step capped to keep the prox-centre "
+            "a convex combination",
             RuntimeWarning, stacklevel=2,
         )
     W = torch.as_tensor(W_np, dtype=theta.dtype)
+    eta_t = torch.as_tensor(eta_i, dtype=theta.dtype)
+    if hasattr(dist, "mixing"):  # squared L2: one (m, m) @ (m, P) product
+        return dist.mixing(W, eta_t) @ theta, eta_i, capped
     grad = dist.weighted_grad(theta, W)
-    step = torch.as_tensor(eta_i, dtype=theta.dtype) / dist.metric(theta)
-    return theta - step[:, None] * grad, eta_i, capped
+    return theta - (eta_t / dist.metric(theta))[:, None] * grad, eta_i, capped
 
 
 def ipfl_server_step(reports: Reports, theta: torch.Tensor, *, lam: float, eta: float,
                      max_mix: float = 0.8, distance: str = "sqeuclidean_mean",
                      solver: str = "paper") -> ServerResult:
-    """Run one server round of Algorithm 1 on ``m`` clients' reports and models.
+    r"""Run one server round of Algorithm 1 on ``m`` clients' reports and models.
 
     Parameters
     ----------
@@ -174,7 +177,7 @@ def ipfl_server_step(reports: Reports, theta: torch.Tensor, *, lam: float, eta: 
     theta : torch.Tensor, shape (m, P)
         Flat trainable parameters uploaded this round (any float dtype; computed in float64).
     lam, eta, max_mix, distance, solver
-        :math:`\\lambda` of eq. (4); the step of eq. (6) and its cap; the distance name;
+        :math:`\lambda` of eq. (4); the step of eq. (6) and its cap; the distance name;
         the graph solver of :func:`mechanism.solve_graph` (``"paper"``, ``"skip"``, ``"exact"``).
 
     Returns
@@ -197,7 +200,8 @@ def ipfl_server_step(reports: Reports, theta: torch.Tensor, *, lam: float, eta: 
         try:
             A_sub = solve_graph(mk, solver)
         except ModuleNotFoundError as exc:
-            raise ValueError(f"solver = {solver!r} is not available in this install ({exc})") from None
+            raise ValueError(
+                f"solver = {solver!r} is not available in this install ({exc})") from None
         pay = payments(mk, A_sub)
         A[np.ix_(idx, idx)] = A_sub
         r[np.ix_(idx, idx)] = pay.r

@@ -59,7 +59,7 @@ class RoundPlan:
 
     @classmethod
     def no_market(cls, centers: torch.Tensor, prox: float = 0.0) -> RoundPlan:
-        """A plan without a market: nobody pays, nobody quits."""
+        """Return a plan without a market: nobody pays, nobody quits."""
         m = centers.shape[0]
         return cls(centers=centers, prox=np.full(m, prox), stays=np.ones(m, dtype=bool),
                    A=np.zeros((m, m), dtype=np.int8), r=np.zeros((m, m)), p=np.zeros(m),

@@ -12,7 +12,7 @@ __all__ = ["FedAvg"]
 
 @register
 class FedAvg(Algorithm):
-    """All clients start each round from :math:`\\sum_i N_i\\theta_i / \\sum_i N_i`."""
+    r"""All clients start each round from :math:`\sum_i N_i\theta_i / \sum_i N_i`."""
 
     name = "fedavg"
 

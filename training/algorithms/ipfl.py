@@ -12,9 +12,9 @@ __all__ = ["IPFL"]
 
 @register
 class IPFL(Algorithm):
-    """The paper's method; the server step is :func:`training.server.ipfl_server_step`.
+    r"""The paper's method; the server step is :func:`training.server.ipfl_server_step`.
 
-    Each client starts its local training at its prox-centre :math:`\\bar\\theta_i^t`
+    Each client starts its local training at its prox-centre :math:`\bar\theta_i^t`
     (eq. (6)) and minimises eq. (7); starting there is our choice of initial point for
     the inner ``argmin``, which Algorithm 1 leaves open.
     """

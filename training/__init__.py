@@ -1,0 +1,45 @@
+"""PyTorch training layer of iPFL (Algorithm 1): data, partitions, models, the market loop.
+
+>>> from training import Config
+>>> Config(clients=4, rounds=2).algorithm
+'ipfl'
+"""
+
+from .algorithms import ALGORITHMS, Algorithm, RoundPlan, get_algorithm, register
+from .audit import audit_run
+from .config import Config, load_config
+from .data import Dataset, load_dataset
+from .distance import DISTANCES, get_distance
+from .ledger import Ledger
+from .loop import prepare, train
+from .models import build_model
+from .partition import PARTITIONERS, client_splits, partition
+from .rundir import RunDir
+from .server import Reports, ServerResult, ipfl_server_step, prox_centers
+
+__all__ = [
+    "ALGORITHMS",
+    "Algorithm",
+    "Config",
+    "DISTANCES",
+    "Dataset",
+    "Ledger",
+    "PARTITIONERS",
+    "Reports",
+    "RoundPlan",
+    "RunDir",
+    "ServerResult",
+    "audit_run",
+    "build_model",
+    "client_splits",
+    "get_algorithm",
+    "get_distance",
+    "ipfl_server_step",
+    "load_config",
+    "load_dataset",
+    "partition",
+    "prepare",
+    "prox_centers",
+    "register",
+    "train",
+]

@@ -1,0 +1,108 @@
+"""Re-check a run: recompute every recorded round with the mechanism layer.
+
+For each ``rounds/NNNN.json`` the recorded market inputs (reported N, c, K, budgets,
+distance matrix, lambda, solver, clients still in) are fed to :mod:`mechanism` again,
+including the quit-and-recompute rule of :func:`training.server.ipfl_server_step`; the
+recomputed graph, remittances, payments and utilities must equal the recorded outputs
+(graph exactly, money to ``atol``), and the ledger must hold exactly the recorded
+remittances and sum to zero per round.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mechanism import Market, payments, solve_graph, utilities
+
+from .ledger import Ledger
+from .rundir import RunDir
+
+__all__ = ["AuditReport", "audit_run", "recompute_round"]
+
+
+@dataclass
+class AuditReport:
+    """Result of :func:`audit_run`: rounds checked and a list of problems found."""
+
+    rounds: list[int]
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing differs."""
+        return not self.problems
+
+
+def recompute_round(inputs: dict) -> dict[str, np.ndarray]:
+    """Recompute a round's outputs (stays, A, r, p, U) from its recorded inputs."""
+    N, c, K = (np.asarray(inputs[k], dtype=float) for k in ("N", "c", "K"))
+    budget, d = np.asarray(inputs["budget"], dtype=float), np.asarray(inputs["d"], dtype=float)
+    m = len(N)
+    stays = np.ones(m, dtype=bool)
+    A, r, p, U = np.zeros((m, m), dtype=np.int8), np.zeros((m, m)), np.zeros(m), np.zeros(m)
+    for _ in range(m):
+        idx = np.flatnonzero(stays)
+        A[:], r[:], p[:], U[:] = 0, 0.0, 0.0, 0.0
+        if len(idx) < 2:
+            break
+        mk = Market(N=N[idx], c=c[idx], K=K[idx], d=d[np.ix_(idx, idx)], lam=inputs["lam"])
+        A_sub = solve_graph(mk, inputs["solver"])
+        pay = payments(mk, A_sub)
+        A[np.ix_(idx, idx)], r[np.ix_(idx, idx)] = A_sub, pay.r
+        p[idx], U[idx] = pay.p, utilities(mk, A_sub)
+        refuse = pay.p > budget[idx]
+        if not refuse.any():
+            break
+        stays[idx[refuse]] = False
+    return {"stays": stays, "A": A, "r": r, "p": p, "U": U}
+
+
+def audit_run(run_dir: str | Path, atol: float = 1e-9) -> AuditReport:
+    """Recompute every recorded round of ``run_dir`` and report each one that differs."""
+    rd = RunDir(run_dir)
+    if not rd.path.is_dir():
+        raise FileNotFoundError(f"audit-run: {str(rd.path)!r} is not a run directory")
+    records = rd.read_rounds()
+    ledger = Ledger(rd.ledger) if rd.ledger.is_file() else None
+    problems: list[str] = []
+    for t, rec in sorted(records.items()):
+        try:
+            got = recompute_round(rec["inputs"])
+        except (KeyError, ValueError) as exc:
+            problems.append(f"round {t}: inputs cannot be recomputed ({exc})")
+            continue
+        out = rec["outputs"]
+        for key in ("stays", "A", "r", "p", "U"):
+            want = np.asarray(out[key], dtype=float)
+            have = np.asarray(got[key], dtype=float)
+            exact = key in ("stays", "A")
+            if want.shape != have.shape or not (
+                np.array_equal(want, have) if exact else np.allclose(want, have, rtol=0, atol=atol)
+            ):
+                diff = "shape" if want.shape != have.shape else (
+                    f"max |diff| = {np.max(np.abs(want - have)):.3g}")
+                problems.append(
+                    f"round {t}: recorded {key} differs from the recomputed one ({diff})")
+        if ledger is None:
+            problems.append(f"round {t}: no ledger.sqlite in the run directory")
+            continue
+        clients = rec["clients"]
+        entries = ledger.entries(t)
+        if abs(sum(a for *_, a in entries)) > atol:
+            problems.append(f"round {t}: ledger entries sum to {sum(a for *_, a in entries)!r}")
+        r = np.asarray(out["r"], dtype=float)
+        if sorted(entries) != Ledger.double_entries(t, r, clients):
+            if not _ledger_matches(entries, t, r, clients, atol):
+                problems.append(f"round {t}: ledger entries differ from the recorded r_ij")
+    return AuditReport(rounds=sorted(records), problems=problems)
+
+
+def _ledger_matches(entries: list[tuple], t: int, r: np.ndarray, clients: list[int],
+                    atol: float) -> bool:
+    """Compare booked entries with the double entries of ``r`` up to ``atol``."""
+    want = {(i, j, acc): a for _, i, j, acc, a in Ledger.double_entries(t, r, clients)}
+    have = {(i, j, acc): a for _, i, j, acc, a in entries}
+    return set(have) == set(want) and all(abs(have[k] - want[k]) <= atol for k in have)
