@@ -11,7 +11,7 @@ from .config import Config, load_config
 from .data import Dataset, load_dataset
 from .distance import DISTANCES, get_distance
 from .ledger import Ledger
-from .loop import prepare, train
+from .loop import IRViolationWarning, prepare, train
 from .models import build_model
 from .partition import PARTITIONERS, client_splits, partition
 from .rundir import RunDir
@@ -23,6 +23,7 @@ __all__ = [
     "Config",
     "DISTANCES",
     "Dataset",
+    "IRViolationWarning",
     "Ledger",
     "PARTITIONERS",
     "Reports",

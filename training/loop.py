@@ -182,6 +182,10 @@ def train(cfg: Config | None, run_dir: str | Path, *, resume: bool = False,
     return rows
 
 
+class IRViolationWarning(UserWarning):
+    """A recorded round in which some client's utility U_i^t (eq. (1)) is negative."""
+
+
 def _round(fed: Federation, algo: Any, state: dict[str, Any], t: int, rd: RunDir,
            ledger: Ledger | None) -> tuple[list[dict[str, Any]], int]:
     cfg, m = fed.cfg, fed.m
@@ -247,5 +251,10 @@ def _round(fed: Federation, algo: Any, state: dict[str, Any], t: int, rd: RunDir
             "imports": int(imports[i]), "importers": int(importers[i]),
             "ir": bool(U[i] >= -1e-9), "eta": None if math.isnan(eta[i]) else float(eta[i]),
         })
+    broken = [r["client"] for r in rows if not r["ir"]]
+    if broken:
+        warnings.warn(f"round {t}: individual rationality (Theorem 1) violated, U_i < 0 for "
+                      f"clients {broken}: " + ", ".join(f"U_{i} = {U[i]:.6g}" for i in broken),
+                      IRViolationWarning, stacklevel=3)
     state["active"] = train_mask
     return rows, capped

@@ -57,6 +57,14 @@ def command(seed: int, overrides: tuple[str, ...], run_dir: str | None) -> None:
     acc_i = np.mean([r["acc"] for r in ipf.values()])
     click.echo(f"{'mean':>6} {'':>5} {acc_l:>10.3f} {acc_i:>9.3f} "
                f"{np.mean([r['cum_U'] for r in ipf.values()]):>8.2f}")
+    ipfl_rows = [r for r in runs["ipfl"] if r["round"] > 0 and r["active"]]
+    broken = [(r["round"], r["client"], r["U"]) for r in ipfl_rows if not r["ir"]]
+    if broken:
+        click.secho(f"\nINDIVIDUAL RATIONALITY VIOLATED in {len(broken)} of {len(ipfl_rows)} "
+                    f"client-rounds (round, client, U): {broken}", fg="red", bold=True)
+    else:
+        click.echo(f"\nindividual rationality (U_i >= 0) held in all {len(ipfl_rows)} "
+                   "recorded client-rounds")
     curves = plot_curves(runs, out / "curves.png")
     graph = plot_graph(out / "ipfl" / "rounds" / f"{T:04d}.json", out / "graph.png")
     click.echo(f"\nplots: {curves}, {graph}\nrun dirs: {out / 'local'}, {out / 'ipfl'} "
