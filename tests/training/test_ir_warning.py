@@ -28,7 +28,8 @@ def breaker():
 
 
 def test_negative_utility_raises_a_loud_warning_and_is_recorded(tiny, tmp_path, breaker):
-    with pytest.warns(IRViolationWarning, match=r"round 1: individual rationality .* clients \[0\]"):
+    match = r"round 1: individual rationality .* clients \[0\]"
+    with pytest.warns(IRViolationWarning, match=match):
         rows = train(tiny.replace(algorithm=breaker, rounds=1), tmp_path / "run")
     assert [r["client"] for r in rows if not r["ir"]] == [0]
 
