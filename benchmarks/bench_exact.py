@@ -1,6 +1,6 @@
 """Exact row solve (outer approximation + CBC) versus Algorithm 2, by market size.
 
-Run:  python benchmarks/bench_exact.py [--sizes 50,200] [--markets 3] [--rows 5]
+Run:  python benchmarks/bench_exact.py [--sizes 50,200] [--markets 3] [--rows 5] [--hard]
 
 For each m, ``--markets`` seeded random markets (``random_market(m, seed=k)``)
 and the first ``--rows`` rows of each: time each certified exact row solve;
@@ -23,13 +23,17 @@ def main() -> None:
     ap.add_argument("--sizes", default="50,200")
     ap.add_argument("--markets", type=int, default=3)
     ap.add_argument("--rows", type=int, default=5)
+    ap.add_argument("--hard", action="store_true",
+                    help="cheap models, eager clients (c in [0.001, 0.05], K in [1e5, 1e6], "
+                         "lam = 0.01): many candidates survive pruning")
     args = ap.parse_args()
     print(f"{'m':>5} {'rows':>5} {'median row s':>13} {'max row s':>10} {'certified':>10} "
           f"{'mean iters':>11} {'greedy graph s':>15} {'greedy rows opt':>16}")
     for m in (int(s) for s in args.sizes.split(",")):
         times, ok, iters, gtimes, gopt = [], [], [], [], []
         for k in range(args.markets):
-            mk = random_market(m, seed=k)
+            mk = (random_market(m, seed=k, c_range=(0.001, 0.05), K_range=(1e5, 1e6), lam=0.01)
+                  if args.hard else random_market(m, seed=k))
             t0 = time.perf_counter()
             A = greedy_graph(mk, "paper")
             gtimes.append(time.perf_counter() - t0)
