@@ -22,7 +22,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .atomic import atomic_write_text
 from .exact import EXACT_SOLVERS, exact_graph
 from .graph import VARIANTS, greedy_graph
 from .market import Market
@@ -343,19 +343,6 @@ def _summarise(res: CompareResult) -> dict:
     return summary
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_outputs(res: CompareResult, outdir: str | os.PathLike) -> dict[str, Path]:
     """Write ``markets.csv``, ``rows.csv`` and ``compare.json`` atomically; return their paths."""
     outdir = Path(outdir)
@@ -366,9 +353,9 @@ def write_outputs(res: CompareResult, outdir: str | os.PathLike) -> dict[str, Pa
         writer.writeheader()
         writer.writerows(records)
         paths[name] = outdir / f"{name}.csv"
-        _atomic_write(paths[name], buf.getvalue())
+        atomic_write_text(paths[name], buf.getvalue())
     paths["json"] = outdir / "compare.json"
     payload = {"options": res.options, "summary": res.summary, "example": res.example,
                "markets": res.markets}
-    _atomic_write(paths["json"], json.dumps(payload, indent=1, allow_nan=True))
+    atomic_write_text(paths["json"], json.dumps(payload, indent=1, allow_nan=True))
     return paths
