@@ -23,7 +23,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest -q
+	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest -q --doctest-modules mechanism proofs_checks training tests
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_mechanism.py

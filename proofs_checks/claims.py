@@ -1,0 +1,244 @@
+r"""The registry of claims and solvers, and a runner that finds minimal counterexamples.
+
+A :class:`Claim` pairs a property of :mod:`proofs_checks.properties` with the
+Hypothesis strategy that feeds it. :data:`SOLVER_CLAIMS` records, for every
+graph solver, what we expect of each claim (``"holds"`` or ``"refuted"``): the
+shared test base in ``tests/proofs_checks`` is driven by it, as Axelrod's
+``TestPlayer`` is driven by each strategy's classifier, and ``ipfl audit``
+reports when a run disagrees with it.
+
+:func:`run_claim` runs one claim against one mechanism through Hypothesis and,
+if it fails, returns the shrunk (minimal) counterexample.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from mechanism import Market
+
+from . import properties as P
+from .strategies import MAX_M, market_and_client, market_and_misreport, markets
+
+__all__ = [
+    "CLAIMS",
+    "SOLVERS",
+    "SOLVER_CLAIMS",
+    "Claim",
+    "ClaimResult",
+    "run_claim",
+]
+
+SOLVERS: tuple[str, ...] = ("paper", "skip", "exact")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim: where the paper states it, what it says, how to check it.
+
+    Attributes
+    ----------
+    key : str
+        Identifier, e.g. ``"theorem1"``.
+    source : str
+        Where it comes from ("Theorem 1", "eq. (9)", "not in the paper").
+    statement : str
+        The claim in one sentence.
+    strategy : callable
+        ``strategy(max_m) -> SearchStrategy`` of the check's extra arguments.
+    check : callable
+        ``check(mechanism, *drawn) -> Violation | None``.
+    """
+
+    key: str
+    source: str
+    statement: str
+    strategy: Callable[[int], st.SearchStrategy]
+    check: Callable[..., P.Violation | None]
+
+
+def _graph_check(fn: Callable) -> Callable:
+    def check(mech: P.Mechanism, market: Market) -> P.Violation | None:
+        return fn(market, np.asarray(mech.graph(market), dtype=np.int8))
+
+    return check
+
+
+def _paid_graph_check(fn: Callable) -> Callable:
+    def check(mech: P.Mechanism, market: Market) -> P.Violation | None:
+        return fn(market, np.asarray(mech.graph(market), dtype=np.int8), mech.pay)
+
+    return check
+
+
+def _lie_check(fn: Callable, claim: str | None = None) -> Callable:
+    def check(mech: P.Mechanism, drawn: tuple) -> P.Violation | None:
+        market, lie = drawn
+        return fn(market, mech, lie) if claim is None else fn(market, mech, lie, claim=claim)
+
+    return check
+
+
+def _client_check(mech: P.Mechanism, drawn: tuple) -> P.Violation | None:
+    market, i = drawn
+    return P.check_theorem3(market, mech, i)
+
+
+def _markets(max_m: int) -> st.SearchStrategy:
+    return markets(max_m=max_m)
+
+
+#: every claim, in report order
+CLAIMS: dict[str, Claim] = {
+    c.key: c
+    for c in [
+        Claim("theorem1", "Theorem 1", "U_i >= 0 for every client (individual rationality).",
+              _markets, _paid_graph_check(P.check_individual_rationality)),
+        Claim("lemma1", "Lemma 1", "Reporting c_i' > c_i never adds an importer of i's model.",
+              lambda m: market_and_misreport("c", "over", m), _lie_check(P.check_lemma1)),
+        Claim("theorem2", "Theorem 2", "Overstating c_i never raises i's one-round utility.",
+              lambda m: market_and_misreport("c", "over", m), _lie_check(P.check_truthfulness)),
+        Claim("theorem3", "Theorem 3", "As N_i grows without bound, nobody imports i.",
+              lambda m: market_and_client(m), _client_check),
+        Claim("eq9_remove", "eq. (9), first half",
+              "a_ij = 1 => removing j strictly raises phi_i.",
+              _markets, _graph_check(P.check_local_optimality_remove)),
+        Claim("eq9_add", "eq. (9), second half", "a_ij = 0 => adding j does not lower phi_i.",
+              _markets, _graph_check(P.check_local_optimality_add)),
+        Claim("budget_balance", "Definition 4", "Payments sum to zero (to 1e-9).",
+              _markets, _paid_graph_check(P.check_budget_balance)),
+        Claim("misreport_N_under", "Table 2 (empirical only)",
+              "Under-reporting N_i never raises i's utility.",
+              lambda m: market_and_misreport("N", "under", m),
+              _lie_check(P.check_misreport, "misreport_N_under")),
+        Claim("misreport_N_over", "Table 2 (empirical only)",
+              "Over-reporting N_i never raises i's utility.",
+              lambda m: market_and_misreport("N", "over", m),
+              _lie_check(P.check_misreport, "misreport_N_over")),
+        Claim("misreport_K", "not in the paper",
+              "Misreporting K_i (either way) never raises i's utility.",
+              lambda m: market_and_misreport("K", "any", m),
+              _lie_check(P.check_misreport, "misreport_K")),
+    ]
+}
+
+_H, _R = "holds", "refuted"
+#: what each solver is expected to satisfy (verified by the audit and the test suite)
+SOLVER_CLAIMS: dict[str, dict[str, str]] = {
+    "paper": {"theorem1": _H, "lemma1": _H, "theorem2": _H, "theorem3": _R, "eq9_remove": _R,
+              "eq9_add": _R, "budget_balance": _H, "misreport_N_under": _R,
+              "misreport_N_over": _R, "misreport_K": _R},
+    "skip": {"theorem1": _H, "lemma1": _H, "theorem2": _H, "theorem3": _R, "eq9_remove": _R,
+             "eq9_add": _H, "budget_balance": _H, "misreport_N_under": _R,
+             "misreport_N_over": _R, "misreport_K": _R},
+    "exact": {"theorem1": _H, "lemma1": _H, "theorem2": _H, "theorem3": _R, "eq9_remove": _H,
+              "eq9_add": _H, "budget_balance": _H, "misreport_N_under": _R,
+              "misreport_N_over": _R, "misreport_K": _R},
+}
+
+
+@dataclass
+class ClaimResult:
+    """Outcome of :func:`run_claim`.
+
+    Attributes
+    ----------
+    claim, solver : str
+    verdict : {"holds", "refuted", "skipped"}
+    examples : int
+        Examples generated before the first failure (all of them if none failed).
+    seconds : float
+    violation : Violation or None
+        The shrunk counterexample.
+    reason : str
+        Why it was skipped, if it was.
+    """
+
+    claim: str
+    solver: str
+    verdict: str
+    examples: int
+    seconds: float
+    violation: P.Violation | None = None
+    reason: str = ""
+    shrink_calls: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+class _Falsified(AssertionError):
+    pass
+
+
+def run_claim(
+    claim: Claim | str,
+    mech: P.Mechanism | str,
+    *,
+    max_examples: int | None = None,
+    shrink: bool = True,
+    max_m: int = MAX_M,
+    base_settings: settings | None = None,
+) -> ClaimResult:
+    """Run ``claim`` against ``mech`` with Hypothesis; shrink a failure to a minimal market.
+
+    Parameters
+    ----------
+    claim : Claim or str
+        A :class:`Claim` or a key of :data:`CLAIMS`.
+    mech : Mechanism or str
+        A mechanism or a solver name (see :func:`~proofs_checks.properties.mechanism_for`).
+    max_examples : int, optional
+        Example budget; default: that of the loaded Hypothesis profile.
+    shrink : bool
+        Shrink a counterexample (the audit) or stop at the first one (quick tests).
+    max_m : int
+        Largest market drawn.
+    base_settings : hypothesis.settings, optional
+        Settings to start from (default: the loaded profile).
+
+    Returns
+    -------
+    ClaimResult
+        ``verdict`` is ``"refuted"`` with the last (i.e. shrunk) failing example,
+        else ``"holds"``.
+    """
+    claim = CLAIMS[claim] if isinstance(claim, str) else claim
+    mech = P.mechanism_for(mech) if isinstance(mech, str) else mech
+    base = base_settings or settings()
+    phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if shrink else [])
+    cfg = settings(
+        base,
+        max_examples=max_examples or base.max_examples,
+        phases=phases,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        report_multiple_bugs=False,
+        print_blob=False,
+    )
+    state: dict = {"calls": 0, "first_fail": 0, "last": None}
+
+    @cfg
+    @given(claim.strategy(max_m))
+    def prop(drawn: object) -> None:
+        state["calls"] += 1
+        violation = claim.check(mech, drawn)
+        if violation is not None:
+            if not state["first_fail"]:
+                state["first_fail"] = state["calls"]
+            state["last"] = violation
+            raise _Falsified(str(violation))
+
+    start = time.perf_counter()
+    try:
+        prop()
+    except _Falsified:
+        return ClaimResult(claim.key, mech.name, "refuted", state["first_fail"],
+                           time.perf_counter() - start, state["last"],
+                           shrink_calls=state["calls"] - state["first_fail"])
+    return ClaimResult(claim.key, mech.name, "holds", state["calls"], time.perf_counter() - start)

@@ -1,0 +1,115 @@
+r"""Committed minimal counterexamples to the refuted claims, with their arithmetic.
+
+Each function returns the (true) market Hypothesis shrank to, plus the
+misreport or client involved. All use the paper's gain (eq. (2)),
+:math:`g_i(x) = \sqrt{K_i/N_i} - \sqrt{K_i/(N_i + x)}`, and
+:math:`w_{ij} = c_j + \lambda (N_j/N_i) d_{ij}`. ``tests/proofs_checks/
+test_counterexamples.py`` replays each one against the properties and checks
+the numbers printed here.
+"""
+
+from __future__ import annotations
+
+from mechanism import Market
+
+from .strategies import Misreport
+
+__all__ = [
+    "eq9_add_paper",
+    "eq9_remove_greedy",
+    "misreport_K_under",
+    "misreport_N_over",
+    "misreport_N_under",
+    "theorem3_flat_weight",
+]
+
+
+def theorem3_flat_weight() -> tuple[Market, int]:
+    r"""Theorem 3 fails when :math:`w_{ji}` does not grow with :math:`N_i` (all solvers).
+
+    ``N = [1, 1]``, ``c = [0, 0]``, ``K = [0, 1]``, :math:`\lambda = 0`, ``i = 0``.
+    Then :math:`w_{10} = c_0 + 0 = 0` for every :math:`N_0`, while
+    :math:`g_1(N_0) = 1 - 1/\sqrt{1 + N_0} > 0`: importing 0 always lowers
+    :math:`\phi_1` (Algorithm 2's threshold is :math:`+\infty`; the exact optimum
+    of row 1 is :math:`\{0\}` with :math:`\phi_1 = -g_1(N_0) < 0`). At
+    :math:`N_0 = 10^9`, :math:`g_1 = 1 - 1/\sqrt{10^9 + 1} \approx 0.99997` and
+    client 1 still imports 0. The same holds whenever :math:`\lambda d_{j0} = 0`
+    and :math:`c_0 < \sqrt{K_j/N_j}`.
+    """
+    return Market(N=[1, 1], c=[0, 0], K=[0, 1], lam=0.0), 0
+
+
+def eq9_remove_greedy() -> Market:
+    r"""Eq. (9)'s first half (strict) fails for Algorithm 2, both variants.
+
+    ``N = [1, 1]``, ``c = [0, 0]``, ``K = [0, 0]``, :math:`\lambda = 0`. Client 0
+    is a pure seller: :math:`w_{01} = 0`, so its threshold is :math:`+\infty` and
+    Algorithm 2 sets :math:`a_{01} = 1`. Removing 1 changes
+    :math:`\phi_0` by :math:`[g_0(1) - g_0(0)] - w_{01} = 0 - 0 = 0`, not ``> 0``.
+    (The exact solver returns the empty row for a pure seller and satisfies it.)
+    """
+    return Market(N=[1, 1], c=[0, 0], K=[0, 0], lam=0.0)
+
+
+def eq9_add_paper() -> Market:
+    r"""Eq. (9)'s second half fails for Algorithm 2 as printed (variant ``"paper"``).
+
+    ``N = [1, 1, 100, 1]``, ``c = 0``, ``K = [0, 0, 0, 2000]``, :math:`\lambda = 2`,
+    points ``[0, 0.2, 0, 0.2]`` on a line so ``d_30 = 0.2``, ``d_31 = 0``,
+    ``d_32 = 0.2``. Row 3, :math:`g_3(x) = \sqrt{2000}(1 - 1/\sqrt{1 + x})`
+    (:math:`\sqrt{2000} = 44.72`):
+
+    * :math:`w_{31} = 0`: threshold :math:`+\infty`;
+    * :math:`w_{32} = 2 \cdot 100 \cdot 0.2 = 40`: threshold just above 100
+      (:math:`g_3(100) = 44.72 (1 - 1/\sqrt{101}) = 40.27 > 40`);
+    * :math:`w_{30} = 2 \cdot 1 \cdot 0.2 = 0.4`: threshold :math:`\approx 14.6`.
+
+    Order 1, 2, 0. Import 1 (``n = 1``); then :math:`1 + 100 \ge T_{32}`: break.
+    Client 0 is never tried, yet adding it changes :math:`\phi_3` by
+    :math:`0.4 - [g_3(2) - g_3(1)] = 0.4 - 44.72 (1/\sqrt 2 - 1/\sqrt 3)`
+    :math:`= 0.4 - 5.803 = -5.403 < 0`.
+    """
+    return Market(N=[1, 1, 100, 1], c=[0, 0, 0, 0], K=[0, 0, 0, 2000], lam=2.0,
+                  d=[[0, .2, 0, .2], [.2, 0, .2, 0], [0, .2, 0, .2], [.2, 0, .2, 0]])
+
+
+def misreport_N_over() -> tuple[Market, Misreport]:
+    r"""Over-reporting :math:`N_i` pays (all solvers).
+
+    ``N = [1, 1]``, ``c = [0, 0]``, ``K = [0, 1]``, :math:`\lambda = 0`; client 0
+    (a zero-cost seller) reports :math:`\hat N_0 = 2`. Client 1 imports 0 either
+    way (:math:`w_{10} = 0`) and pays :math:`r_{10} = g_1(n_1) - g_1(0)`:
+
+    * truthful: :math:`U_0 = r_{10} = 1 - 1/\sqrt 2 = 0.292893`;
+    * lying: :math:`n_1 = 2`, :math:`\hat U_0 = 1 - 1/\sqrt 3 = 0.422650`.
+    """
+    return Market(N=[1, 1], c=[0, 0], K=[0, 1], lam=0.0), Misreport(0, "N", 2.0, 2.0)
+
+
+def misreport_N_under() -> tuple[Market, Misreport]:
+    r"""Under-reporting :math:`N_i` pays (all solvers): a lower price per model.
+
+    ``N = [1, 100]``, ``c = [0, 0]``, ``K = [1, 0]``, :math:`\lambda = 0.01`,
+    ``d_01 = 1``; client 1 (a seller) reports :math:`\hat N_1 = 50`. Row 0:
+    :math:`g_0(x) = 1 - 1/\sqrt{1 + x}`.
+
+    * truthful: :math:`w_{01} = 0.01 \cdot 100 \cdot 1 = 1 > g_0(100) = 0.9005`,
+      nobody imports 1, :math:`U_1 = 0`;
+    * lying: :math:`\hat w_{01} = 0.5 < g_0(50) = 0.859972`, so 0 imports 1 and
+      pays :math:`r_{01} = 0.859972 - 0.5 = 0.359972 = \hat U_1` (no cost, no gain).
+    """
+    return (Market(N=[1, 100], c=[0, 0], K=[1, 0], lam=0.01, d=[[0, 1], [1, 0]]),
+            Misreport(1, "N", 50.0, 0.5))
+
+
+def misreport_K_under() -> tuple[Market, Misreport]:
+    r"""Under-reporting :math:`K_i` pays (all solvers): the buyer is billed less.
+
+    ``N = [1, 1]``, ``c = [0, 0]``, ``K = [1, 0]``, :math:`\lambda = 0`; client 0
+    reports :math:`\hat K_0 = 0.5`. It imports 1 either way (:math:`w_{01} = 0`).
+
+    * truthful: pays :math:`g_0(1) = 1 - 1/\sqrt 2 = 0.292893`, :math:`U_0 = 0`;
+    * lying: billed :math:`\sqrt{0.5}(1 - 1/\sqrt 2) = 0.207107`, true gain
+      :math:`0.292893`, :math:`\hat U_0 = 0.085786`.
+    """
+    return Market(N=[1, 1], c=[0, 0], K=[1, 0], lam=0.0), Misreport(0, "K", 0.5, 0.5)

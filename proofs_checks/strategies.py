@@ -1,0 +1,245 @@
+r"""Hypothesis strategies for iPFL markets and misreports, valid by construction.
+
+Every draw is a valid :class:`mechanism.Market` without ``assume()`` filtering
+(after Axelrod's ``tests/property.py``): each field is built from pieces whose
+ranges already satisfy the constraints of Methods 4.1,
+
+* data sizes :math:`N_i = \text{mantissa} \times 10^{e}` with ``e`` in ``0..6``
+  (always ``> 0``),
+* sharing costs :math:`c_i \in \{0\} \cup [10^{-4}, 10^{3}]`, or ``inf`` for a
+  pure buyer (Results 2.3),
+* data eagerness :math:`K_i \in \{0\} \cup [10^{-2}, 10^{7}]`, with ``K = 0`` for a
+  pure seller,
+* :math:`\lambda \in \{0\} \cup [10^{-4}, 10^{2}]`,
+* distances :math:`d_{ij} = s\,\lVert x_i - x_j \rVert_2` for integer points
+  :math:`x_i \in \{-10..10\}^{\dim}`, ``dim`` in ``1..3``: a real point cloud, so
+  ``d`` is symmetric, zero on the diagonal and satisfies the triangle inequality.
+
+Mantissas are integers ``1..9`` first and arbitrary floats in ``[1, 10)`` second,
+so Hypothesis shrinks a failing market to small round numbers a reader can check
+by hand. The first client is never drawn as a pure buyer or seller (its cost is
+finite, though its ``K`` may still be 0), so every market has a finite cost to
+misreport.
+
+Misreports (:class:`Misreport`) name the liar ``i``, the field (``"c"``, ``"N"`` or
+``"K"``) and the reported value, drawn as a factor of the true value.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cache
+from typing import Literal
+
+import numpy as np
+from hypothesis import strategies as st
+from scipy.spatial.distance import cdist
+
+from mechanism import Market
+
+__all__ = [
+    "MAX_M",
+    "Misreport",
+    "decimal_floats",
+    "market_and_misreport",
+    "market_and_client",
+    "markets",
+    "misreports",
+]
+
+#: largest market drawn (the exact solver is run by brute force up to here)
+MAX_M = 12
+
+Field = Literal["c", "N", "K"]
+Role = Literal["trader", "buyer", "seller"]
+
+
+@dataclass(frozen=True)
+class Misreport:
+    """Client ``i`` reports ``value`` for ``field`` instead of its true value.
+
+    Attributes
+    ----------
+    i : int
+        The liar.
+    field : {"c", "N", "K"}
+        What it lies about.
+    value : float
+        The reported value (the mechanism sees it; the liar's utility does not).
+    factor : float
+        ``value / true`` where the true value is positive and finite, else ``nan``.
+    """
+
+    i: int
+    field: Field
+    value: float
+    factor: float
+
+    def apply(self, market: Market) -> Market:
+        """Return the market as the mechanism sees it under this report."""
+        return market.with_report(self.i, **{self.field: self.value})
+
+    def describe(self, market: Market) -> str:
+        """One line such as ``client 0 reports c = 2 (true 1)``."""
+        true = float(getattr(market, self.field)[self.i])
+        return f"client {self.i} reports {self.field} = {self.value:.6g} (true {true:.6g})"
+
+
+@cache
+def decimal_floats(lo_exp: int, hi_exp: int) -> st.SearchStrategy[float]:
+    r"""Positive floats :math:`\text{mantissa} \times 10^e`, ``e`` in ``lo_exp..hi_exp``.
+
+    The mantissa is an integer ``1..9`` or a float in ``[1, 10)``; both shrink
+    towards ``1`` and the exponent towards ``lo_exp``, so a shrunk value is
+    ``10**lo_exp`` unless something larger is needed. Cached: building
+    strategies is costly, drawing from them is not.
+    """
+    mantissa = st.one_of(
+        st.integers(1, 9).map(float),
+        st.floats(1.0, 10.0, exclude_max=True, allow_nan=False),
+    )
+    return st.builds(lambda mant, e: float(mant * 10.0**e), mantissa, st.integers(lo_exp, hi_exp))
+
+
+@cache
+def _zero_or(lo_exp: int, hi_exp: int) -> st.SearchStrategy[float]:
+    """``0.0`` (the shrink target) or a draw from ``decimal_floats(lo_exp, hi_exp)``."""
+    return st.one_of(st.just(0.0), decimal_floats(lo_exp, hi_exp))
+
+
+_ROLES = st.sampled_from(("trader", "buyer", "seller"))
+_SCALES = st.sampled_from((1.0, 0.1, 0.01, 0.001, 10.0))
+
+
+@cache
+def _client(dim: int, roles: bool) -> st.SearchStrategy[tuple]:
+    """One client: ``(N, c, K, role, point)``; the point is integer, in ``{-10..10}^dim``."""
+    return st.tuples(
+        decimal_floats(0, 6),
+        _zero_or(-4, 2),
+        _zero_or(-2, 6),
+        _ROLES if roles else st.just("trader"),
+        st.lists(st.integers(-10, 10), min_size=dim, max_size=dim),
+    )
+
+
+@st.composite
+def markets(
+    draw: st.DrawFn,
+    min_m: int = 2,
+    max_m: int = MAX_M,
+    roles: bool = True,
+) -> Market:
+    r"""Draw a valid market of ``min_m..max_m`` clients (Methods 4.1).
+
+    Clients are drawn as one list of ``(N, c, K, role, point)`` tuples, so
+    Hypothesis can shrink a market by deleting whole clients. The distances are
+    ``scale`` times the Euclidean distances of the points (a metric).
+
+    Parameters
+    ----------
+    min_m, max_m : int
+        Range of the number of clients (``2 <= min_m <= max_m``).
+    roles : bool
+        Whether clients ``1..m-1`` may be pure buyers (``c = inf``) or pure
+        sellers (``K = 0``); client 0 keeps its drawn finite ``c`` and ``K``.
+
+    Examples
+    --------
+    >>> from hypothesis import find
+    >>> find(markets(), lambda mk: True).m  # the simplest market
+    2
+    """
+    dim = draw(st.integers(1, 3))
+    clients = draw(st.lists(_client(dim, roles), min_size=min_m, max_size=max_m))
+    N = [cl[0] for cl in clients]
+    c = [math.inf if k and cl[3] == "buyer" else cl[1] for k, cl in enumerate(clients)]
+    K = [0.0 if k and cl[3] == "seller" else cl[2] for k, cl in enumerate(clients)]
+    lam = draw(_zero_or(-4, 1))
+    points = np.asarray([cl[4] for cl in clients], dtype=float)
+    d = draw(_SCALES) * cdist(points, points)
+    return Market(N=N, c=c, K=K, d=d, lam=lam)
+
+
+def misreports(market: Market, field: Field, direction: str = "any") -> st.SearchStrategy:
+    r"""Misreports of ``field`` for a given market, valid by construction.
+
+    Parameters
+    ----------
+    market : Market
+    field : {"c", "N", "K"}
+    direction : {"over", "under", "any"}
+        ``"over"``: report more than the truth (for ``c`` strictly more, as
+        Lemma 1 and Theorem 2 assume :math:`\hat c_i > c_i`); ``"under"``: less.
+
+    Notes
+    -----
+    The liar is drawn among the clients whose true value can move in the
+    requested direction: finite ``c`` for ``"c"`` (client 0 always qualifies),
+    every client for ``"N"``, ``K > 0`` for ``"K"`` under-reports (client 0 may
+    have ``K = 0``; then its ``K`` is over-reported). The reported value is
+    ``true * factor + bump`` with ``factor`` in ``[1, 100]`` (over) or
+    ``[0.01, 1)`` (under) and, for ``c`` and ``K`` over-reports, an additive
+    ``bump`` so that a true ``0`` can be overstated too. Reported ``N`` stays
+    ``> 0`` and finite, reported ``K`` finite and ``>= 0``.
+    """
+    true = getattr(market, field)
+    if field == "c":
+        candidates = [k for k in range(market.m) if math.isfinite(true[k])]
+        direction = "over" if direction == "any" else direction
+    elif field == "K" and direction == "under":
+        candidates = [k for k in range(market.m) if true[k] > 0] or [0]
+    else:
+        candidates = list(range(market.m))
+
+    @st.composite
+    def _draw(draw: st.DrawFn) -> Misreport:
+        i = draw(st.sampled_from(candidates))
+        t = float(true[i])
+        way = direction if direction != "any" else draw(_WAYS)
+        if field == "K" and t == 0:
+            way = "over"
+        if way == "over":
+            factor = draw(_OVER)
+            bump = 0.0
+            if field in ("c", "K"):
+                bump = draw(_zero_or(-3, 2) if t > 0 else decimal_floats(-3, 2))
+                if factor == 1.0 and bump == 0.0:  # strictly more, by construction
+                    factor = 2.0
+            elif factor == 1.0:
+                factor = 2.0
+            value = t * factor + bump
+        else:
+            factor = draw(_UNDER)
+            value = t * factor
+        ratio = float(value / t) if t > 0 else math.nan
+        return Misreport(i=i, field=field, value=float(value), factor=ratio)
+
+    return _draw()
+
+
+_WAYS = st.sampled_from(("over", "under"))
+#: over-report factors: 2 and 10 first (shrink targets), then anything in [1, 100]
+_OVER = st.one_of(st.sampled_from((2.0, 10.0)), st.floats(1.0, 100.0))
+#: under-report factors: 1/2 and 1/10 first, then anything in [0.01, 1)
+_UNDER = st.one_of(st.sampled_from((0.5, 0.1)), st.floats(0.01, 1.0, exclude_max=True))
+
+
+@st.composite
+def market_and_misreport(
+    draw: st.DrawFn,
+    field: Field,
+    direction: str = "any",
+    max_m: int = MAX_M,
+) -> tuple[Market, Misreport]:
+    """Draw a market and a misreport of ``field`` in it (see :func:`misreports`)."""
+    mk = draw(markets(max_m=max_m))
+    return mk, draw(misreports(mk, field, direction))
+
+
+@st.composite
+def market_and_client(draw: st.DrawFn, max_m: int = MAX_M) -> tuple[Market, int]:
+    """Draw a market and one of its clients (Theorem 3's ``i``)."""
+    mk = draw(markets(max_m=max_m))
+    return mk, draw(st.integers(0, mk.m - 1))

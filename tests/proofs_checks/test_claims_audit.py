@@ -1,0 +1,30 @@
+"""The audit: report rendering, atomic writes, the CLI."""
+
+import json
+
+from click.testing import CliRunner
+
+from ipfl.commands.audit import command
+from mechanism.atomic import atomic_write_text
+from proofs_checks.audit import HEADER, render_markdown, run_audit
+
+
+def test_run_audit_and_render(tmp_path):
+    results = run_audit(examples=5, solvers=("paper",), claims=("theorem1", "misreport_N_over"),
+                        jobs=1)
+    assert [r.verdict for r in results] == ["holds", "refuted"]
+    md = render_markdown(results, examples=5, profile="ci", seconds=1.0)
+    assert md.startswith(HEADER) and "misreport_N_over" in md and "U before" in md
+    atomic_write_text(tmp_path / "x.md", md)
+    assert (tmp_path / "x.md").read_text() == md
+    assert [p.name for p in tmp_path.iterdir()] == ["x.md"]  # no temporary left
+
+
+def test_cli_writes_both_reports(tmp_path):
+    out = tmp_path / "CLAIMS.md"
+    res = CliRunner().invoke(command, ["--examples", "3", "--solver", "skip", "--jobs", "1",
+                                       "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(out.with_suffix(".json").read_text())
+    assert {r["solver"] for r in doc["results"]} == {"skip"}
+    assert "ipfl audit" in out.read_text().splitlines()[0]

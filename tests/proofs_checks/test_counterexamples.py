@@ -1,0 +1,53 @@
+"""Committed minimal counterexamples replay, with the numbers in their docstrings."""
+
+import math
+
+import numpy as np
+import pytest
+
+from mechanism import greedy_graph
+from proofs_checks import counterexamples as C
+from proofs_checks import properties as P
+
+SOLVERS = ["paper", "skip", "exact"]
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_theorem3_flat_weight(solver):
+    mk, i = C.theorem3_flat_weight()
+    v = P.check_theorem3(mk, P.mechanism_for(solver), i)
+    assert v is not None and v.details["A"][1][0] == 1
+    assert math.isinf(P.theorem3_bound(mk, i))
+
+
+@pytest.mark.parametrize("solver", ["paper", "skip"])
+def test_eq9_remove_greedy(solver):
+    mk = C.eq9_remove_greedy()
+    v = P.check_local_optimality_remove(mk, greedy_graph(mk, solver))
+    assert v is not None and v.details["delta_phi"] == 0.0
+
+
+def test_eq9_add_paper_only():
+    mk = C.eq9_add_paper()
+    v = P.check_local_optimality_add(mk, greedy_graph(mk, "paper"))
+    assert v is not None and (v.details["i"], v.details["j"]) == (3, 0)
+    assert v.details["delta_phi"] == pytest.approx(0.4 - math.sqrt(2000) * (2**-0.5 - 3**-0.5))
+    assert P.check_local_optimality_add(mk, greedy_graph(mk, "skip")) is None
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize(
+    ("case", "before", "after"),
+    [
+        (C.misreport_N_over, 1 - 2**-0.5, 1 - 3**-0.5),
+        (C.misreport_N_under, 0.0, (1 - 51**-0.5) - 0.5),
+        (C.misreport_K_under, 0.0, (1 - 2**-0.5) * (1 - 0.5**0.5)),
+    ],
+)
+def test_misreport_counterexamples(solver, case, before, after):
+    mk, lie = case()
+    v = P.check_misreport(mk, P.mechanism_for(solver), lie)
+    assert v is not None
+    assert v.details["before"]["U"] == pytest.approx(before, abs=1e-12)
+    assert v.details["after"]["U"] == pytest.approx(after, abs=1e-12)
+    assert np.isclose(v.details["after"]["U"] - v.details["before"]["U"], after - before)

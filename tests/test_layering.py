@@ -1,0 +1,15 @@
+"""The user's layering: mechanism/ and proofs_checks/ never import torch."""
+
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.parametrize("package", ["mechanism", "proofs_checks", "ipfl.commands.compare",
+                                     "ipfl.commands.audit", "ipfl.commands.market"])
+def test_package_imports_without_torch(package):
+    code = (f"import sys, importlib; importlib.import_module({package!r}); "
+            "sys.exit(1 if 'torch' in sys.modules else 0)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, f"{package} pulled in torch\n{done.stderr}"
