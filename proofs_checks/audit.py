@@ -126,7 +126,10 @@ def render_markdown(results: list[ClaimResult], *, examples: int, profile: str,
                 cells.append("-")
                 continue
             cell = {"holds": f"holds ({r.examples} examples)",
-                    "refuted": f"**refuted** (after {r.examples} examples)",
+                    "refuted": (f"**refuted** (after {r.examples} examples)"
+                                if "found_by" not in r.extra else
+                                f"**refuted** (committed counterexample; {r.examples} "
+                                "random examples found none)"),
                     "skipped": f"skipped ({r.reason})"}[r.verdict]
             expected = SOLVER_CLAIMS.get(s, {}).get(key)
             if r.verdict != "skipped" and expected and expected != r.verdict:
@@ -160,6 +163,7 @@ def to_json(results: list[ClaimResult], *, examples: int, profile: str, seconds:
     for r in results:
         row: dict = {"claim": r.claim, "solver": r.solver, "verdict": r.verdict,
                      "examples": r.examples, "seconds": round(r.seconds, 3),
+                     "found_by": r.extra.get("found_by", "search" if r.violation else None),
                      "expected": SOLVER_CLAIMS.get(r.solver, {}).get(r.claim)}
         if r.reason:
             row["reason"] = r.reason

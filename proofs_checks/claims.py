@@ -183,6 +183,7 @@ def run_claim(
     shrink: bool = True,
     max_m: int = MAX_M,
     base_settings: settings | None = None,
+    regressions: bool = True,
 ) -> ClaimResult:
     """Run ``claim`` against ``mech`` with Hypothesis; shrink a failure to a minimal market.
 
@@ -200,12 +201,16 @@ def run_claim(
         Largest market drawn.
     base_settings : hypothesis.settings, optional
         Settings to start from (default: the loaded profile).
+    regressions : bool
+        When the search finds no counterexample, replay the committed ones of
+        :data:`~proofs_checks.counterexamples.REGRESSIONS` for this claim; a hit
+        makes the verdict ``"refuted"`` with ``extra["found_by"]`` naming it.
 
     Returns
     -------
     ClaimResult
-        ``verdict`` is ``"refuted"`` with the last (i.e. shrunk) failing example,
-        else ``"holds"``.
+        ``verdict`` is ``"refuted"`` with the last (i.e. shrunk) failing example
+        (``examples`` counts the search up to its first failure), else ``"holds"``.
     """
     claim = CLAIMS[claim] if isinstance(claim, str) else claim
     mech = P.mechanism_for(mech) if isinstance(mech, str) else mech
@@ -241,4 +246,13 @@ def run_claim(
         return ClaimResult(claim.key, mech.name, "refuted", state["first_fail"],
                            time.perf_counter() - start, state["last"],
                            shrink_calls=state["calls"] - state["first_fail"])
+    if regressions:
+        from .counterexamples import REGRESSIONS  # late: it imports the strategies
+
+        for case in REGRESSIONS.get(claim.key, ()):
+            violation = claim.check(mech, case())
+            if violation is not None:
+                return ClaimResult(claim.key, mech.name, "refuted", state["calls"],
+                                   time.perf_counter() - start, violation,
+                                   extra={"found_by": f"committed counterexample {case.__name__}"})
     return ClaimResult(claim.key, mech.name, "holds", state["calls"], time.perf_counter() - start)

@@ -15,6 +15,7 @@ from mechanism import Market
 from .strategies import Misreport
 
 __all__ = [
+    "REGRESSIONS",
     "eq9_add_paper",
     "eq9_remove_greedy",
     "misreport_K_under",
@@ -113,3 +114,17 @@ def misreport_K_under() -> tuple[Market, Misreport]:
       :math:`0.292893`, :math:`\hat U_0 = 0.085786`.
     """
     return Market(N=[1, 1], c=[0, 0], K=[1, 0], lam=0.0), Misreport(0, "K", 0.5, 0.5)
+
+
+#: claim key -> committed counterexamples, each returning what the claim's strategy draws
+#: (a market, ``(market, client)`` or ``(market, Misreport)``). The audit replays them
+#: whenever its random search finds nothing, so a known refutation is never reported as
+#: "holds" because of an unlucky example budget.
+REGRESSIONS: dict[str, tuple] = {
+    "theorem3": (theorem3_flat_weight,),
+    "eq9_remove": (eq9_remove_greedy,),
+    "eq9_add": (eq9_add_paper,),
+    "misreport_N_under": (misreport_N_under,),
+    "misreport_N_over": (misreport_N_over,),
+    "misreport_K": (misreport_K_under,),
+}

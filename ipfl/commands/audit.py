@@ -29,6 +29,7 @@ def command(examples: int | None, thorough: bool, solvers: tuple[str, ...], jobs
     results = audit(out, out.with_suffix(".json"), examples=n, profile=profile, jobs=jobs,
                     solvers=solvers or SOLVERS)
     for r in results:
+        how = f"; {r.extra['found_by']}" if "found_by" in r.extra else ""
         click.echo(f"{r.claim:>18} x {r.solver:<5}: {r.verdict:<8} ({r.examples} examples, "
-                   f"{r.seconds:.1f} s)")
+                   f"{r.seconds:.1f} s{how})")
     click.echo(f"wrote {out} and {out.with_suffix('.json')}")

@@ -28,3 +28,17 @@ def test_cli_writes_both_reports(tmp_path):
     doc = json.loads(out.with_suffix(".json").read_text())
     assert {r["solver"] for r in doc["results"]} == {"skip"}
     assert "ipfl audit" in out.read_text().splitlines()[0]
+
+
+def test_committed_counterexample_keeps_a_refutation_when_the_search_misses_it():
+    """One random example cannot refute eq. (9)'s addition half; the regression does."""
+    from proofs_checks.claims import run_claim
+
+    searched = run_claim("eq9_add", "paper", max_examples=1, regressions=False)
+    assert searched.verdict == "holds"  # the search alone misses it at this budget
+    replayed = run_claim("eq9_add", "paper", max_examples=1)
+    assert replayed.verdict == "refuted"
+    assert replayed.extra["found_by"] == "committed counterexample eq9_add_paper"
+    assert run_claim("eq9_add", "skip", max_examples=1).verdict == "holds"
+    md = render_markdown([replayed], examples=1, profile="ci", seconds=0.0)
+    assert "committed counterexample; 1 random examples found none" in md
