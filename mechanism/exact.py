@@ -507,8 +507,18 @@ def exact_row(
     else:
         with warnings.catch_warnings():  # PuLP 3.x announces its 4.0 API on every call
             warnings.simplefilter("ignore", DeprecationWarning)
-            res = _oa_row(market, i, solver=solver, initial=initial, time_limit=time_limit,
-                          gap=gap, max_iter=max_iter, eq9_cuts=eq9_cuts, grid=grid)
+            options = {"solver": solver, "initial": initial, "time_limit": time_limit,
+                       "gap": gap, "max_iter": max_iter, "grid": grid}
+            try:
+                res = _oa_row(market, i, eq9_cuts=eq9_cuts, **options)
+            except RuntimeError as exc:
+                if not eq9_cuts:
+                    raise
+                # The eq. (9) rows are big-M constraints that only speed the search up;
+                # CBC has been seen to call a feasible row infeasible with them at our
+                # tight tolerances. Solve again without them, and say so.
+                res = _oa_row(market, i, eq9_cuts=False, **options)
+                res.message = f"{res.message} (retried without eq. (9) cuts after: {exc})"
     res.time = time.perf_counter() - t0
     return res
 
