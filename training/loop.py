@@ -18,6 +18,7 @@ before it are idempotent when the round is re-run.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import signal
@@ -66,8 +67,14 @@ def _seed(*keys: int) -> int:
     return int(np.random.SeedSequence(list(keys)).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
-def prepare(cfg: Config) -> Federation:
-    """Load data, partition it, build the model and the reports; all validation first."""
+def prepare(cfg: Config, model: nn.Module | None = None) -> Federation:
+    r"""Load data, partition it, build the model and the reports; all validation first.
+
+    ``model``, when given, is any :class:`torch.nn.Module` mapping a batch of this
+    dataset's inputs to ``n_classes`` logits; it is deep-copied, so its own current
+    parameters are the common initial model :math:`\theta^0` and the caller's module
+    is never modified. Without it, ``cfg.model`` names a built-in model.
+    """
     torch.set_num_threads(cfg.threads)
     torch.use_deterministic_algorithms(True)
     data = load_dataset(cfg.dataset, cfg.data_dir)
@@ -88,12 +95,34 @@ def prepare(cfg: Config) -> Federation:
     train_sets = [(Xt[s.train], yt[s.train]) for s in splits]
     test_sets = [(Xt[s.test], yt[s.test]) for s in splits]
     torch.manual_seed(_seed(cfg.seed, 3))
-    model = build_model(cfg.model, tuple(X.shape[1:]), data.n_classes, cfg.hidden)
+    if model is None:
+        model = build_model(cfg.model, tuple(X.shape[1:]), data.n_classes, cfg.hidden)
+    else:
+        model = _check_model(copy.deepcopy(model), Xt[:2], data.n_classes)
     theta0, buffers0 = get_flat(model)
     N = np.array([s.n_train for s in splits], dtype=float)
     reports = Reports.make(N=N, c=np.full(len(N), cfg.c), K=cfg.K_per_sample * N,
                            budget=np.full(len(N), cfg.budget))
     return Federation(cfg, model, train_sets, test_sets, splits, reports, theta0, buffers0)
+
+
+def _check_model(model: nn.Module, batch: torch.Tensor, n_classes: int) -> nn.Module:
+    """Fail early, with the shapes, when a user's module does not fit the data."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model = {type(model).__name__} is not a torch.nn.Module")
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError(f"model = {type(model).__name__} has no trainable parameters")
+    try:
+        with torch.no_grad():
+            out = model(batch)
+    except Exception as exc:  # noqa: BLE001 (reported with the input shape)
+        raise ValueError(f"model = {type(model).__name__} fails on a batch of shape "
+                         f"{tuple(batch.shape)}: {exc}") from None
+    if tuple(out.shape) != (len(batch), n_classes):
+        raise ValueError(f"model = {type(model).__name__} maps a batch of shape "
+                         f"{tuple(batch.shape)} to {tuple(out.shape)}, expected "
+                         f"({len(batch)}, {n_classes}) logits")
+    return model
 
 
 def _crash_point(name: str, t: int) -> None:
@@ -117,7 +146,7 @@ def _fresh_state(fed: Federation) -> dict[str, Any]:
 
 
 def train(cfg: Config | None, run_dir: str | Path, *, resume: bool = False,
-          progress: bool = True) -> list[dict[str, Any]]:
+          progress: bool = True, model: nn.Module | None = None) -> list[dict[str, Any]]:
     """Run (or resume) a training run in ``run_dir`` and return all metric rows.
 
     Parameters
@@ -131,6 +160,9 @@ def train(cfg: Config | None, run_dir: str | Path, *, resume: bool = False,
         Continue from the last checkpoint.
     progress : bool
         Show a tqdm bar with mean accuracy and mean utility.
+    model : torch.nn.Module, optional
+        Any module producing ``n_classes`` logits (see :func:`prepare`); on resume,
+        pass the same architecture again (its parameter count is checked).
     """
     rd = RunDir(run_dir)
     if resume:
@@ -143,12 +175,16 @@ def train(cfg: Config | None, run_dir: str | Path, *, resume: bool = False,
     elif rd.path.exists() and any(rd.path.iterdir()):
         raise ValueError(f"run_dir = {str(rd.path)!r} is not empty; use --resume to continue it")
     algo = get_algorithm(cfg)
-    fed = prepare(cfg)
+    fed = prepare(cfg, model)
     rd.create()
     if not resume:
         atomic_write_text(rd.config, cfg.dumps())
     ledger = Ledger(rd.ledger) if algo.uses_market else None
     state = rd.load_checkpoint() if resume else None
+    if state is not None and state["params"].shape[1] != fed.theta0.numel():
+        raise ValueError(f"resume: the checkpoint holds {state['params'].shape[1]} parameters "
+                         f"per client, the model has {fed.theta0.numel()}; pass the model "
+                         "the run was started with")
     state = state or _fresh_state(fed)
     rows = [r for r in rd.read_metrics() if r["round"] <= state["round"]]
 
