@@ -18,9 +18,12 @@ Three operations matter to the mechanism:
     :math:`g(T) - g(T - n) = w` (Algorithm 2). Since :math:`g` is concave the
     left side decreases in :math:`T`, so the root is unique. By the paper's
     convention the threshold is ``0`` when there is no solution (``w`` exceeds
-    :math:`g(n)`, the most the ``n`` points can ever be worth), and we set it to
-    ``+inf`` when ``w <= 0`` (the collaborator is worth taking at any size; the
-    paper is silent here).
+    :math:`g(n)`, the most the ``n`` points can ever be worth). When ``w <= 0``
+    and the gain is not identically zero we set it to ``+inf`` (the collaborator
+    is worth taking at any size; the paper is silent). When the gain is
+    identically zero (:math:`K_i = 0`, Definition 2: "a pure model seller [who]
+    will not buy models") every ``T`` solves a ``w = 0`` equation; we read the
+    threshold as ``0``: a client that gains nothing imports nothing.
 
 ``SqrtGain`` is the paper's gain (eq. (2)) and the default. ``LogGain`` is a
 second closed-form family. Any other concave increasing ``g`` with ``g(0) = 0``
@@ -67,16 +70,18 @@ class Gain(ABC):
     def threshold(self, w: ArrayLike, n: ArrayLike, N: ArrayLike, K: ArrayLike) -> FloatArray:
         r"""Solve :math:`g(T) - g(T - n) = w` for :math:`T \ge n` (Algorithm 2).
 
-        Returns ``0`` where there is no solution (``w > g(n)``) and ``+inf``
-        where ``w <= 0``, or where the increments never fall to ``w`` (a gain
-        with a positive slope at infinity). Generic method: doubling bracket,
+        Returns ``0`` where there is no solution (``w > g(n)``) or the gain is
+        identically zero, and ``+inf`` where ``w <= 0`` (gain not identically
+        zero) or where the increments never fall to ``w`` (a gain with a
+        positive slope at infinity). Generic method: doubling bracket,
         then 60 bisection steps on :math:`\log T`, which leaves a relative
         error below ``1e-12``.
         """
         w, n, N, K = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (w, n, N, K)))
         out = np.zeros(w.shape)
-        out[w <= 0] = np.inf
-        live = (w > 0) & (self.value(n, N, K) >= w)
+        gn = self.value(n, N, K)
+        out[(w <= 0) & (gn > 0)] = np.inf
+        live = (w > 0) & (gn >= w)
         if not live.any():
             return out
         wl, nl, Nl, Kl = w[live], n[live], N[live], K[live]
@@ -155,9 +160,9 @@ class SqrtGain(Gain):
         """
         w, n, N, K = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (w, n, N, K)))
         out = np.zeros(w.shape)
-        out[w <= 0] = np.inf
-        with np.errstate(divide="ignore", invalid="ignore"):
-            live = (w > 0) & (K > 0) & (self.value(n, N, K) >= w)
+        gn = self.value(n, N, K)
+        out[(w <= 0) & (gn > 0)] = np.inf
+        live = (w > 0) & (gn >= w)
         if not live.any():
             return out
         wl, nl, Nl = w[live], n[live], N[live]
@@ -242,12 +247,12 @@ class LogGain(Gain):
         return K * np.log1p(n / (N + x - n))
 
     def threshold(self, w: ArrayLike, n: ArrayLike, N: ArrayLike, K: ArrayLike) -> FloatArray:
-        """Solve in closed form: T = n / (1 - exp(-w/K)) - N; 0 if none, inf if ``w <= 0``."""
+        """Solve in closed form: T = n / (1 - exp(-w/K)) - N (conventions as in Gain)."""
         w, n, N, K = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (w, n, N, K)))
         out = np.zeros(w.shape)
-        out[w <= 0] = np.inf
-        with np.errstate(divide="ignore", invalid="ignore"):
-            live = (w > 0) & (K > 0) & (self.value(n, N, K) >= w)
+        gn = self.value(n, N, K)
+        out[(w <= 0) & (gn > 0)] = np.inf
+        live = (w > 0) & (gn >= w)
         wl, nl, Nl, Kl = w[live], n[live], N[live], K[live]
         out[live] = np.maximum(nl / -np.expm1(-wl / Kl) - Nl, nl)
         return out

@@ -26,13 +26,16 @@ def reference_threshold(market: Market, i: int, j: int) -> float:
         return 0.0
     g, Ni, Ki, Nj = market.gain, market.N[i], market.K[i], market.N[j]
     w = market.c[j] + market.lam * Nj / Ni * market.d[i, j]
+    gain_of_j = float(g.value(Nj, Ni, Ki)) - float(g.value(0.0, Ni, Ki))
+    if gain_of_j <= 0:  # g_i identically zero (K_i = 0): a pure seller buys nothing
+        return 0.0
     if w <= 0:
         return math.inf
-    if not float(g.value(Nj, Ni, Ki)) >= w:  # no T >= N_j solves it
+    if not gain_of_j >= w:  # no T >= N_j solves it
         return 0.0
 
-    def excess(t: float) -> float:
-        return float(g.increment(t, Nj, Ni, Ki)) - w
+    def excess(t: float) -> float:  # plain differences, not the vectorised increment
+        return float(g.value(t, Ni, Ki)) - float(g.value(t - Nj, Ni, Ki)) - w
 
     hi = 2.0 * Nj
     while excess(hi) > 0:

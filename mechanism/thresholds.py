@@ -18,10 +18,12 @@ Readings of the paper (Algorithm 2 and the paragraph before eq. (9)):
   :math:`N^{Th}_{ij}`, row ``i`` of an ``m x m`` matrix.
 * "If no solution then set 0": there is no root with :math:`T \ge N_j` when
   :math:`w_{ij} > g_i(N_j)` (``j`` is not worth its price even alone), e.g.
-  for a pure buyer ``j`` (:math:`c_j = \infty`) or a pure seller ``i``
-  (:math:`K_i = 0`). When :math:`w_{ij} \le 0` the left side exceeds
-  :math:`w_{ij}` for every finite ``T``; the paper is silent and we set
-  :math:`+\infty` (always worth importing). The diagonal is 0.
+  for a pure buyer ``j`` (:math:`c_j = \infty`). When :math:`w_{ij} \le 0` the
+  left side exceeds :math:`w_{ij}` for every finite ``T``; the paper is silent
+  and we set :math:`+\infty` (always worth importing). A pure seller ``i``
+  (:math:`K_i = 0`) has :math:`g_i \equiv 0`; Definition 2 says it "will not buy
+  models from any other client", so its whole row is 0, even where
+  :math:`w_{ij} = 0`. The diagonal is 0.
 """
 
 from __future__ import annotations
@@ -61,8 +63,9 @@ def thresholds(market: Market) -> NDArray[np.float64]:
     -------
     ndarray, shape (m, m)
         ``T[i, j]`` solves :math:`g_i(T) - g_i(T - N_j) = w_{ij}` with
-        :math:`T \ge N_j`; ``0`` where no solution exists, ``+inf`` where
-        :math:`w_{ij} \le 0`, ``0`` on the diagonal.
+        :math:`T \ge N_j`; ``0`` where no solution exists and in a pure
+        seller's row, ``+inf`` where :math:`w_{ij} \le 0` otherwise, ``0`` on
+        the diagonal.
 
     Notes
     -----

@@ -131,10 +131,10 @@ CLAIMS: dict[str, Claim] = {
 _H, _R = "holds", "refuted"
 #: what each solver is expected to satisfy (verified by the audit and the test suite)
 SOLVER_CLAIMS: dict[str, dict[str, str]] = {
-    "paper": {"theorem1": _H, "lemma1": _H, "theorem2": _H, "theorem3": _R, "eq9_remove": _R,
+    "paper": {"theorem1": _H, "lemma1": _H, "theorem2": _H, "theorem3": _R, "eq9_remove": _H,
               "eq9_add": _R, "budget_balance": _H, "misreport_N_under": _R,
               "misreport_N_over": _R, "misreport_K": _R},
-    "skip": {"theorem1": _H, "lemma1": _H, "theorem2": _H, "theorem3": _R, "eq9_remove": _R,
+    "skip": {"theorem1": _H, "lemma1": _H, "theorem2": _H, "theorem3": _R, "eq9_remove": _H,
              "eq9_add": _H, "budget_balance": _H, "misreport_N_under": _R,
              "misreport_N_over": _R, "misreport_K": _R},
     "exact": {"theorem1": _H, "lemma1": _H, "theorem2": _H, "theorem3": _R, "eq9_remove": _H,

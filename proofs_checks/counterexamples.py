@@ -17,7 +17,6 @@ from .strategies import Misreport
 __all__ = [
     "REGRESSIONS",
     "eq9_add_paper",
-    "eq9_remove_greedy",
     "misreport_K_under",
     "misreport_N_over",
     "misreport_N_under",
@@ -38,18 +37,6 @@ def theorem3_flat_weight() -> tuple[Market, int]:
     and :math:`c_0 < \sqrt{K_j/N_j}`.
     """
     return Market(N=[1, 1], c=[0, 0], K=[0, 1], lam=0.0), 0
-
-
-def eq9_remove_greedy() -> Market:
-    r"""Eq. (9)'s first half (strict) fails for Algorithm 2, both variants.
-
-    ``N = [1, 1]``, ``c = [0, 0]``, ``K = [0, 0]``, :math:`\lambda = 0`. Client 0
-    is a pure seller: :math:`w_{01} = 0`, so its threshold is :math:`+\infty` and
-    Algorithm 2 sets :math:`a_{01} = 1`. Removing 1 changes
-    :math:`\phi_0` by :math:`[g_0(1) - g_0(0)] - w_{01} = 0 - 0 = 0`, not ``> 0``.
-    (The exact solver returns the empty row for a pure seller and satisfies it.)
-    """
-    return Market(N=[1, 1], c=[0, 0], K=[0, 0], lam=0.0)
 
 
 def eq9_add_paper() -> Market:
@@ -122,7 +109,6 @@ def misreport_K_under() -> tuple[Market, Misreport]:
 #: "holds" because of an unlucky example budget.
 REGRESSIONS: dict[str, tuple] = {
     "theorem3": (theorem3_flat_weight,),
-    "eq9_remove": (eq9_remove_greedy,),
     "eq9_add": (eq9_add_paper,),
     "misreport_N_under": (misreport_N_under,),
     "misreport_N_over": (misreport_N_over,),

@@ -103,8 +103,9 @@ def test_threshold_special_cases(g):
     n, N, K = np.array([50.0, 50.0, 50.0, 50.0]), 100.0, np.array([400.0, 400.0, 0.0, 0.0])
     gn = float(g.value(50.0, 100.0, 400.0))
     w = np.array([0.0, gn * 1.0001, 0.0, 1.0])
-    # w <= 0: always worth it (inf); w > g(n): no solution (0); K = 0: 0 unless w = 0
-    assert g.threshold(w, n, N, K).tolist() == [np.inf, 0.0, np.inf, 0.0]
+    # w <= 0: always worth it (inf); w > g(n): no solution (0);
+    # K = 0 (gain identically zero): 0 whatever w, even w = 0 (a pure seller buys nothing)
+    assert g.threshold(w, n, N, K).tolist() == [np.inf, 0.0, 0.0, 0.0]
     # w = g(n) exactly: the threshold is n itself
     assert g.threshold(gn, 50.0, 100.0, 400.0) == pytest.approx(50.0, rel=1e-9)
 

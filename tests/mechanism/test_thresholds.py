@@ -29,18 +29,19 @@ def test_log_gain_market_matches_scalar_brentq():
 
 
 def test_special_entries():
-    """Diagonal 0; a pure buyer's column 0; w = 0 gives inf, even for a pure seller.
+    """Diagonal 0; a pure buyer's column 0; w = 0 gives inf; a pure seller's row is 0.
 
-    Client 2 (K = 0) gains nothing from imports, so every w > 0 has no solution (0);
-    but w_20 = c_0 + lam N_0/N_2 d_20 = 0, and the convention "w <= 0 -> inf" applies.
+    Client 2 (K = 0) gains nothing from imports. Its w_20 = c_0 + lam N_0/N_2 d_20 = 0,
+    so every T solves its threshold equation; Definition 2 says a pure seller "will not
+    buy models", and its row is 0, not inf.
     """
     mk = Market(N=[100, 200, 300, 400], c=[0.0, math.inf, 0.5, 0.2], K=[400, 400, 0, 400],
                 d=np.zeros((4, 4)), lam=1.0)
     th = thresholds(mk)
     assert np.all(np.diagonal(th) == 0)
     assert np.all(th[:, 1] == 0)  # nobody imports the pure buyer
-    assert th[2].tolist() == [math.inf, 0, 0, 0]
     assert np.isinf(th[1, 0]) and np.isinf(th[3, 0])  # c_0 = 0 and d = 0: w = 0
+    assert th[2].tolist() == [0, 0, 0, 0]  # the pure seller, even for free client 0
 
 
 def test_threshold_reads_Nj_over_Ni():

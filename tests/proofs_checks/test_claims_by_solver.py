@@ -28,8 +28,10 @@ class ClaimSuite:
         budget = settings().max_examples
         if expected == "refuted":  # stops at the first counterexample; allow a longer search
             budget = max(budget, REFUTE_BUDGET)
+        # regressions=False: a refutation must come from the search itself, not from
+        # replaying the committed counterexamples (test_counterexamples.py does that)
         result = run_claim(claim, self.solver, shrink=False, max_examples=budget,
-                           base_settings=settings())
+                           base_settings=settings(), regressions=False)
         # Assert
         if expected == "holds":
             assert result.verdict == "holds", str(result.violation)

@@ -21,10 +21,15 @@ def test_theorem3_flat_weight(solver):
 
 
 @pytest.mark.parametrize("solver", ["paper", "skip"])
-def test_eq9_remove_greedy(solver):
-    mk = C.eq9_remove_greedy()
-    v = P.check_local_optimality_remove(mk, greedy_graph(mk, solver))
-    assert v is not None and v.details["delta_phi"] == 0.0
+def test_pure_seller_no_longer_imports_free_models(solver):
+    """Former eq. (9) 'refutation' (N = [1, 1], c = 0, K = 0): an artifact of our own
+    w = 0 -> inf convention, fixed by reading Definition 2 (a pure seller buys nothing)."""
+    from mechanism import Market
+
+    mk = Market(N=[1, 1], c=[0, 0], K=[0, 0], lam=0.0)
+    A = greedy_graph(mk, solver)
+    assert A.sum() == 0
+    assert P.check_local_optimality_remove(mk, A) is None
 
 
 def test_eq9_add_paper_only():
