@@ -119,6 +119,8 @@ class Market:
         >>> mk.with_report(0, c=0.5).c.tolist()
         [0.5, 0.2]
         """
+        if isinstance(i, bool) or not isinstance(i, int | np.integer) or not 0 <= i < self.m:
+            raise ValueError(f"with_report: i = {i!r} is not a client index (0 <= i < {self.m})")
         changes = {}
         for name, value in report.items():
             if name not in ("N", "c", "K"):

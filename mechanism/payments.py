@@ -81,8 +81,13 @@ def check_graph(market: Market, A: ArrayLike) -> NDArray[np.int8]:
     ValueError
         Naming the offending entry, e.g. ``A[1, 1] = 1: a client cannot import itself``.
     """
-    arr = np.asarray(A)
+    try:
+        arr = np.asarray(A)
+    except ValueError as exc:  # ragged nested lists
+        raise ValueError(f"graph A must be an m x m array of 0/1 ({exc})") from None
     m = market.m
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"graph A must be an m x m array of 0/1, got dtype {arr.dtype}")
     if arr.shape != (m, m):
         raise ValueError(f"graph A has shape {arr.shape}, expected ({m}, {m})")
     bad = ~np.isin(arr, (0, 1))

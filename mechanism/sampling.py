@@ -39,7 +39,8 @@ def random_market(
     seed : int or numpy.random.Generator
         The only source of randomness: the same seed gives the same market.
     N_range, c_range, K_range : (low, high)
-        Log-uniform ranges of data sizes, sharing costs and eagerness.
+        Log-uniform ranges of data sizes (rounded to whole points, ``low >= 1``),
+        sharing costs and eagerness.
     lam : float
         :math:`\lambda`.
     dim, spread : int, float
@@ -55,8 +56,8 @@ def random_market(
     >>> random_market(5, seed=1).m
     5
     """
-    if int(m) < 2:
-        raise ValueError(f"random_market: m = {m!r} must be >= 2")
+    if isinstance(m, bool) or not isinstance(m, int | np.integer) or m < 2:
+        raise ValueError(f"random_market: m = {m!r} must be an integer >= 2")
     rng = np.random.default_rng(seed)
 
     def loguniform(lo_hi: tuple[float, float], name: str) -> np.ndarray:
@@ -65,6 +66,9 @@ def random_market(
             raise ValueError(f"random_market: {name} = {lo_hi!r} needs 0 < low <= high")
         return np.exp(rng.uniform(np.log(lo), np.log(hi), size=m))
 
+    if not N_range[0] >= 1:
+        raise ValueError(f"random_market: N_range = {N_range!r} needs low >= 1 "
+                         "(data sizes are whole numbers of points)")
     N = np.round(loguniform(N_range, "N_range"))
     c = loguniform(c_range, "c_range")
     K = loguniform(K_range, "K_range")
@@ -72,4 +76,4 @@ def random_market(
     role = rng.uniform(size=m)
     c[role < buyers] = np.inf
     K[(role >= buyers) & (role < buyers + sellers)] = 0.0
-    return Market(N=np.maximum(N, 1.0), c=c, K=K, d=cdist(points, points), lam=lam, gain=gain)
+    return Market(N=N, c=c, K=K, d=cdist(points, points), lam=lam, gain=gain)

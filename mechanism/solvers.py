@@ -23,12 +23,14 @@ __all__ = ["GRAPH_SOLVERS", "solve_graph"]
 GraphSolver = Callable[..., NDArray[np.int8]]
 
 
-def _paper(market: Market) -> NDArray[np.int8]:
-    return greedy_graph(market, variant="paper")
+def _greedy(variant: str) -> GraphSolver:
+    def solve(market: Market, **options: object) -> NDArray[np.int8]:
+        if options:
+            raise ValueError(f"solve_graph: method {variant!r} takes no options, got "
+                             f"{sorted(options)} (only 'exact' does)")
+        return greedy_graph(market, variant=variant)
 
-
-def _skip(market: Market) -> NDArray[np.int8]:
-    return greedy_graph(market, variant="skip")
+    return solve
 
 
 def _exact(market: Market, **options: object) -> NDArray[np.int8]:
@@ -37,7 +39,9 @@ def _exact(market: Market, **options: object) -> NDArray[np.int8]:
 
 
 #: name -> function(market, **options) returning the (m, m) 0/1 graph
-GRAPH_SOLVERS: dict[str, GraphSolver] = {"paper": _paper, "skip": _skip, "exact": _exact}
+GRAPH_SOLVERS: dict[str, GraphSolver] = {
+    "paper": _greedy("paper"), "skip": _greedy("skip"), "exact": _exact,
+}
 
 
 def solve_graph(market: Market, method: str = "paper", **options: object) -> NDArray[np.int8]:

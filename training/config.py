@@ -186,9 +186,12 @@ def _validate(cfg: Config) -> None:
         v = getattr(cfg, key)
         if not (v > 0 and math.isfinite(v)):
             raise ValueError(f"config: {key} = {v!r} must be finite and > 0")
-    for key in ("lam", "K_per_sample", "c", "max_samples", "threads"):
-        if not getattr(cfg, key) >= 0:
-            raise ValueError(f"config: {key} = {getattr(cfg, key)!r} must be >= 0")
+    for key in ("lam", "K_per_sample", "max_samples", "threads"):
+        v = getattr(cfg, key)
+        if not (v >= 0 and math.isfinite(v)):
+            raise ValueError(f"config: {key} = {v!r} must be finite and >= 0")
+    if not cfg.c >= 0:
+        raise ValueError(f"config: c = {cfg.c!r} must be >= 0 (inf: everybody a pure buyer)")
     if cfg.threads < 1:
         raise ValueError(f"config: threads = {cfg.threads!r} must be >= 1")
     if not 0 < cfg.test_frac < 1:

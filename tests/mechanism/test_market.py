@@ -96,6 +96,9 @@ def test_with_report_changes_one_entry_and_revalidates():
         mk.with_report(2, N=-1.0)
     with pytest.raises(ValueError, match="field 'd'"):
         mk.with_report(0, d=1.0)
+    for bad in (3, -1, 1.0):
+        with pytest.raises(ValueError, match=rf"i = {bad!r} is not a client index"):
+            mk.with_report(bad, c=1.0)
 
 
 def test_defaults_and_gain_names():

@@ -100,6 +100,9 @@ def test_objective_is_weights_minus_gain():
         (np.zeros((2, 2)), r"shape \(2, 2\), expected \(3, 3\)"),
         ([[0, 2, 0], [0, 0, 0], [0, 0, 0]], r"A\[0, 1\] = 2 must be 0 or 1"),
         ([[0, 0, 0], [0, 1, 0], [0, 0, 0]], r"A\[1, 1\] = 1: a client cannot import itself"),
+        ("abc", "got dtype <U3"),
+        (None, "got dtype object"),
+        ([[0, 1, 0], [0, 0], [0, 0, 0]], "must be an m x m array of 0/1"),
     ],
 )
 def test_check_graph_errors(A, match):
@@ -113,3 +116,5 @@ def test_solve_graph_registry():
     np.testing.assert_array_equal(solve_graph(mk, "skip"), greedy_graph(mk, "skip"))
     with pytest.raises(ValueError, match="method = 'magic' is not one of"):
         solve_graph(mk, "magic")
+    with pytest.raises(ValueError, match="method 'paper' takes no options"):
+        solve_graph(mk, "paper", time_limit=1.0)

@@ -12,6 +12,10 @@ from training import Config, load_config, train
     (["no_such_key=1"], "unknown key 'no_such_key'"),
     (["rounds=two"], "rounds = 'two'"),
     (["dataset=cifar10"], "data_dir"),
+    (["lam=inf"], "lam = inf must be finite and >= 0"),
+    (["K_per_sample=inf"], "K_per_sample = inf must be finite"),
+    (["lam=-1"], "lam = -1.0 must be finite and >= 0"),
+    (["c=-0.5"], "c = -0.5 must be >= 0"),
 ])
 def test_bad_config_is_rejected_naming_field_and_value(overrides, match):
     with pytest.raises(ValueError, match=match):
