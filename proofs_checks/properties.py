@@ -286,8 +286,11 @@ def _misreport_outcome(market: Market, mech: Mechanism, lie: Misreport) -> dict:
     lying = liar_utility(market, reported, lie.i, A_hat, mech.pay)
     i = lie.i
     before = {k: float(honest[k][i]) for k in ("gain", "cost", "p", "U")}
+    # the liar's own terms (gain, cost, net payment, before and after), and its own
+    # remittances: other clients' bills must not loosen the test on this one
+    pay, pay_hat = mech.pay(market, A), mech.pay(reported, A_hat)
     tol = RTOL * _scale(list(before.values()), list(lying.values()),
-                        mech.pay(market, A).r, mech.pay(reported, A_hat).r)
+                        pay.r[i], pay.r[:, i], pay_hat.r[i], pay_hat.r[:, i])
     return {"A": A, "A_hat": A_hat, "before": before, "after": lying, "tol": tol,
             "reported": reported}
 

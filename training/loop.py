@@ -39,7 +39,7 @@ from .ledger import Ledger
 from .models import build_model, get_flat
 from .partition import ClientData, client_splits, partition
 from .rundir import RunDir, atomic_write_text
-from .server import Reports
+from .server import ProxCapWarning, Reports
 
 __all__ = ["Federation", "prepare", "train"]
 
@@ -214,7 +214,7 @@ def train(cfg: Config | None, run_dir: str | Path, *, resume: bool = False,
     if capped_total:
         warnings.warn(f"eq. (6): the prox-centre step was capped {capped_total} times "
                       f"(client-rounds) to stay a convex combination (max_mix = {cfg.max_mix})",
-                      RuntimeWarning, stacklevel=2)
+                      ProxCapWarning, stacklevel=2)
     return rows
 
 
@@ -237,7 +237,7 @@ def _round(fed: Federation, algo: Any, state: dict[str, Any], t: int, rd: RunDir
     train_mask = active.copy()
     if t > 0 and k > 0:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
+            warnings.simplefilter("ignore", ProxCapWarning)  # summed up once, at the end
             plan = algo.server_step(fed.reports.take(idx), params[idx], t)
         starts[idx] = plan.centers.to(params.dtype)
         prox[idx] = plan.prox

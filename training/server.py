@@ -21,8 +21,11 @@ a convex combination only while :math:`2\eta S_i \le 1`; a client importing seve
 large peers would otherwise be sent an extrapolated model and its accuracy collapses.
 We **cap the step per client**: :math:`\eta_i = \min(\eta, \text{max\_mix}/(2 S_i))`,
 so at most the fraction ``max_mix`` (default 0.8) of the centre comes from imported
-models and the rest stays the client's own, and emit a :class:`RuntimeWarning` naming
-the capped clients. The step actually used is returned in ``eta``.
+models and the rest stays the client's own, and emit a :class:`ProxCapWarning` naming
+the capped clients. The step actually used is returned in ``eta``. The convexity
+guarantee is for the two squared-L2 distances; for the cosine distance the same cap
+bounds the step, but the centre is a gradient step on the sphere's tangent, not a
+mixture of models.
 
 The unit of :math:`\eta`. With the size-normalised distance
 :math:`\|\theta_i - \theta_j\|^2 / P` the gradient is :math:`1/P` of the plain one,
@@ -56,7 +59,8 @@ from mechanism import Market, payments, solve_graph, utilities
 
 from .distance import get_distance
 
-__all__ = ["Reports", "ServerResult", "ipfl_server_step", "prox_centers"]
+__all__ = [
+    "ProxCapWarning", "Reports", "ServerResult", "ipfl_server_step", "prox_centers"]
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,10 @@ class ServerResult:
     capped: NDArray[np.bool_]
 
 
+class ProxCapWarning(RuntimeWarning):
+    """Eq. (6)'s step was capped for some clients so the prox-centre stays a mixture."""
+
+
 def prox_centers(theta: torch.Tensor, A: NDArray, N: NDArray, *, eta: float,
                  max_mix: float = 0.8, distance: str = "sqeuclidean_mean",
                  ) -> tuple[torch.Tensor, NDArray[np.float64], NDArray[np.bool_]]:
@@ -155,7 +163,7 @@ def prox_centers(theta: torch.Tensor, A: NDArray, N: NDArray, *, eta: float,
             f"eq. (6): 2*eta*S_i > max_mix = {max_mix} for clients "
             f"{np.flatnonzero(capped).tolist()}; step capped to keep the prox-centre "
             "a convex combination",
-            RuntimeWarning, stacklevel=2,
+            ProxCapWarning, stacklevel=2,
         )
     W = torch.as_tensor(W_np, dtype=theta.dtype)
     eta_t = torch.as_tensor(eta_i, dtype=theta.dtype)

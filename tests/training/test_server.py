@@ -39,14 +39,16 @@ def test_prox_center_is_capped_to_a_convex_combination(distance):
     torch.testing.assert_close(c[0], want, atol=1e-12, rtol=0)
 
 
-def test_uncapped_literal_step_would_extrapolate():
-    """max_mix=1 with a huge eta gives the plain mean of the imports, never beyond."""
+def test_huge_eta_is_capped_where_the_literal_step_would_extrapolate():
+    """eta = 50 with one import: literal eq. (6) gives -99 theta_0 + 100 theta_1, far
+    beyond both models; the cap (max_mix = 1) stops at theta_1 itself."""
     theta = _theta()
     A = np.array([[0, 1, 0, 0]] + [[0] * 4] * 3)
     N = np.ones(4)
     with pytest.warns(RuntimeWarning):
         c, _, _ = prox_centers(theta, A, N, eta=50.0, max_mix=1.0, distance="sqeuclidean")
-    # literal eq. (6) would give -99 theta_0 + 100 theta_1
+    literal = (1 - 2 * 50.0 * 1) * theta[0] + 2 * 50.0 * 1 * theta[1]  # S_0 = N_1/N_0 = 1
+    assert torch.linalg.norm(literal - theta[0]) > 50 * torch.linalg.norm(theta[1] - theta[0])
     torch.testing.assert_close(c[0], theta[1])
 
 
