@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from worked_markets import skip_differs_market, three_clients
 
-from mechanism import Market, greedy_graph, objective, random_market
+from mechanism import Market, greedy_graph, objective, random_market, thresholds
 from mechanism.reference import reference_graph
 
 
@@ -80,3 +80,15 @@ def test_large_market_matches_reference_on_sampled_rows():
 def test_bad_variant():
     with pytest.raises(ValueError, match="variant = 'greedy' is not one of"):
         greedy_graph(three_clients(), "greedy")
+
+
+def test_indifferent_candidate_is_not_imported():
+    """Algorithm 2's test is strict, n + N_k < N^Th_k: a candidate exactly worth its price
+    is left out. Client 0: g_0(300) = 2 - 20/sqrt(400) = 1 = c_1, so N^Th_01 = 300 = N_1
+    and importing 1 would change phi_0 by exactly 0."""
+    mk = Market(N=[100, 300], c=[1.0, 1.0], K=[400, 0], lam=0.0)
+    assert thresholds(mk)[0, 1] == 300.0
+    for variant in ("paper", "skip"):
+        assert greedy_graph(mk, variant).sum() == 0
+    # a hair cheaper, and it is imported
+    assert greedy_graph(mk.replace(c=[1.0, 1.0 - 1e-9]))[0, 1] == 1
