@@ -11,7 +11,7 @@ How the numbers were found: a search over 4-client markets with N from
 {100, ..., 2000}, c from {0.1, ..., 2.0}, one K for all from {400, ..., 10000},
 lambda = 0, numpy.random.default_rng(7), keeping the first market where
 Algorithm 2's row 0 is more than 5 % worse than the brute-force optimum
-(search script in the report of the change that added this file).
+(the throwaway search script is not kept; the assertions below re-check the market).
 
 Run:  python examples/greedy_vs_optimal.py
 """
