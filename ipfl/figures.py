@@ -51,13 +51,11 @@ def plot_gap_vs_m(rows: list[dict], path: str | os.PathLike) -> Path:
             data.append(gaps if gaps.size else np.array([np.nan]))
             share.append(np.mean([r["optimal"] for r in sel]))
         ax.boxplot([d[np.isfinite(d)] for d in data], positions=range(len(sizes)))
-        ax.set_xticks(range(len(sizes)), [str(m) for m in sizes])
+        ax.set_xticks(range(len(sizes)),
+                      [f"{m}\n{100 * s:.0f}% rows opt." for m, s in zip(sizes, share, strict=True)])
         ax.set_yscale("log")
         ax.set_xlabel("clients m")
         ax.set_title(f'Algorithm 2 "{variant}": gap of suboptimal rows')
-        for k, s in enumerate(share):
-            ax.annotate(f"{100 * s:.0f}% opt", (k, 1.0), xycoords=("data", "axes fraction"),
-                        ha="center", va="bottom", fontsize=8)
     axes[0][0].set_ylabel(r"$(\phi_{greedy}-\phi_{opt})/|\phi_{opt}|$")
     return _save(fig, Path(path))
 
