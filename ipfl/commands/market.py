@@ -24,7 +24,7 @@ def command(clients: int, seed: int, variant: str, lam: float, buyers: float,
             sellers: float) -> None:
     """Print a seeded random market: graph (Algorithm 2), payments (eq. 10), utilities (eq. 1)."""
     if buyers + sellers > 1:
-        raise click.BadParameter(f"buyers + sellers = {buyers + sellers} must be <= 1",
+        raise click.BadParameter(f"buyers + sellers = {buyers + sellers:g} must be <= 1",
                                  param_hint="--buyers/--sellers")
     market = random_market(clients, seed=seed, lam=lam, buyers=buyers, sellers=sellers)
     click.echo(f"Random market: m = {clients}, seed = {seed}, lambda = {lam}, "
