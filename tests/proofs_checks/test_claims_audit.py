@@ -42,3 +42,22 @@ def test_committed_counterexample_keeps_a_refutation_when_the_search_misses_it()
     assert run_claim("eq9_add", "skip", max_examples=1).verdict == "holds"
     md = render_markdown([replayed], examples=1, profile="ci", seconds=0.0)
     assert "committed counterexample; 1 random examples found none" in md
+
+
+def test_committed_claims_files_agree_with_the_verified_expectations():
+    """CLAIMS.md/json are generated, never hand-edited; if code changes a verdict and
+    nobody reruns `ipfl audit`, this test sees the stale file."""
+    import json
+    from pathlib import Path
+
+    from proofs_checks.claims import CLAIMS, SOLVER_CLAIMS, SOLVERS
+
+    root = Path(__file__).resolve().parents[2]
+    doc = json.loads((root / "CLAIMS.json").read_text(encoding="utf-8"))
+    assert doc["generated_by"] == "ipfl audit"
+    got = {(r["claim"], r["solver"]): r["verdict"] for r in doc["results"]}
+    assert set(got) == {(c, s) for c in CLAIMS for s in SOLVERS}
+    assert got == {(c, s): SOLVER_CLAIMS[s][c] for c in CLAIMS for s in SOLVERS}
+    md = (root / "CLAIMS.md").read_text(encoding="utf-8")
+    assert md.startswith(HEADER.splitlines()[0])
+    assert f"up to {doc['examples']} Hypothesis examples" in md
