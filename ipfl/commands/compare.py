@@ -56,8 +56,9 @@ def _floats(text: str) -> list[float]:
               type=click.Path(file_okay=False),
               help="Folder for markets.csv, rows.csv, compare.json and the figures.")
 @click.option("--no-figures", is_flag=True, help="Skip the matplotlib figures.")
-def command(sizes, markets, seed, c_range, k_range, n_range, lam, spread, buyers, sellers,
-            solver, time_limit, out, no_figures) -> None:
+def command(sizes: str, markets: int, seed: int, c_range: str, k_range: str, n_range: str,
+            lam: str, spread: float, buyers: float, sellers: float, solver: str,
+            time_limit: float | None, out: str, no_figures: bool) -> None:
     """Compare Algorithm 2 ("paper", "skip") with the exact optimum of eq. (8)."""
     from mechanism.compare import compare, write_outputs
 
