@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
 from pathlib import Path
@@ -49,9 +50,10 @@ def command(seed: int, overrides: tuple[str, ...], run_dir: str | None) -> None:
                f"{T} rounds, seed {seed}\n")
     click.echo(f"{'client':>6} {'N_i':>5} {'acc local':>10} {'acc iPFL':>9} {'cum U':>8} "
                f"{'paid':>8} {'received':>9} {'in':>3}")
-    reports_N = [len(s) for s in _train_sizes(base)]
+    first = json.loads((out / "ipfl" / "rounds" / "0001.json").read_text())  # everyone in
+    reports_N = dict(zip(first["clients"], first["inputs"]["N"], strict=True))
     for i in sorted(ipf):
-        click.echo(f"{i:>6} {reports_N[i]:>5} {loc[i]['acc']:>10.3f} {ipf[i]['acc']:>9.3f} "
+        click.echo(f"{i:>6} {reports_N[i]:>5.0f} {loc[i]['acc']:>10.3f} {ipf[i]['acc']:>9.3f} "
                    f"{ipf[i]['cum_U']:>8.2f} {money[i][0]:>8.2f} {money[i][1]:>9.2f} "
                    f"{'y' if ipf[i]['active'] else 'n':>3}")
     acc_l = np.mean([r["acc"] for r in loc.values()])
@@ -70,9 +72,3 @@ def command(seed: int, overrides: tuple[str, ...], run_dir: str | None) -> None:
     graph = plot_graph(out / "ipfl" / "rounds" / f"{T:04d}.json", out / "graph.png")
     click.echo(f"\nplots: {curves}, {graph}\nrun dirs: {out / 'local'}, {out / 'ipfl'} "
                f"({time.perf_counter() - t0:.0f} s)")
-
-
-def _train_sizes(cfg):  # noqa: ANN001, ANN202
-    from training import prepare
-
-    return [s.train for s in prepare(cfg).splits]
