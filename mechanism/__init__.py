@@ -25,6 +25,7 @@ from .payments import (
     utilities,
 )
 from .sampling import random_market
+from .settlement import IR_TOL, Settlement, settle, sharing_utilities
 from .solvers import GRAPH_SOLVERS, solve_graph
 from .thresholds import thresholds
 
@@ -32,10 +33,12 @@ __all__ = [
     "ExactResult",
     "GAINS",
     "GRAPH_SOLVERS",
+    "IR_TOL",
     "Gain",
     "LogGain",
     "Market",
     "Payments",
+    "Settlement",
     "SqrtGain",
     "VARIANTS",
     "check_graph",
@@ -47,7 +50,9 @@ __all__ = [
     "objective",
     "payments",
     "random_market",
+    "settle",
     "sharing_costs",
+    "sharing_utilities",
     "social_welfare",
     "solve_graph",
     "thresholds",

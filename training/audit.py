@@ -2,7 +2,7 @@
 
 For each ``rounds/NNNN.json`` the recorded market inputs (reported N, c, K, budgets,
 distance matrix, lambda, solver, clients still in) are fed to :mod:`mechanism` again,
-including the quit-and-recompute rule of :func:`training.server.ipfl_server_step`; the
+including the quit-and-recompute rule, by :func:`mechanism.settle` (as the run did); the
 recomputed graph, remittances, payments and utilities must equal the recorded outputs
 (graph exactly, money to ``atol``), and the ledger must hold exactly the recorded
 remittances and sum to zero per round.
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mechanism import Market, payments, solve_graph, utilities
+from mechanism import Market, settle
 
 from .ledger import Ledger
 from .rundir import RunDir
@@ -37,27 +37,19 @@ class AuditReport:
 
 
 def recompute_round(inputs: dict) -> dict[str, np.ndarray]:
-    """Recompute a round's outputs (stays, A, r, p, U) from its recorded inputs."""
+    """Recompute a round's outputs (stays, A, r, p, U) from its recorded inputs.
+
+    The recomputation is :func:`mechanism.settle`, the same function the server step
+    called: the audit cannot drift from the run.
+    """
     N, c, K = (np.asarray(inputs[k], dtype=float) for k in ("N", "c", "K"))
     budget, d = np.asarray(inputs["budget"], dtype=float), np.asarray(inputs["d"], dtype=float)
-    m = len(N)
-    stays = np.ones(m, dtype=bool)
-    A, r, p, U = np.zeros((m, m), dtype=np.int8), np.zeros((m, m)), np.zeros(m), np.zeros(m)
-    for _ in range(m):
-        idx = np.flatnonzero(stays)
-        A[:], r[:], p[:], U[:] = 0, 0.0, 0.0, 0.0
-        if len(idx) < 2:
-            break
-        mk = Market(N=N[idx], c=c[idx], K=K[idx], d=d[np.ix_(idx, idx)], lam=inputs["lam"])
-        A_sub = solve_graph(mk, inputs["solver"])
-        pay = payments(mk, A_sub)
-        A[np.ix_(idx, idx)], r[np.ix_(idx, idx)] = A_sub, pay.r
-        p[idx], U[idx] = pay.p, utilities(mk, A_sub)
-        refuse = pay.p > budget[idx]
-        if not refuse.any():
-            break
-        stays[idx[refuse]] = False
-    return {"stays": stays, "A": A, "r": r, "p": p, "U": U}
+    market = Market(N=N, c=c, K=K, d=d, lam=inputs["lam"])
+    true = inputs.get("true")
+    truth = None if true is None else market.replace(
+        **{k: np.asarray(true[k], dtype=float) for k in ("N", "c", "K")})
+    s = settle(market, budget, solver=inputs["solver"], true=truth)
+    return {"stays": s.stays, "A": s.A, "r": s.r, "p": s.p, "U": s.U}
 
 
 def audit_run(run_dir: str | Path, atol: float = 1e-9) -> AuditReport:

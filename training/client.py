@@ -1,60 +1,172 @@
-"""Client side: local training on eq. (7) and personalised evaluation.
+"""The client side of a round: local SGD, the attacker's transform, evaluation.
 
-Shuffling uses a :class:`torch.Generator` the caller seeds per client and round, so a
-round re-run after a crash draws exactly the same mini-batches.
+:func:`run_client` is what a transport calls for one client and one round: it runs
+the algorithm's :meth:`~training.algorithms.Algorithm.client_step`, replaces an
+attacker's upload by its poisoned one, and evaluates the model the algorithm names on
+the client's validation and test splits. It needs only the message, the client's
+state and its data, so it runs in this process (:mod:`training.loop`) or on any node.
+
+Randomness: every generator is seeded from ``(run seed, round, client, purpose)``,
+never from state carried across rounds, so a round re-run after a crash draws exactly
+the same mini-batches.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import copy
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from torch import nn
 
+from .attacks import apply_attack
 from .models import get_flat, set_flat
 
-__all__ = ["evaluate", "train_client"]
+if TYPE_CHECKING:
+    from .algorithms.base import Algorithm, ClientOutput, Message, Objective, State
 
-Objective = Callable[[torch.Tensor, list[torch.Tensor], list[torch.Tensor], float], torch.Tensor]
+__all__ = ["ClientContext", "LocalData", "derive_seed", "evaluate", "local_sgd", "run_client"]
 
 
-def train_client(model: nn.Module, X: torch.Tensor, y: torch.Tensor, start: torch.Tensor,
-                 buffers: torch.Tensor, center: torch.Tensor, prox: float, *, epochs: int,
-                 batch_size: int, lr: float, generator: torch.Generator,
-                 objective: Objective) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run ``epochs`` epochs of SGD from ``start`` and return the new (params, buffers).
+def derive_seed(*keys: int) -> int:
+    """Return a 63-bit seed derived from integer ``keys`` (a :class:`numpy.random.SeedSequence`)."""
+    return int(np.random.SeedSequence(list(keys)).generate_state(1, dtype=np.uint64)[0] >> 1)
 
-    ``objective(loss, params, center_views, prox)`` builds the minimised objective (the
-    algorithm's :meth:`~training.algorithms.Algorithm.local_objective`).
+
+@dataclass(frozen=True)
+class LocalData:
+    """One client's private tensors: train, validation and test splits."""
+
+    X_train: torch.Tensor
+    y_train: torch.Tensor
+    X_val: torch.Tensor
+    y_val: torch.Tensor
+    X_test: torch.Tensor
+    y_test: torch.Tensor
+
+    @property
+    def n_train(self) -> int:
+        """Number of training samples (the true :math:`N_i`)."""
+        return int(self.y_train.shape[0])
+
+
+@dataclass(frozen=True)
+class ClientContext:
+    """What a client step needs besides its message, state and data.
+
+    Attributes
+    ----------
+    model : nn.Module
+        A template of the architecture (its parameters are overwritten before use).
+    shared : torch.Tensor of bool, (P_all,)
+        Which flat trainable parameters are shared (config ``share``).
+    client, round, seed : int
+        The client's global id, the round, the run's master seed.
+    epochs, batch_size, lr : int, int, float
+        Local SGD settings.
+    role, attack : str
+        The client's role and, for an attacker, its attack's name.
     """
-    set_flat(model, start, buffers)
-    params = [p for p in model.parameters() if p.requires_grad]
-    views, k = [], 0
-    for p in params:
-        views.append(center[k:k + p.numel()].view_as(p).detach())
-        k += p.numel()
-    opt = torch.optim.SGD(params, lr=lr)
+
+    model: nn.Module
+    shared: torch.Tensor
+    client: int
+    round: int
+    seed: int
+    epochs: int
+    batch_size: int
+    lr: float
+    role: str = "trader"
+    attack: str = ""
+
+    def generator(self, purpose: int = 0) -> torch.Generator:
+        """Return a generator seeded by (seed, round, client, purpose)."""
+        return torch.Generator().manual_seed(
+            derive_seed(self.seed, 100 + self.round, self.client, purpose))
+
+
+def local_sgd(ctx: ClientContext, data: LocalData, state: State, start: torch.Tensor,
+              center: torch.Tensor, prox: float, objective: Objective, *,
+              params: torch.Tensor | None = None, purpose: int = 0,
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run ``epochs`` epochs of SGD and return the new (all params, buffers).
+
+    The model starts from ``params`` (default the client's ``state["params"]``) with its
+    shared coordinates replaced by ``start``; the objective is
+    ``objective(loss, shared_flat, center, prox)`` (the proximal term acts on the
+    shared coordinates only).
+    """
+    model, shared = ctx.model, ctx.shared
+    full = (state["params"] if params is None else params).clone()
+    full[shared] = start.to(full.dtype)
+    set_flat(model, full, state["buffers"])
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    everything = bool(shared.all())
+    opt = torch.optim.SGD(trainable, lr=ctx.lr)
     loss_fn = nn.CrossEntropyLoss()
+    gen = ctx.generator(purpose)
+    torch.manual_seed(derive_seed(ctx.seed, 200 + ctx.round, ctx.client, purpose))
+    center = center.detach().to(full.dtype)
     model.train()
+    X, y = data.X_train, data.y_train
     n = X.shape[0]
-    for _ in range(epochs):
-        order = torch.randperm(n, generator=generator)
-        for s in range(0, n, batch_size):
-            idx = order[s:s + batch_size]
+    for _ in range(ctx.epochs):
+        order = torch.randperm(n, generator=gen)
+        for s in range(0, n, ctx.batch_size):
+            idx = order[s:s + ctx.batch_size]
             opt.zero_grad(set_to_none=True)
-            obj = objective(loss_fn(model(X[idx]), y[idx]), params, views, prox)
-            obj.backward()
+            loss = loss_fn(model(X[idx]), y[idx])
+            if prox != 0.0:
+                flat = torch.cat([p.reshape(-1) for p in trainable])
+                loss = objective(loss, flat if everything else flat[shared], center, prox)
+            loss.backward()
             opt.step()
     return get_flat(model)
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, params: torch.Tensor, buffers: torch.Tensor, X: torch.Tensor,
-             y: torch.Tensor, batch_size: int = 1024) -> float:
-    """Return the accuracy of the model ``(params, buffers)`` on ``(X, y)``."""
+             y: torch.Tensor, batch_size: int = 1024) -> tuple[float, float]:
+    """Return (accuracy, mean cross-entropy) of the model ``(params, buffers)`` on ``(X, y)``."""
+    if X.shape[0] == 0:
+        return float("nan"), float("nan")
     set_flat(model, params, buffers)
     model.eval()
-    correct = 0
+    correct, loss = 0, 0.0
     for s in range(0, X.shape[0], batch_size):
-        correct += int((model(X[s:s + batch_size]).argmax(dim=1) == y[s:s + batch_size]).sum())
-    return correct / max(1, X.shape[0])
+        out = model(X[s:s + batch_size])
+        correct += int((out.argmax(dim=1) == y[s:s + batch_size]).sum())
+        loss += float(nn.functional.cross_entropy(out, y[s:s + batch_size], reduction="sum"))
+    return correct / X.shape[0], loss / X.shape[0]
+
+
+def _fresh_init(ctx: ClientContext) -> torch.Tensor:
+    """Return the shared part of a freshly initialised model (seeded per round and client)."""
+    model = copy.deepcopy(ctx.model)
+    torch.manual_seed(derive_seed(ctx.seed, 300 + ctx.round, ctx.client))
+    for mod in model.modules():
+        if hasattr(mod, "reset_parameters"):
+            mod.reset_parameters()
+    return get_flat(model)[0][ctx.shared]
+
+
+def run_client(algo: Algorithm, msg: Message, state: State, data: LocalData,
+               ctx: ClientContext) -> tuple[ClientOutput, dict[str, float]]:
+    """Run one client's round: its algorithm's step, its attack if any, its evaluation.
+
+    Returns the client output (an attacker's upload already poisoned) and its metrics:
+    ``acc`` / ``loss`` on its test split and ``val_acc`` / ``val_loss`` on its
+    validation split, of the model the algorithm evaluates.
+    """
+    out = algo.client_step(msg, state, data, ctx)
+    if ctx.role == "attacker":
+        if ctx.attack == "random_init":
+            out.upload = _fresh_init(ctx).to(out.upload.dtype)
+        else:
+            out.upload = apply_attack(ctx.attack, out.upload, msg.start.to(out.upload.dtype),
+                                      ctx.generator(purpose=7))
+    acc, loss = evaluate(ctx.model, out.evaluated, out.buffers, data.X_test, data.y_test)
+    val_acc, val_loss = evaluate(ctx.model, out.evaluated, out.buffers, data.X_val, data.y_val)
+    return out, {"acc": acc, "loss": loss, "val_acc": val_acc, "val_loss": val_loss}

@@ -18,8 +18,11 @@ from numpy.typing import NDArray
 
 __all__ = [
     "CIFAR10_FILES",
+    "DATASETS",
+    "FASHION_DEFAULT_DIR",
     "FASHION_FILES",
     "Dataset",
+    "default_data_dir",
     "load_cifar10",
     "load_dataset",
     "load_digits",
@@ -136,22 +139,47 @@ def load_synthetic(n: int = 600, shape: tuple[int, ...] = (64,), n_classes: int 
                    name="synthetic")
 
 
+#: where Debian's ``dataset-fashion-mnist`` package puts the idx files
+FASHION_DEFAULT_DIR = "/usr/share/datasets/fashion-mnist"
+
+#: dataset name -> loader of a folder (``None``: needs no folder)
+DATASETS: dict[str, object] = {
+    "digits": None,
+    "synthetic": None,
+    "cifar10": "load_cifar10",
+    "fashion_mnist": "load_fashion_mnist",
+}
+
+
+def default_data_dir(name: str) -> str:
+    """Return the folder a dataset is read from when ``data_dir`` is empty ("" if none)."""
+    return FASHION_DEFAULT_DIR if name == "fashion_mnist" else ""
+
+
 def load_dataset(name: str, data_dir: str | Path = "") -> Dataset:
-    """Load a dataset by name: ``digits``, ``cifar10``, ``fashion_mnist`` or ``synthetic``."""
+    """Load a dataset by name: ``digits``, ``cifar10``, ``fashion_mnist`` or ``synthetic``.
+
+    Fashion-MNIST is read from ``data_dir``, or without one from Debian's
+    ``dataset-fashion-mnist`` folder (:data:`FASHION_DEFAULT_DIR`).
+    """
     if name == "digits":
         return load_digits()
     if name == "synthetic":
         return load_synthetic()
     loaders = {"cifar10": load_cifar10, "fashion_mnist": load_fashion_mnist}
     if name not in loaders:
-        raise ValueError(
-            f"dataset = {name!r} is not one of ['cifar10', 'digits', 'fashion_mnist', 'synthetic']"
-        )
+        raise ValueError(f"dataset = {name!r} is not one of {sorted(DATASETS)}")
+    data_dir = data_dir or default_data_dir(name)
     if not data_dir:
         raise ValueError(f"dataset = {name!r} needs data_dir, a local folder holding its files")
+    files = CIFAR10_FILES if name == "cifar10" else FASHION_FILES
+    hint = (" (on Debian: apt-get install dataset-fashion-mnist puts them in "
+            f"{FASHION_DEFAULT_DIR})" if name == "fashion_mnist" else "")
     if not Path(data_dir).expanduser().is_dir():
-        files = CIFAR10_FILES if name == "cifar10" else FASHION_FILES
         raise FileNotFoundError(
             f"{name}: data_dir = {str(data_dir)!r} is not a folder; it must hold {list(files)}"
-        )
-    return loaders[name](data_dir)
+            + hint)
+    try:
+        return loaders[name](data_dir)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(str(exc) + hint) from None

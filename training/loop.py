@@ -1,27 +1,30 @@
-r"""The one training loop of Algorithm 1; algorithms plug in through their hooks.
+r"""The in-process transport: Algorithm 1's rounds over the server and client steps.
 
-Round 0: every client trains locally from the common initial model :math:`\theta^0`
-and reports :math:`(N_i, c_i, K_i)` (the round-0 proximal term of Algorithm 1 is centred
-at :math:`\theta^0` itself; we train round 0 without it). Rounds ``t = 1 .. rounds``:
-the clients still in upload :math:`\theta_i^t`; the algorithm's
-:meth:`~training.algorithms.Algorithm.server_step` decides graph, payments, quitters and
-prox-centres; the clients that pay train ``epochs`` epochs on eq. (7); a client that
-quits keeps its best model so far (best by its own test accuracy) and stops.
+This module only moves messages: it never decides anything an algorithm decides.
+Round 0: every client trains from the common initial model :math:`\theta^0` without a
+proximal term (Algorithm 1's round-0 centre is :math:`\theta^0` itself) and reports its
+profile. Rounds ``t = 1 .. rounds``: the algorithm's server step sees the uploads of the
+clients still in and returns their messages; the clients whose bill is accepted run
+their client step (:func:`training.client.run_client`); the others quit and keep
+their best model so far, best by their own *validation* accuracy.
 
-Determinism and resume: data split, initial model and every client's mini-batch order
-in every round come from generators seeded by ``(seed, round, client)``, never from a
-global state carried across rounds, so a run resumed from its last checkpoint produces
-exactly the metrics of an uninterrupted run. The checkpoint is written last in a round
-(the commit point); the round's market record, ledger entries and metrics written
-before it are idempotent when the round is re-run.
+Records: per round and client one metric row (test accuracy of this round's model,
+validation accuracy, test accuracy at the round of best validation accuracy, the
+utility of eq. (1), money, graph degrees); for a market algorithm the round's market
+record (``rounds/NNNN.json``) and its ledger entries. Baselines get the same utility
+columns, scored on their sharing graph without payments (:func:`mechanism.sharing_utilities`).
+
+Determinism and resume: data split, initial model and every random draw come from
+generators seeded by ``(seed, round, client, purpose)``; the checkpoint (all client
+and server states) is written last in a round and is the commit point; the round's
+market record, ledger entries and metrics written before it are idempotent when the
+round is re-run, so a run killed at any moment resumes to identical metrics.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-import os
-import signal
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,79 +34,104 @@ import numpy as np
 import torch
 from torch import nn
 
-from .algorithms import get_algorithm
-from .client import evaluate, train_client
-from .config import Config
-from .data import load_dataset
-from .ledger import Ledger
-from .models import build_model, get_flat
-from .partition import ClientData, client_splits, partition
-from .rundir import RunDir, atomic_write_text
-from .server import ProxCapWarning, Reports
+from mechanism import IR_TOL, sharing_utilities
 
-__all__ = ["Federation", "prepare", "train"]
+from .algorithms import Algorithm, ServerInput, ServerOutput, get_algorithm
+from .algorithms.base import ClientOutput, Message
+from .client import ClientContext, LocalData, derive_seed, run_client
+from .config import Config
+from .data import Dataset, load_dataset
+from .ledger import Ledger
+from .models import build_model, get_flat, shared_mask
+from .partition import client_splits, partition
+from .profiles import Profiles, build_profiles
+from .rundir import RunDir, atomic_write_text
+
+__all__ = ["Federation", "IRViolationWarning", "prepare", "train"]
+
+
+class IRViolationWarning(UserWarning):
+    """A recorded round in which some client's utility U_i^t (eq. (1)) is negative under iPFL."""
 
 
 @dataclass
 class Federation:
-    """Everything fixed for a run: the clients' data, the model template, the reports."""
+    """Everything fixed for a run: the clients' data, the model template, the profiles."""
 
     cfg: Config
     model: nn.Module
-    train_sets: list[tuple[torch.Tensor, torch.Tensor]]
-    test_sets: list[tuple[torch.Tensor, torch.Tensor]]
-    splits: list[ClientData]
-    reports: Reports
+    data: list[LocalData]
+    profiles: Profiles
     theta0: torch.Tensor
     buffers0: torch.Tensor
+    shared: torch.Tensor
 
     @property
     def m(self) -> int:
         """Number of clients."""
-        return len(self.splits)
+        return len(self.data)
+
+    def context(self, i: int, t: int) -> ClientContext:
+        """Return client ``i``'s context for round ``t``."""
+        cfg = self.cfg
+        return ClientContext(model=self.model, shared=self.shared, client=i, round=t,
+                             seed=cfg.seed, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                             lr=cfg.lr, role=self.profiles.roles[i], attack=cfg.attack)
 
 
-def _seed(*keys: int) -> int:
-    return int(np.random.SeedSequence(list(keys)).generate_state(1, dtype=np.uint64)[0] >> 1)
+def _pool(cfg: Config, data: Dataset | None) -> Dataset:
+    ds = data if data is not None else load_dataset(cfg.dataset, cfg.data_dir)
+    if cfg.max_samples and cfg.max_samples < len(ds):
+        perm = np.random.default_rng(derive_seed(cfg.seed, 1)).permutation(len(ds))
+        keep = np.sort(perm[:cfg.max_samples])
+        ds = Dataset(X=ds.X[keep], y=ds.y[keep], n_classes=ds.n_classes, name=ds.name)
+    return ds
 
 
-def prepare(cfg: Config, model: nn.Module | None = None) -> Federation:
-    r"""Load data, partition it, build the model and the reports; all validation first.
+def prepare(cfg: Config, model: nn.Module | None = None, data: Any = None) -> Federation:
+    r"""Load and split the data, build the model and the profiles; all validation first.
 
-    ``model``, when given, is any :class:`torch.nn.Module` mapping a batch of this
-    dataset's inputs to ``n_classes`` logits; it is deep-copied, so its own current
-    parameters are the common initial model :math:`\theta^0` and the caller's module
-    is never modified. Without it, ``cfg.model`` names a built-in model.
+    ``model``, when given, is any :class:`torch.nn.Module` mapping a batch of the inputs
+    to ``n_classes`` logits; it is deep-copied, so its current parameters are the common
+    initial model :math:`\theta^0`. ``data``, when given, replaces ``cfg.dataset``: a
+    :class:`~training.data.Dataset` (split by ``cfg.partition``), or one ``(X, y)`` pair
+    or torch dataset per client (see :func:`training.userdata.as_client_pools`).
     """
+    from .userdata import as_client_pools
+
     torch.set_num_threads(cfg.threads)
     torch.use_deterministic_algorithms(True)
-    data = load_dataset(cfg.dataset, cfg.data_dir)
-    X, y = data.X, data.y
-    if cfg.max_samples and cfg.max_samples < len(y):
-        perm = np.random.default_rng(_seed(cfg.seed, 1)).permutation(len(y))
-        keep = np.sort(perm[:cfg.max_samples])
-        X, y = X[keep], y[keep]
-    if cfg.clients > len(y):
-        raise ValueError(f"config: clients = {cfg.clients} exceeds the {len(y)} samples of "
-                         f"dataset {cfg.dataset!r}")
-    rng = np.random.default_rng(_seed(cfg.seed, 2))
-    parts = partition(cfg.partition, y, cfg.clients, rng, beta=cfg.beta, groups=cfg.groups,
-                      beta_between=cfg.beta_between, beta_within=cfg.beta_within,
-                      classes_per_client=cfg.classes_per_client)
-    splits = client_splits(parts, cfg.test_frac, rng)
-    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
-    train_sets = [(Xt[s.train], yt[s.train]) for s in splits]
-    test_sets = [(Xt[s.test], yt[s.test]) for s in splits]
-    torch.manual_seed(_seed(cfg.seed, 3))
-    if model is None:
-        model = build_model(cfg.model, tuple(X.shape[1:]), data.n_classes, cfg.hidden)
+    rng = np.random.default_rng(derive_seed(cfg.seed, 2))
+    pools = as_client_pools(data, cfg.clients)
+    if pools is None:
+        ds = _pool(cfg, data if isinstance(data, Dataset) else None)
+        if cfg.clients > len(ds):
+            raise ValueError(f"config: clients = {cfg.clients} exceeds the {len(ds)} samples "
+                             f"of dataset {ds.name!r}")
+        parts = partition(cfg.partition, ds.y, cfg.clients, rng, beta=cfg.beta,
+                          groups=cfg.groups, beta_between=cfg.beta_between,
+                          beta_within=cfg.beta_within,
+                          classes_per_client=cfg.classes_per_client)
     else:
-        model = _check_model(copy.deepcopy(model), Xt[:2], data.n_classes)
+        ds, parts = pools
+    splits = client_splits(parts, cfg.test_frac, rng, val_frac=cfg.val_frac)
+    X, y = torch.from_numpy(ds.X), torch.from_numpy(ds.y)
+    local = [LocalData(X[s.train], y[s.train], X[s.val], y[s.val], X[s.test], y[s.test])
+             for s in splits]
+    torch.manual_seed(derive_seed(cfg.seed, 3))
+    if model is None:
+        model = build_model(cfg.model, tuple(ds.X.shape[1:]), ds.n_classes, cfg.hidden)
+    else:
+        model = _check_model(copy.deepcopy(model), X[:2], ds.n_classes)
     theta0, buffers0 = get_flat(model)
-    N = np.array([s.n_train for s in splits], dtype=float)
-    reports = Reports.make(N=N, c=np.full(len(N), cfg.c), K=cfg.K_per_sample * N,
-                           budget=np.full(len(N), cfg.budget))
-    return Federation(cfg, model, train_sets, test_sets, splits, reports, theta0, buffers0)
+    shared = shared_mask(model, cfg.share)
+    N = np.array([d.n_train for d in local], dtype=float)
+    profiles = build_profiles(
+        N, c=cfg.per_client("c"), K_per_sample=cfg.per_client("K_per_sample"),
+        budget=cfg.per_client("budget"), roles=cfg.role_list, liars=list(cfg.liar),
+        liar_N=cfg.liar_N, liar_c=cfg.liar_c, liar_K=cfg.liar_K,
+        rng=np.random.default_rng(derive_seed(cfg.seed, 4)))
+    return Federation(cfg, model, local, profiles, theta0, buffers0, shared)
 
 
 def _check_model(model: nn.Module, batch: torch.Tensor, n_classes: int) -> nn.Module:
@@ -125,28 +153,35 @@ def _check_model(model: nn.Module, batch: torch.Tensor, n_classes: int) -> nn.Mo
     return model
 
 
-def _crash_point(name: str, t: int) -> None:
-    """Kill this process with SIGKILL at ``IPFL_CRASH_AT=name:round`` (crash tests only)."""
-    if os.environ.get("IPFL_CRASH_AT") == f"{name}:{t}":
-        os.kill(os.getpid(), signal.SIGKILL)
+def check_stability(algo: Algorithm, fed: Federation) -> None:
+    """Refuse a run whose proximal step would make local SGD overshoot (``lr * mu > 1``)."""
+    mu = algo.max_prox(fed.profiles.reported, fed.theta0[fed.shared])
+    if fed.cfg.lr * mu > 1.0:
+        raise ValueError(
+            f"config: unstable proximal step: lr x proximal weight = {fed.cfg.lr:g} x {mu:.4g} "
+            f"= {fed.cfg.lr * mu:.4g} > 1 for some client (worst case over the graph); "
+            f"SGD would overshoot the centre. Lower lr below {1.0 / mu:.4g} or the "
+            f"algorithm's proximal weight")
 
 
-def _fresh_state(fed: Federation) -> dict[str, Any]:
+def _fresh_state(algo: Algorithm, fed: Federation) -> dict[str, Any]:
     m = fed.m
     return {
         "round": -1,
-        "params": fed.theta0.expand(m, -1).clone(),
-        "buffers": fed.buffers0.expand(m, -1).clone(),
-        "best_params": fed.theta0.expand(m, -1).clone(),
-        "best_buffers": fed.buffers0.expand(m, -1).clone(),
-        "best_acc": np.full(m, -1.0),
-        "cum_U": np.zeros(m),
-        "active": np.ones(m, dtype=bool),
+        "uploads": fed.theta0[fed.shared].expand(m, -1).clone(),
+        "infos": {},
+        "clients": [algo.init_client_state(i, fed.theta0, fed.buffers0) for i in range(m)],
+        "server": algo.init_server_state(m, fed.theta0[fed.shared]),
+        "best_val": torch.full((m,), -math.inf, dtype=torch.float64),
+        "test_at_best": torch.zeros(m, dtype=torch.float64),
+        "cum_U": torch.zeros(m, dtype=torch.float64),
+        "active": torch.ones(m, dtype=torch.bool),
     }
 
 
 def train(cfg: Config | None, run_dir: str | Path, *, resume: bool = False,
-          progress: bool = True, model: nn.Module | None = None) -> list[dict[str, Any]]:
+          progress: bool = True, model: nn.Module | None = None,
+          data: Any = None) -> list[dict[str, Any]]:
     """Run (or resume) a training run in ``run_dir`` and return all metric rows.
 
     Parameters
@@ -161,8 +196,10 @@ def train(cfg: Config | None, run_dir: str | Path, *, resume: bool = False,
     progress : bool
         Show a tqdm bar with mean accuracy and mean utility.
     model : torch.nn.Module, optional
-        Any module producing ``n_classes`` logits (see :func:`prepare`); on resume,
-        pass the same architecture again (its parameter count is checked).
+        Any module producing ``n_classes`` logits (see :func:`prepare`); on resume, pass
+        the same architecture again (its parameter count is checked).
+    data : optional
+        Your own data instead of ``cfg.dataset`` (see :func:`prepare`).
     """
     rd = RunDir(run_dir)
     if resume:
@@ -175,122 +212,142 @@ def train(cfg: Config | None, run_dir: str | Path, *, resume: bool = False,
     elif rd.path.exists() and any(rd.path.iterdir()):
         raise ValueError(f"run_dir = {str(rd.path)!r} is not empty; use --resume to continue it")
     algo = get_algorithm(cfg)
-    fed = prepare(cfg, model)
+    fed = prepare(cfg, model, data)
+    check_stability(algo, fed)
+    state = rd.load_checkpoint() if resume else None
+    if state is not None and state["uploads"].shape[1] != int(fed.shared.sum()):
+        raise ValueError(f"resume: the checkpoint holds {state['uploads'].shape[1]} shared "
+                         f"parameters per client, the model has {int(fed.shared.sum())}; pass "
+                         "the model the run was started with")
     rd.create()
     if not resume:
         atomic_write_text(rd.config, cfg.dumps())
     ledger = Ledger(rd.ledger) if algo.uses_market else None
-    state = rd.load_checkpoint() if resume else None
-    if state is not None and state["params"].shape[1] != fed.theta0.numel():
-        raise ValueError(f"resume: the checkpoint holds {state['params'].shape[1]} parameters "
-                         f"per client, the model has {fed.theta0.numel()}; pass the model "
-                         "the run was started with")
-    state = state or _fresh_state(fed)
+    state = state or _fresh_state(algo, fed)
     rows = [r for r in rd.read_metrics() if r["round"] <= state["round"]]
-
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=cfg.rounds + 1, initial=state["round"] + 1, desc=f"{cfg.algorithm}",
+        bar = tqdm(total=cfg.rounds + 1, initial=state["round"] + 1, desc=cfg.algorithm,
                    unit="round")
-    capped_total = 0
     for t in range(state["round"] + 1, cfg.rounds + 1):
-        new_rows, capped = _round(fed, algo, state, t, rd, ledger)
-        capped_total += capped
+        new_rows = run_round(algo, fed, state, t, rd, ledger)
         rows = [r for r in rows if r["round"] < t] + new_rows
         rd.write_metrics(rows)
-        _crash_point("metrics", t)
         state["round"] = t
         rd.save_checkpoint(state)
-        _crash_point("checkpoint", t)
         if bar is not None:
-            live = [r for r in new_rows if r["active"]] or new_rows
             bar.set_postfix(acc=f"{np.mean([r['acc'] for r in new_rows]):.3f}",
-                            U=f"{np.mean([r['U'] for r in live]):.3f}")
+                            U=f"{np.mean([r['U'] for r in new_rows]):.3f}")
             bar.update(1)
     if bar is not None:
         bar.close()
-    if capped_total:
-        warnings.warn(f"eq. (6): the prox-centre step was capped {capped_total} times "
-                      f"(client-rounds) to stay a convex combination (max_mix = {cfg.max_mix})",
-                      ProxCapWarning, stacklevel=2)
     return rows
 
 
-class IRViolationWarning(UserWarning):
-    """A recorded round in which some client's utility U_i^t (eq. (1)) is negative."""
+def _server_input(fed: Federation, state: dict[str, Any], idx: np.ndarray, t: int) -> ServerInput:
+    ix = torch.as_tensor(idx, dtype=torch.long)
+    return ServerInput(
+        round=t, clients=idx, m=fed.m, reports=fed.profiles.reported.take(idx),
+        true=fed.profiles.true.take(idx), uploads=state["uploads"][ix],
+        infos={k: v[ix] for k, v in state["infos"].items()}, theta0=fed.theta0[fed.shared],
+        seed=derive_seed(fed.cfg.seed, 500 + t))
 
 
-def _round(fed: Federation, algo: Any, state: dict[str, Any], t: int, rd: RunDir,
-           ledger: Ledger | None) -> tuple[list[dict[str, Any]], int]:
-    cfg, m = fed.cfg, fed.m
-    params, buffers = state["params"], state["buffers"]
-    active = state["active"]
+def _round_zero(fed: Federation, k: int) -> ServerOutput:
+    start = fed.theta0[fed.shared].expand(k, -1).clone()
+    return ServerOutput.plain(start)
+
+
+def run_round(algo: Algorithm, fed: Federation, state: dict[str, Any], t: int, rd: RunDir,
+              ledger: Ledger | None) -> list[dict[str, Any]]:
+    """Run round ``t`` in process: server step, settlement records, client steps, metrics."""
+    m = fed.m
+    active = state["active"].numpy().copy()
     idx = np.flatnonzero(active)
     k = len(idx)
-    U, p, paid, received = np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m)
+    U, p = np.zeros(m), np.zeros(m)
+    paid, received = np.zeros(m), np.zeros(m)
     imports, importers = np.zeros(m, dtype=int), np.zeros(m, dtype=int)
-    eta = np.full(m, math.nan)
-    capped = 0
-    starts, prox = params.clone(), np.zeros(m)
-    train_mask = active.copy()
-    if t > 0 and k > 0:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ProxCapWarning)  # summed up once, at the end
-            plan = algo.server_step(fed.reports.take(idx), params[idx], t)
-        starts[idx] = plan.centers.to(params.dtype)
-        prox[idx] = plan.prox
-        U[idx], p[idx] = plan.U, plan.p
-        paid[idx], received[idx] = plan.r.sum(axis=1), plan.r.sum(axis=0)
-        imports[idx], importers[idx] = plan.A.sum(axis=1), plan.A.sum(axis=0)
-        if "eta" in plan.extra:
-            eta[idx] = plan.extra["eta"]
-            capped = int(np.sum(plan.extra["capped"]))
-        quit_ = idx[~plan.stays]
-        train_mask[quit_] = False
-        if plan.market is not None:
-            record = {"round": t, "clients": idx.tolist(), **plan.market}
-            rd.write_round(t, record)
-            _crash_point("record", t)
+    columns: dict[str, np.ndarray] = {}
+    trains = active.copy()
+    if k == 0:
+        out = None
+    elif t == 0:
+        out = _round_zero(fed, k)
+    else:
+        out, state["server"] = algo.server_step(_server_input(fed, state, idx, t),
+                                                state["server"])
+        A = out.A
+        imports[idx], importers[idx] = A.sum(axis=1), A.sum(axis=0)
+        if out.settlement is not None:
+            s = out.settlement
+            U[idx], p[idx] = s.U, s.p
+            paid[idx], received[idx] = s.r.sum(axis=1), s.r.sum(axis=0)
+            trains[idx[~s.stays]] = False
+        else:
+            true = fed.profiles.true.take(idx)
+            U[idx] = sharing_utilities(true.market(), A) if k >= 2 else 0.0
+        for key, col in out.columns.items():
+            columns[key] = np.full(m, np.nan)
+            columns[key][idx] = col
+        if out.record is not None:
+            rd.write_round(t, {"round": t, "clients": idx.tolist(), **out.record})
             if ledger is not None:
-                ledger.book(t, plan.r, idx.tolist())
+                ledger.book(t, out.settlement.r, idx.tolist())
                 total = ledger.round_sum(t)
                 if abs(total) > 1e-9:
                     raise RuntimeError(f"ledger: round {t} sums to {total!r}, not zero")
-            _crash_point("ledger", t)
-    for i in np.flatnonzero(train_mask):
-        gen = torch.Generator().manual_seed(_seed(cfg.seed, 100 + t, int(i)))
-        torch.manual_seed(_seed(cfg.seed, 200 + t, int(i)))
-        X, y = fed.train_sets[i]
-        params[i], buffers[i] = train_client(
-            fed.model, X, y, starts[i], buffers[i], starts[i].clone(), float(prox[i]),
-            epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, generator=gen,
-            objective=algo.local_objective)
+    metrics: dict[int, dict[str, float]] = {}
+    for local, i in enumerate(idx):
+        if not trains[i]:
+            continue
+        msg: Message = out.message(local)
+        res: ClientOutput
+        res, metrics[i] = run_client(algo, msg, state["clients"][i], fed.data[i],
+                                     fed.context(i, t))
+        state["clients"][i] = res.state
+        state["uploads"][i] = res.upload
+        for key, v in res.info.items():
+            if key not in state["infos"]:
+                state["infos"][key] = torch.zeros((m, *v.shape), dtype=v.dtype)
+            state["infos"][key][i] = v
+    return _rows(fed, state, t, metrics, trains, active, U, p, paid, received, imports,
+                 importers, columns, algo.uses_market)
+
+
+def _rows(fed: Federation, state: dict[str, Any], t: int, metrics: dict[int, dict[str, float]],
+          trains: np.ndarray, active: np.ndarray, U: np.ndarray, p: np.ndarray,
+          paid: np.ndarray, received: np.ndarray, imports: np.ndarray, importers: np.ndarray,
+          columns: dict[str, np.ndarray], market: bool) -> list[dict[str, Any]]:
     rows = []
-    for i in range(m):
-        if train_mask[i]:
-            acc = evaluate(fed.model, params[i], buffers[i], *fed.test_sets[i])
-            if acc > state["best_acc"][i]:
-                state["best_acc"][i] = acc
-                state["best_params"][i] = params[i]
-                state["best_buffers"][i] = buffers[i]
-        else:  # quit now or earlier: keeps its best model
-            if active[i]:
-                params[i], buffers[i] = state["best_params"][i], state["best_buffers"][i]
-            acc = float(state["best_acc"][i])
+    for i in range(fed.m):
+        if trains[i]:
+            mt = metrics[i]
+            val = mt["val_acc"] if not math.isnan(mt["val_acc"]) else mt["acc"]
+            if val > state["best_val"][i]:
+                state["best_val"][i] = val
+                state["test_at_best"][i] = mt["acc"]
+            acc, val_acc = mt["acc"], mt["val_acc"]
+        else:  # quit now or earlier: keeps its best-validation model
+            acc, val_acc = float(state["test_at_best"][i]), float(state["best_val"][i])
         state["cum_U"][i] += U[i]
-        rows.append({
-            "round": t, "client": i, "active": bool(train_mask[i]), "acc": acc,
+        row = {
+            "round": t, "client": i, "role": fed.profiles.roles[i], "active": bool(trains[i]),
+            "acc": acc, "val_acc": val_acc, "best_acc": float(state["test_at_best"][i]),
             "U": float(U[i]), "cum_U": float(state["cum_U"][i]), "p": float(p[i]),
             "paid": float(paid[i]), "received": float(received[i]),
             "imports": int(imports[i]), "importers": int(importers[i]),
-            "ir": bool(U[i] >= -1e-9), "eta": None if math.isnan(eta[i]) else float(eta[i]),
-        })
-    broken = [r["client"] for r in rows if not r["ir"]]
-    if broken:
+            "ir": bool(U[i] >= -IR_TOL),
+        }
+        for key, col in columns.items():
+            row[key] = None if math.isnan(col[i]) else float(col[i])
+        rows.append(row)
+    state["active"] = torch.as_tensor(trains)
+    broken = [r["client"] for r in rows if not r["ir"] and active[r["client"]]]
+    if broken and market:
         warnings.warn(f"round {t}: individual rationality (Theorem 1) violated, U_i < 0 for "
                       f"clients {broken}: " + ", ".join(f"U_{i} = {U[i]:.6g}" for i in broken),
-                      IRViolationWarning, stacklevel=3)
-    state["active"] = train_mask
-    return rows, capped
+                      IRViolationWarning, stacklevel=4)
+    return rows

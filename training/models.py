@@ -8,10 +8,12 @@ trainable parameters (what the server sees, eq. (6)) plus one flat vector of buf
 
 from __future__ import annotations
 
+import re
+
 import torch
 from torch import nn
 
-__all__ = ["MLP", "SmallCNN", "build_model", "get_flat", "n_params", "set_flat"]
+__all__ = ["MLP", "MODELS", "SmallCNN", "build_model", "get_flat", "n_params", "set_flat", "shared_mask"]
 
 
 class MLP(nn.Module):
@@ -43,6 +45,10 @@ class SmallCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return self.head(self.features(x))
+
+
+#: model names accepted by :func:`build_model`
+MODELS = ("auto", "cnn", "mlp")
 
 
 def build_model(name: str, input_shape: tuple[int, ...], n_classes: int,
@@ -89,3 +95,34 @@ def set_flat(model: nn.Module, params: torch.Tensor, buffers: torch.Tensor | Non
             for b in model.buffers():
                 b.copy_(buffers[k:k + b.numel()].view_as(b).to(b.dtype))
                 k += b.numel()
+
+
+def shared_mask(model: nn.Module, pattern: str) -> torch.Tensor:
+    """Return the boolean mask over the flat trainable parameters whose name matches ``pattern``.
+
+    ``pattern`` is a regular expression searched in each parameter's qualified name
+    (``re.search``); ``".*"`` shares everything. What is not shared stays with its
+    client: never uploaded, never measured, never pulled towards anybody.
+
+    Raises
+    ------
+    ValueError
+        When the pattern is not a valid regular expression or matches no parameter.
+
+    Examples
+    --------
+    >>> m = MLP(4, 3, hidden=2)
+    >>> shared_mask(m, r"net\\.3\\.").tolist()  # only the last layer: 2 * 3 + 3 entries
+    [False, False, False, False, False, False, False, False, False, False, True, True, True, True, True, True, True, True, True]
+    """
+    try:
+        rx = re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"config: share = {pattern!r} is not a regular expression ({exc})") from None
+    names = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    parts = [torch.full((p.numel(),), bool(rx.search(n))) for n, p in names]
+    mask = torch.cat(parts)
+    if not mask.any():
+        raise ValueError(f"config: share = {pattern!r} matches no parameter; the model's "
+                         f"parameters are {[n for n, _ in names]}")
+    return mask

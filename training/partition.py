@@ -3,7 +3,7 @@
 Every partitioner takes the labels, the number of clients ``m`` and an explicit
 :class:`numpy.random.Generator` and returns one index array per client; the same
 generator state gives the same split. :func:`client_splits` then divides each
-client's indices into its own train and test set, so every client is evaluated on
+client's indices into its own train, validation and test sets, so every client is evaluated on
 its own distribution (personalised accuracy).
 
 * **NIID**: for each class, client shares are drawn from ``Dirichlet(beta)``
@@ -166,25 +166,40 @@ def partition(name: str, y: NDArray, m: int, rng: np.random.Generator,
 
 @dataclass(frozen=True)
 class ClientData:
-    """One client's private train and test indices into the pooled dataset."""
+    """One client's private train, validation and test indices into the pooled dataset.
+
+    Validation selects (the round of best validation accuracy, a quitter's best model);
+    test only reports. All three come from the client's own distribution.
+    """
 
     train: Index
+    val: Index
     test: Index
 
     @property
     def n_train(self) -> int:
-        """:math:`N_i`, the client's reported data size."""
+        """:math:`N_i`, the client's true data size."""
         return int(len(self.train))
 
 
-def client_splits(parts: list[Index], test_frac: float,
-                  rng: np.random.Generator) -> list[ClientData]:
-    """Split each client's indices into train and test (``test_frac``), both non-empty."""
+def client_splits(parts: list[Index], test_frac: float, rng: np.random.Generator,
+                  val_frac: float = 0.0) -> list[ClientData]:
+    """Split each client's indices into train, validation and test sets.
+
+    ``test_frac`` and ``val_frac`` of each client's samples (rounded, at least one
+    each when the fraction is positive) go to test and validation; train keeps at least
+    one sample. ``val_frac = 0`` gives an empty validation set.
+    """
     out = []
     for i, idx in enumerate(parts):
-        if len(idx) < 2:
-            raise ValueError(f"partition: client {i} has {len(idx)} samples; needs >= 2")
+        need = 2 + (val_frac > 0)
+        if len(idx) < need:
+            raise ValueError(f"partition: client {i} has {len(idx)} samples; needs >= {need}")
         perm = rng.permutation(idx)
-        n_test = min(max(1, round(test_frac * len(idx))), len(idx) - 1)
-        out.append(ClientData(train=np.sort(perm[n_test:]), test=np.sort(perm[:n_test])))
+        n_test = min(max(1, round(test_frac * len(idx))), len(idx) - need + 1)
+        n_val = 0 if val_frac <= 0 else min(max(1, round(val_frac * len(idx))),
+                                            len(idx) - n_test - 1)
+        out.append(ClientData(train=np.sort(perm[n_test + n_val:]),
+                              val=np.sort(perm[n_test:n_test + n_val]),
+                              test=np.sort(perm[:n_test])))
     return out

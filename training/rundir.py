@@ -78,7 +78,15 @@ class RunDir:
         atomic_write_bytes(self.checkpoint, buf.getvalue())
 
     def load_checkpoint(self) -> dict[str, Any] | None:
-        """Return the last checkpoint, or None."""
+        """Return the last checkpoint, or None.
+
+        Loaded with ``weights_only=True``: only tensors and plain containers, so a pickle
+        payload planted in the file is refused, never run.
+        """
         if not self.checkpoint.is_file():
             return None
-        return torch.load(self.checkpoint, weights_only=False)
+        try:
+            return torch.load(self.checkpoint, weights_only=True)
+        except Exception as exc:  # noqa: BLE001 (a damaged or foreign file: never run its code)
+            raise ValueError(f"resume: {str(self.checkpoint)!r} is not a checkpoint this "
+                             f"package wrote ({type(exc).__name__}); it is refused unread") from None

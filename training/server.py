@@ -1,224 +1,176 @@
-r"""The iPFL server step of Algorithm 1 as one pure function.
+r"""The iPFL server step of Algorithm 1 as one pure function of reports and uploads.
 
-:func:`ipfl_server_step` takes the clients' reports :math:`(N_i, c_i, K_i)`, their
-per-round budgets and the stacked flat models ``theta`` (m, P) and returns the graph
-(Algorithm 2 or another solver), the payments (eq. (10)), the utilities (eq. (1)),
-the prox-centres (eq. (6)) and the proximal weights of eq. (7). It reads no file and
-touches no client object, so any transport (this package's loop, a Flower app) can call it.
+:func:`ipfl_server_step` measures the model distances, settles the market
+(:func:`mechanism.settle`: Algorithm 2, eq. (10), quits, utilities) and computes each
+client's prox-centre (eq. (6)) and proximal weight (eq. (7)). It reads no file and
+touches no client object, so any transport can call it.
 
-Clients whose net bill :math:`p_i` exceeds their budget quit (Algorithm 1's ``else``
-branch); the market is then recomputed without them until every remaining client
-accepts its bill, so the settled payments always sum to zero.
+Our reading of eqs. (6)-(7): a linearised proximal step
+-------------------------------------------------------
+Eq. (5) asks client ``i`` to minimise :math:`L_i(\theta) + \lambda R_i(\theta)` with
+:math:`R_i(\theta) = \sum_j W_{ij} d(\theta, \theta_j)`, :math:`W_{ij} = a_{ij} N_j/N_i`.
+Linearising :math:`R_i` at :math:`\theta_i^t` and adding :math:`\frac{\lambda}{2\eta}
+\|\theta - \theta_i^t\|^2` gives exactly eqs. (6)-(7):
+:math:`L_i(\theta) + \frac{\lambda}{2\eta}\|\theta - \bar\theta_i^t\|^2` with
+:math:`\bar\theta_i^t = \theta_i^t - \eta\nabla R_i(\theta_i^t)`. That step is a
+majorisation (the proximal problem upper-bounds eq. (5)) only while
+:math:`\eta \le 1/L_i`, where :math:`L_i = 2 s_i S_i` is the curvature of
+:math:`R_i` (:math:`S_i = \sum_j W_{ij}`, :math:`s_i` the distance's metric scale,
+:meth:`training.distance.Distance.metric`). A literal, client-independent
+:math:`\eta` is therefore either unstable for clients that import much
+(:math:`2\eta s_i S_i > 1` extrapolates past every collaborator) or negligible for the
+others. We read :math:`\eta` **relative to each client's stable step**:
+:math:`\eta_i = \eta / L_i` with ``eta`` in (0, 1]. For both squared-L2 distances this
+gives
 
-The prox-centre and its cap (eq. (6))
--------------------------------------
-For squared L2, eq. (6) reads, with :math:`W_{ij} = a_{ij} N_j / N_i` and
-:math:`S_i = \sum_j W_{ij}`,
+.. math:: \bar\theta_i = (1 - \eta)\,\theta_i + \eta\,\frac{\sum_j W_{ij}\theta_j}{S_i},
 
-.. math:: \bar\theta_i = (1 - 2\eta S_i)\,\theta_i + 2\eta \sum_j W_{ij}\theta_j,
+a convex combination for every ``eta`` in (0, 1]: ``eta`` is the share of the centre
+that comes from the imported models, and it acts (0.25, 0.5 and 1 give different
+centres) with no cap. Eq. (7)'s weight is then
+:math:`\mu_i = \lambda_{\text{prox}}/\eta_i = \lambda_{\text{prox}} L_i / \eta` on the
+squared distance to the centre.
 
-a convex combination only while :math:`2\eta S_i \le 1`; a client importing several
-large peers would otherwise be sent an extrapolated model and its accuracy collapses.
-We **cap the step per client**: :math:`\eta_i = \min(\eta, \text{max\_mix}/(2 S_i))`,
-so at most the fraction ``max_mix`` (default 0.8) of the centre comes from imported
-models and the rest stays the client's own, and emit a :class:`ProxCapWarning` naming
-the capped clients. The step actually used is returned in ``eta``. The convexity
-guarantee is for the two squared-L2 distances; for the cosine distance the same cap
-bounds the step, but the centre is a gradient step on the sphere's tangent, not a
-mixture of models.
-
-The unit of :math:`\eta`. With the size-normalised distance
-:math:`\|\theta_i - \theta_j\|^2 / P` the gradient is :math:`1/P` of the plain one,
-so a literal reading of eq. (6) with :math:`\eta = O(1)` would leave
-:math:`\bar\theta_i \approx \theta_i` for any real model. We take the gradient step in
-the geometry of the distance itself (a natural-gradient reading): the step is divided by
-the distance's metric scale :math:`s_i` (:math:`1/P`, :math:`1`, or
-:math:`1/\|\theta_i\|^2` for cosine; :meth:`training.distance.Distance.metric`), so
-:math:`\eta` is dimensionless: :math:`2\eta S_i` is the share moved to the imports for
-both squared-L2 distances. Consistently, the proximal term of eq. (7) is measured in
-the same geometry: :math:`\frac{\lambda}{2\eta_i} s_i \|\theta - \bar\theta_i\|^2`,
-whose gradient coefficient ``prox[i]`` :math:`= \lambda s_i / \eta_i` is returned.
+Two lambdas. Eq. (4) uses one :math:`\lambda` for the market's price of distance
+(Algorithm 2, eqs. (8), (10)) and eq. (7) for the proximal pull. On real models no
+single value serves both (measured in :mod:`training.algorithms.ipfl`), so we
+decouple them: ``lam`` prices distance in the market, ``lam_prox`` sets the pull.
+The market's distances are made dimensionless (``d_scale = "median"``: divided by the
+median distance between the clients in this round), so ``lam`` is the price, in the
+units of ``c``, of importing a model at the typical distance; the median is robust
+to a few attackers far away.
 
 References
 ----------
 Zhang et al., "Incentivizing Inclusive Contributions in Model Sharing Markets",
-arXiv:2505.02462, Algorithm 1, eqs. (1), (6), (7), (10).
+arXiv:2505.02462, Algorithm 1, eqs. (1), (4)-(7), (10).
 """
 
 from __future__ import annotations
 
 import math
-import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import torch
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import NDArray
 
-from mechanism import Market, payments, solve_graph, utilities
+from mechanism import Market, settle
 
+from .algorithms.base import ServerOutput
 from .distance import get_distance
+from .profiles import Reports
 
-__all__ = [
-    "ProxCapWarning", "Reports", "ServerResult", "ipfl_server_step", "prox_centers"]
+__all__ = ["D_SCALES", "ipfl_server_step", "market_distances", "prox_centers", "prox_weights"]
 
-
-@dataclass(frozen=True)
-class Reports:
-    """What the clients reported in round 0 (Algorithm 1) plus their budgets.
-
-    Attributes
-    ----------
-    N, c, K : ndarray, shape (m,)
-        Data size, sharing cost (``inf`` = pure buyer), data eagerness.
-    budget : ndarray, shape (m,)
-        Largest net payment :math:`p_i` a client accepts in one round (``inf`` = unlimited).
-    """
-
-    N: NDArray[np.float64]
-    c: NDArray[np.float64]
-    K: NDArray[np.float64]
-    budget: NDArray[np.float64]
-
-    @classmethod
-    def make(cls, N: ArrayLike, c: ArrayLike, K: ArrayLike,
-             budget: ArrayLike | None = None) -> Reports:
-        """Build from array-likes; ``budget`` defaults to unlimited."""
-        N = np.asarray(N, dtype=float)
-        b = np.full(N.shape, math.inf) if budget is None else np.asarray(budget, dtype=float)
-        return cls(N=N, c=np.asarray(c, dtype=float), K=np.asarray(K, dtype=float), budget=b)
-
-    def take(self, idx: NDArray[np.intp]) -> Reports:
-        """Return the reports of the clients ``idx`` only."""
-        return Reports(N=self.N[idx], c=self.c[idx], K=self.K[idx], budget=self.budget[idx])
+#: how the market's distances are scaled each round
+D_SCALES = ("median", "none")
 
 
-@dataclass(frozen=True)
-class ServerResult:
-    r"""Everything one iPFL server step decides (arrays over the m clients passed in).
-
-    Attributes
-    ----------
-    stays : ndarray of bool, (m,)
-        False for clients that refused their bill and quit this round.
-    d : ndarray (m, m)
-        Model distances that entered the market.
-    A : ndarray int8 (m, m)
-        Graph among the clients that stay (rows/columns of quitters are zero).
-    r, p, U : ndarray
-        Remittances (m, m), net payments (m,), utilities (m,) (eqs. (10), (1)); zero for quitters.
-    centers : torch.Tensor (m, P)
-        Prox-centres of eq. (6) (a quitter's is its own model).
-    eta : ndarray (m,)
-        Step used per client after the cap.
-    prox : ndarray (m,)
-        Gradient coefficient of eq. (7)'s proximal term, :math:`\lambda s_i / \eta_i`.
-    capped : ndarray of bool (m,)
-        Clients whose step was capped.
-    """
-
-    stays: NDArray[np.bool_]
-    d: NDArray[np.float64]
-    A: NDArray[np.int8]
-    r: NDArray[np.float64]
-    p: NDArray[np.float64]
-    U: NDArray[np.float64]
-    centers: torch.Tensor
-    eta: NDArray[np.float64]
-    prox: NDArray[np.float64]
-    capped: NDArray[np.bool_]
-
-
-class ProxCapWarning(RuntimeWarning):
-    """Eq. (6)'s step was capped for some clients so the prox-centre stays a mixture."""
-
-
-def prox_centers(theta: torch.Tensor, A: NDArray, N: NDArray, *, eta: float,
-                 max_mix: float = 0.8, distance: str = "sqeuclidean_mean",
-                 ) -> tuple[torch.Tensor, NDArray[np.float64], NDArray[np.bool_]]:
-    r"""Return eq. (6)'s prox-centres, the capped steps and which clients were capped.
-
-    .. math:: \bar\theta_i = \theta_i - \frac{\eta_i}{s_i}
-              \sum_j a_{ij}\frac{N_j}{N_i}\nabla_{\theta_i} d(\theta_i, \theta_j),
-              \qquad \eta_i = \min(\eta, \text{max\_mix} / (2 S_i)).
+def market_distances(d: NDArray[np.float64], d_scale: str) -> NDArray[np.float64]:
+    """Return the distances the market sees: ``d`` divided by its off-diagonal median, or ``d``.
 
     Examples
     --------
-    >>> th = torch.tensor([[0.0], [1.0]], dtype=torch.float64)
-    >>> c, eta, capped = prox_centers(th, np.array([[0, 1], [0, 0]]), np.array([1.0, 1.0]),
-    ...                               eta=0.25, distance="sqeuclidean")
-    >>> c[:, 0].tolist(), capped.tolist()
-    ([0.5, 1.0], [False, False])
+    >>> market_distances(np.array([[0, 2.0, 4], [2, 0, 6], [4, 6, 0]]), "median").tolist()
+    [[0.0, 0.5, 1.0], [0.5, 0.0, 1.5], [1.0, 1.5, 0.0]]
+    """
+    if d_scale == "none" or d.shape[0] < 2:
+        return d
+    off = d[~np.eye(d.shape[0], dtype=bool)]
+    med = float(np.median(off))
+    return d / med if med > 0 else d
+
+
+def _weights(A: NDArray, N: NDArray) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    N = np.asarray(N, dtype=float)
+    W = np.asarray(A, dtype=float) * (N[None, :] / N[:, None])
+    return W, W.sum(axis=1)
+
+
+def prox_centers(theta: torch.Tensor, A: NDArray, N: NDArray, *, eta: float,
+                 distance: str = "sqeuclidean_mean") -> torch.Tensor:
+    r"""Return eq. (6)'s prox-centres with the relative step :math:`\eta_i = \eta / (2 s_i S_i)`.
+
+    Clients that import nobody keep their own model.
+
+    Examples
+    --------
+    >>> th = torch.tensor([[0.0], [1.0], [3.0]], dtype=torch.float64)
+    >>> A = np.array([[0, 1, 1], [0, 0, 0], [0, 0, 0]])
+    >>> prox_centers(th, A, np.array([1.0, 1.0, 1.0]), eta=0.5)[:, 0].tolist()
+    [1.0, 1.0, 3.0]
     """
     dist = get_distance(distance)
-    N = np.asarray(N, dtype=float)
-    W_np = np.asarray(A, dtype=float) * (N[None, :] / N[:, None])
-    S = W_np.sum(axis=1)
-    with np.errstate(divide="ignore"):
-        limit = np.where(S > 0, max_mix / (2.0 * S), math.inf)
-    capped = eta > limit
-    eta_i = np.minimum(eta, limit)
-    if capped.any():
-        warnings.warn(
-            f"eq. (6): 2*eta*S_i > max_mix = {max_mix} for clients "
-            f"{np.flatnonzero(capped).tolist()}; step capped to keep the prox-centre "
-            "a convex combination",
-            ProxCapWarning, stacklevel=2,
-        )
+    W_np, S = _weights(A, N)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        step = np.where(S > 0, eta / (2.0 * S), 0.0)  # eta_i times s_i
     W = torch.as_tensor(W_np, dtype=theta.dtype)
-    eta_t = torch.as_tensor(eta_i, dtype=theta.dtype)
+    step_t = torch.as_tensor(step, dtype=theta.dtype)
     if hasattr(dist, "mixing"):  # squared L2: one (m, m) @ (m, P) product
-        return dist.mixing(W, eta_t) @ theta, eta_i, capped
+        return dist.mixing(W, step_t) @ theta
     grad = dist.weighted_grad(theta, W)
-    return theta - (eta_t / dist.metric(theta))[:, None] * grad, eta_i, capped
+    return theta - (step_t / dist.metric(theta))[:, None] * grad
 
 
-def ipfl_server_step(reports: Reports, theta: torch.Tensor, *, lam: float, eta: float,
-                     max_mix: float = 0.8, distance: str = "sqeuclidean_mean",
-                     solver: str = "paper") -> ServerResult:
-    r"""Run one server round of Algorithm 1 on ``m`` clients' reports and models.
+def prox_weights(theta: torch.Tensor, A: NDArray, N: NDArray, *, eta: float, lam_prox: float,
+                 distance: str = "sqeuclidean_mean") -> NDArray[np.float64]:
+    r"""Return eq. (7)'s weights :math:`\mu_i = \lambda_{\text{prox}}\, 2 s_i S_i / \eta` (0 without imports)."""
+    _, S = _weights(A, N)
+    s = get_distance(distance).metric(theta).numpy()
+    return lam_prox * 2.0 * s * S / eta
+
+
+def ipfl_server_step(reports: Reports, theta: torch.Tensor, *, lam: float, lam_prox: float,
+                     eta: float, distance: str = "sqeuclidean_mean", d_scale: str = "median",
+                     solver: str = "paper", true: Reports | None = None) -> ServerOutput:
+    r"""Run one server round of Algorithm 1 on ``k`` clients' reports and uploads.
 
     Parameters
     ----------
     reports : Reports
-        Round-0 reports and budgets of the ``m`` clients passed in.
-    theta : torch.Tensor, shape (m, P)
-        Flat trainable parameters uploaded this round (any float dtype; computed in float64).
-    lam, eta, max_mix, distance, solver
-        :math:`\lambda` of eq. (4); the step of eq. (6) and its cap; the distance name;
-        the graph solver of :func:`mechanism.solve_graph` (``"paper"``, ``"skip"``, ``"exact"``).
+        Reported profiles and budgets of the ``k`` clients passed in.
+    theta : torch.Tensor, shape (k, P)
+        Shared parameters uploaded this round (computed in float64).
+    lam, lam_prox, eta : float
+        Market price of distance (eqs. (4), (8), (10)); proximal weight (eq. (7));
+        relative step of eq. (6), in (0, 1].
+    distance, d_scale, solver : str
+        Distance name; market distance scaling (:data:`D_SCALES`); graph solver of
+        :func:`mechanism.solve_graph`.
+    true : Reports, optional
+        True profiles (utilities are measured with them; default: the reports).
 
     Returns
     -------
-    ServerResult
+    ServerOutput
+        Starts and centres (the prox-centres), proximal weights, the settled market,
+        the market record (inputs for the audit) and the ``eta_i`` column.
     """
-    m = theta.shape[0]
     th = theta.detach().to(torch.float64)
-    d = get_distance(distance).pairwise(th).numpy()
-    stays = np.ones(m, dtype=bool)
-    A = np.zeros((m, m), dtype=np.int8)
-    r, p, U = np.zeros((m, m)), np.zeros(m), np.zeros(m)
-    for _ in range(m):
-        idx = np.flatnonzero(stays)
-        A[:], r[:], p[:], U[:] = 0, 0.0, 0.0, 0.0
-        if len(idx) < 2:
-            break
-        mk = Market(N=reports.N[idx], c=reports.c[idx], K=reports.K[idx],
-                    d=d[np.ix_(idx, idx)], lam=lam)
-        A_sub = solve_graph(mk, solver)
-        pay = payments(mk, A_sub)
-        A[np.ix_(idx, idx)] = A_sub
-        r[np.ix_(idx, idx)] = pay.r
-        p[idx] = pay.p
-        U[idx] = utilities(mk, A_sub)
-        refuse = pay.p > reports.budget[idx]
-        if not refuse.any():
-            break
-        stays[idx[refuse]] = False
-    centers, eta_i, capped = prox_centers(th, A, reports.N, eta=eta, max_mix=max_mix,
-                                          distance=distance)
-    s = get_distance(distance).metric(th).numpy()
+    d = market_distances(get_distance(distance).pairwise(th).numpy(), d_scale)
+    market = Market(N=reports.N, c=reports.c, K=reports.K, d=d, lam=lam)
+    truth = None if true is None else market.replace(N=true.N, c=true.c, K=true.K)
+    s = settle(market, reports.budget, solver=solver, true=truth)
+    centers = prox_centers(th, s.A, reports.N, eta=eta, distance=distance).to(theta.dtype)
+    mu = prox_weights(th, s.A, reports.N, eta=eta, lam_prox=lam_prox, distance=distance)
+    metric = get_distance(distance).metric(th).numpy()
+    _, S = _weights(s.A, reports.N)
     with np.errstate(divide="ignore"):
-        prox = np.where(eta_i > 0, lam * s / eta_i, 0.0)
-    return ServerResult(stays=stays, d=d, A=A, r=r, p=p, U=U, centers=centers.to(theta.dtype),
-                        eta=eta_i, prox=prox, capped=capped)
+        eta_i = np.where(S > 0, eta / (2.0 * metric * S), math.nan)
+    record = {
+        "inputs": {"N": reports.N.tolist(), "c": _json(reports.c), "K": reports.K.tolist(),
+                   "budget": _json(reports.budget), "d": d.tolist(), "lam": lam,
+                   "solver": solver,
+                   **({} if true is None else {"true": {"N": true.N.tolist(),
+                                                        "c": _json(true.c),
+                                                        "K": true.K.tolist()}})},
+        "outputs": {"stays": s.stays.tolist(), "A": s.A.tolist(), "r": s.r.tolist(),
+                    "p": s.p.tolist(), "U": s.U.tolist()},
+    }
+    return ServerOutput(starts=centers, centers=centers, prox=mu, A=s.A, settlement=s,
+                        record=record, columns={"eta": eta_i})
+
+
+def _json(x: NDArray[np.float64]) -> list:
+    """Return a list with ``inf`` as the string ``"inf"`` (JSON has no infinity)."""
+    return ["inf" if math.isinf(v) else float(v) for v in x]

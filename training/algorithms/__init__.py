@@ -1,6 +1,30 @@
-"""Training algorithms as plug-ins of one loop, registered by name."""
+"""Training algorithms as plug-ins of one round structure, registered by name.
 
-from . import fedavg, ipfl, local  # noqa: F401  (registration side effects)
-from .base import ALGORITHMS, Algorithm, RoundPlan, get_algorithm, register
+One module per algorithm; importing this package registers them all in
+:data:`ALGORITHMS`.
+"""
 
-__all__ = ["ALGORITHMS", "Algorithm", "RoundPlan", "get_algorithm", "register"]
+from . import fedavg, fedprox, ipfl, local  # noqa: F401  (registration side effects)
+from .base import (
+    ALGORITHMS,
+    Algorithm,
+    ClientOutput,
+    Message,
+    ServerInput,
+    ServerOutput,
+    State,
+    get_algorithm,
+    register,
+)
+
+__all__ = [
+    "ALGORITHMS",
+    "Algorithm",
+    "ClientOutput",
+    "Message",
+    "ServerInput",
+    "ServerOutput",
+    "State",
+    "get_algorithm",
+    "register",
+]

@@ -1,18 +1,32 @@
-"""The plug-in interface of the training loop: one base class, one registry.
+r"""The plug-in interface of training: a round as a server step and a client step.
 
-The loop (:mod:`training.loop`) is the same for every algorithm. Each round it hands
-the algorithm the reports and the stacked models of the clients still in, and asks
-:meth:`Algorithm.server_step` for a :class:`RoundPlan`: where each client starts its
-local training, how strongly it is pulled towards that point, who quits, and (for
-market algorithms) the market record to audit. During local training
-:meth:`Algorithm.local_objective` turns the data loss into the client's objective.
-A new baseline (FedProx, Ditto, FedAMP, CFL, FedFomo, pFedGraph) is one subclass,
-registered with :func:`register`; nothing else changes.
+A round of every algorithm is three steps, each with one home:
+
+1. **server step** (:meth:`Algorithm.server_step`): a pure function of the clients'
+   reports, their stacked uploads and the algorithm's server state, returning one
+   message per client (start point, proximal centre and weight, extras such as
+   FedFomo's candidate models), the sharing graph the algorithm actually used and,
+   for a market algorithm, the settled market (:func:`mechanism.settle`);
+2. **client step** (:meth:`Algorithm.client_step`): for one client, a function of its
+   message, its own persistent state and its data, returning its upload, the model to
+   evaluate, a small info dict for the server and its new state. It runs anywhere:
+   in this process (:mod:`training.loop`) or on a remote node;
+3. **settlement**: :func:`mechanism.settle` (pure, no torch), called by the server
+   step of a market algorithm; baselines are scored on their sharing graph with
+   :func:`mechanism.sharing_utilities`.
+
+No algorithm knows which transport runs it. States are plain ``dict[str, Tensor]``,
+so the transport checkpoints them with the rest of the run (a killed run of any
+algorithm resumes to identical metrics).
+
+A new algorithm is one module with one subclass decorated with :func:`register`;
+its hyper-parameters are declared in ``hyper`` and read from its own config table.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -20,76 +34,223 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from mechanism import Settlement
+
+from ..hyper import Param
+
 if TYPE_CHECKING:
+    from ..client import ClientContext, ClientData
     from ..config import Config
-    from ..server import Reports
+    from ..profiles import Reports
 
-__all__ = ["ALGORITHMS", "Algorithm", "RoundPlan", "get_algorithm", "register"]
+__all__ = [
+    "ALGORITHMS",
+    "Algorithm",
+    "ClientOutput",
+    "Message",
+    "ServerInput",
+    "ServerOutput",
+    "State",
+    "get_algorithm",
+    "register",
+]
+
+#: an algorithm's server or client state: named tensors only (checkpointed safely)
+State = dict[str, torch.Tensor]
 
 
-@dataclass
-class RoundPlan:
-    """One server round's decisions over the ``m`` clients passed in.
+@dataclass(frozen=True)
+class ServerInput:
+    r"""What the server step sees in round ``t`` about the ``k`` clients still in.
 
     Attributes
     ----------
-    centers : torch.Tensor (m, P)
-        Start point (and proximal centre) of each client's local training.
-    prox : ndarray (m,)
-        Coefficient ``mu_i`` of the proximal term ``mu_i/2 ||theta - center_i||^2``.
-    stays : ndarray of bool (m,)
-        False for clients that quit this round.
-    A, r, p, U : ndarray
-        Graph, remittances, net payments, utilities (zeros when no market is run).
-    market : dict or None
-        JSON-ready market inputs and outputs for the audit (None: no market).
-    extra : dict
-        Per-client arrays to put into the metrics (e.g. the step used).
+    round : int
+        The round ``t >= 1``.
+    clients : ndarray of int, (k,)
+        Global ids of the clients still in, ascending.
+    m : int
+        Number of clients in the run.
+    reports, true : Reports
+        Reported and true profiles of those ``k`` clients (``true`` is used only to
+        measure utilities; the market runs on ``reports``).
+    uploads : torch.Tensor, (k, P)
+        The shared parameters each client uploaded at the end of round ``t - 1``.
+    infos : dict of torch.Tensor, each (k, ...)
+        The small per-client info of the last client step (e.g. FedFomo's weights).
+    theta0 : torch.Tensor, (P,)
+        The common initial model's shared parameters.
+    seed : int
+        Seed for any randomness of this server step (derived from the run seed and ``t``).
     """
 
+    round: int
+    clients: NDArray[np.intp]
+    m: int
+    reports: Reports
+    true: Reports
+    uploads: torch.Tensor
+    infos: State
+    theta0: torch.Tensor
+    seed: int
+
+    @property
+    def k(self) -> int:
+        """Number of clients still in."""
+        return int(self.uploads.shape[0])
+
+
+@dataclass
+class ServerOutput:
+    r"""One server step's decisions over the ``k`` clients passed in.
+
+    Attributes
+    ----------
+    starts, centers : torch.Tensor, (k, P)
+        Start point of each client's local training and its proximal centre.
+    prox : ndarray, (k,)
+        Coefficient :math:`\mu_i` of the proximal term :math:`\frac{\mu_i}{2}\|\theta - c_i\|^2`.
+    A : ndarray int8, (k, k)
+        The sharing graph the algorithm used (``A[i, j] = 1``: i's model uses j's).
+    settlement : Settlement or None
+        The settled market of a market algorithm (None: baselines, no payments).
+    record : dict or None
+        JSON-ready market inputs for the audit (None: no market).
+    extras : dict of torch.Tensor, each (k, ...)
+        Per-client extras sent in the messages.
+    columns : dict of ndarray, each (k,)
+        Per-client numbers to add to the metric rows (e.g. eta used, cluster id).
+    """
+
+    starts: torch.Tensor
     centers: torch.Tensor
     prox: NDArray[np.float64]
-    stays: NDArray[np.bool_]
     A: NDArray[np.int8]
-    r: NDArray[np.float64]
-    p: NDArray[np.float64]
-    U: NDArray[np.float64]
-    market: dict[str, Any] | None = None
-    extra: dict[str, NDArray] = field(default_factory=dict)
+    settlement: Settlement | None = None
+    record: dict[str, Any] | None = None
+    extras: State = field(default_factory=dict)
+    columns: dict[str, NDArray] = field(default_factory=dict)
 
     @classmethod
-    def no_market(cls, centers: torch.Tensor, prox: float = 0.0) -> RoundPlan:
-        """Return a plan without a market: nobody pays, nobody quits."""
-        m = centers.shape[0]
-        return cls(centers=centers, prox=np.full(m, prox), stays=np.ones(m, dtype=bool),
-                   A=np.zeros((m, m), dtype=np.int8), r=np.zeros((m, m)), p=np.zeros(m),
-                   U=np.zeros(m))
+    def plain(cls, starts: torch.Tensor, A: NDArray | None = None, prox: float = 0.0,
+              centers: torch.Tensor | None = None) -> ServerOutput:
+        """Return an output without a market: start points, one proximal weight, a graph."""
+        k = starts.shape[0]
+        return cls(starts=starts, centers=starts if centers is None else centers,
+                   prox=np.full(k, float(prox)),
+                   A=np.zeros((k, k), dtype=np.int8) if A is None else A.astype(np.int8))
+
+    def message(self, i: int) -> Message:
+        """Return the message of the ``i``-th client passed in (a local index)."""
+        bill = 0.0 if self.settlement is None else float(self.settlement.p[i])
+        return Message(start=self.starts[i], center=self.centers[i], prox=float(self.prox[i]),
+                       bill=bill, extras={k: v[i] for k, v in self.extras.items()})
+
+
+@dataclass(frozen=True)
+class Message:
+    """The server's message to one client for one round."""
+
+    start: torch.Tensor
+    center: torch.Tensor
+    prox: float
+    bill: float = 0.0
+    extras: State = field(default_factory=dict)
+
+
+@dataclass
+class ClientOutput:
+    """What one client step returns.
+
+    Attributes
+    ----------
+    upload : torch.Tensor, (P,)
+        The shared parameters sent to the server.
+    evaluated : torch.Tensor, (P_all,)
+        All trainable parameters of the model to evaluate (Ditto: the personal one).
+    buffers : torch.Tensor
+        The buffers to evaluate with.
+    state : State
+        The client's new persistent state.
+    info : State
+        Small tensors for the next server step (e.g. FedFomo's weights).
+    """
+
+    upload: torch.Tensor
+    evaluated: torch.Tensor
+    buffers: torch.Tensor
+    state: State
+    info: State = field(default_factory=dict)
 
 
 class Algorithm(ABC):
-    """Base class of a training algorithm; subclasses set ``name`` and the hooks."""
+    """Base class of a training algorithm; subclasses set ``name``, ``hyper`` and the hooks.
+
+    The default client step trains ``epochs`` epochs of SGD from the message's start
+    point on :meth:`local_objective` (data loss plus the proximal term towards the
+    message's centre) and uploads the result; algorithms with a different client side
+    (Ditto, FedFomo) override :meth:`client_step`.
+    """
 
     name: ClassVar[str]
+    #: one-line description with the reference
+    summary: ClassVar[str] = ""
     #: whether the algorithm runs a market (payments, ledger, audit records)
     uses_market: ClassVar[bool] = False
+    #: declared hyper-parameters, read from the config table named after the algorithm
+    hyper: ClassVar[dict[str, Param]] = {}
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
+        self.hp: dict[str, Any] = dict(cfg.hyper)
 
+    @classmethod
+    def check_config(cls, cfg: Config) -> None:
+        """Refuse settings this algorithm cannot run, before any work (default: none)."""
+
+    def max_prox(self, reports: Reports, theta0: torch.Tensor) -> float:
+        """Return the largest proximal weight any client can be sent (stability check; default 0)."""
+        return 0.0
+
+    # ----- state -----------------------------------------------------------------------
+    def init_server_state(self, m: int, theta0: torch.Tensor) -> State:
+        """Return the algorithm's server state before round 1 (default: empty)."""
+        return {}
+
+    def init_client_state(self, i: int, params0: torch.Tensor, buffers0: torch.Tensor) -> State:
+        """Return client ``i``'s state before round 0: its full model (params and buffers)."""
+        return {"params": params0.clone(), "buffers": buffers0.clone()}
+
+    # ----- the two steps ---------------------------------------------------------------
     @abstractmethod
-    def server_step(self, reports: Reports, theta: torch.Tensor, round_: int) -> RoundPlan:
-        """Decide the round from the reports and stacked models (m, P) of the clients still in."""
+    def server_step(self, inp: ServerInput, state: State) -> tuple[ServerOutput, State]:
+        """Decide round ``inp.round`` for the clients still in; return the output and new state."""
 
-    def local_objective(self, loss: torch.Tensor, params: list[torch.Tensor],
-                        center: list[torch.Tensor], prox: float) -> torch.Tensor:
-        """Return the client objective; default ``loss + prox/2 ||theta - center||^2`` (eq. (7))."""
+    def client_step(self, msg: Message, state: State, data: ClientData,
+                    ctx: ClientContext) -> ClientOutput:
+        """Train from ``msg.start`` on :meth:`local_objective` and upload the shared part."""
+        from ..client import local_sgd
+
+        params, buffers = local_sgd(ctx, data, state, msg.start, msg.center, msg.prox,
+                                    self.local_objective)
+        return ClientOutput(upload=params[ctx.shared], evaluated=params, buffers=buffers,
+                            state={**state, "params": params, "buffers": buffers})
+
+    def local_objective(self, loss: torch.Tensor, flat: torch.Tensor, center: torch.Tensor,
+                        prox: float) -> torch.Tensor:
+        r"""Return the client objective; default :math:`L + \frac{\mu}{2}\|\theta - c\|^2` (eq. (7)).
+
+        ``flat`` is the differentiable vector of the shared parameters, ``center`` the
+        message's centre (no gradient flows into it).
+        """
         if prox == 0.0:
             return loss
-        reg = sum(((p - c) ** 2).sum() for p, c in zip(params, center, strict=True))
-        return loss + 0.5 * prox * reg
+        return loss + 0.5 * prox * ((flat - center) ** 2).sum()
 
 
-#: algorithm name -> class
+Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], torch.Tensor]
+
+#: algorithm name -> class (the one registry idiom of the package: a dict filled by a decorator)
 ALGORITHMS: dict[str, type[Algorithm]] = {}
 
 
@@ -106,3 +267,8 @@ def get_algorithm(cfg: Config) -> Algorithm:
     if cfg.algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm = {cfg.algorithm!r} is not one of {sorted(ALGORITHMS)}")
     return ALGORITHMS[cfg.algorithm](cfg)
+
+
+def all_pairs(k: int) -> NDArray[np.int8]:
+    """Return the complete sharing graph on ``k`` clients (no self-loops)."""
+    return (1 - np.eye(k, dtype=np.int8)).astype(np.int8)

@@ -1,23 +1,39 @@
-"""FedAvg (McMahan et al.): every client restarts from the data-weighted mean model."""
+r"""FedAvg (McMahan et al., AISTATS 2017): every client restarts from the data-weighted mean.
+
+.. math:: w \leftarrow \sum_k \frac{N_k}{\sum_l N_l} w_k
+
+with the reported :math:`N_k` (a server only knows reports). The sharing graph used for
+the economic utility is complete: every client's model enters every other's.
+
+References
+----------
+McMahan, Moore, Ramage, Hampson, Agüera y Arcas, "Communication-Efficient Learning of
+Deep Networks from Decentralized Data", AISTATS 2017, Algorithm 1.
+"""
 
 from __future__ import annotations
 
 import torch
 
-from ..server import Reports
-from .base import Algorithm, RoundPlan, register
+from .base import Algorithm, ServerInput, ServerOutput, State, all_pairs, register
 
-__all__ = ["FedAvg"]
+__all__ = ["FedAvg", "weighted_mean"]
+
+
+def weighted_mean(inp: ServerInput) -> torch.Tensor:
+    """Return the (k, P) tensor whose every row is the N-weighted mean of the uploads."""
+    w = torch.as_tensor(inp.reports.N / inp.reports.N.sum(), dtype=inp.uploads.dtype)
+    mean = (w[:, None] * inp.uploads).sum(dim=0, keepdim=True)
+    return mean.expand_as(inp.uploads).clone()
 
 
 @register
 class FedAvg(Algorithm):
-    r"""All clients start each round from :math:`\sum_i N_i\theta_i / \sum_i N_i`."""
+    """All clients start each round from the N-weighted average model."""
 
     name = "fedavg"
+    summary = "McMahan et al. 2017: data-weighted model averaging"
 
-    def server_step(self, reports: Reports, theta: torch.Tensor, round_: int) -> RoundPlan:
+    def server_step(self, inp: ServerInput, state: State) -> tuple[ServerOutput, State]:
         """Return the N-weighted average as every client's start point."""
-        w = torch.as_tensor(reports.N / reports.N.sum(), dtype=theta.dtype)
-        mean = (w[:, None] * theta).sum(dim=0, keepdim=True)
-        return RoundPlan.no_market(mean.expand_as(theta).clone())
+        return ServerOutput.plain(weighted_mean(inp), all_pairs(inp.k)), state

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import torch
-
-from ..server import Reports
-from .base import Algorithm, RoundPlan, register
+from .base import Algorithm, ServerInput, ServerOutput, State, register
 
 __all__ = ["Local"]
 
 
 @register
 class Local(Algorithm):
-    """Each client continues from its own model with its data loss only."""
+    """Each client continues from its own model with its data loss only (graph: empty)."""
 
     name = "local"
+    summary = "local SGD only, no collaboration"
 
-    def server_step(self, reports: Reports, theta: torch.Tensor, round_: int) -> RoundPlan:
-        """Return the clients' own models as their start points."""
-        return RoundPlan.no_market(theta.clone())
+    def server_step(self, inp: ServerInput, state: State) -> tuple[ServerOutput, State]:
+        """Return the clients' own uploads as their start points."""
+        return ServerOutput.plain(inp.uploads.clone()), state

@@ -1,0 +1,36 @@
+r"""FedProx (Li et al., MLSys 2020): FedAvg plus a proximal term in every client's loss.
+
+Client ``k`` minimises :math:`L_k(w) + \frac{\mu}{2}\|w - w^t\|^2` starting from the
+global model :math:`w^t` (the N-weighted average, as FedAvg); ``mu = 0.01`` as in
+pFedGraph's experiments. ``mu = 0`` would be FedAvg (PFLlib's default), so ``mu`` must
+be positive here.
+
+References
+----------
+Li, Sahu, Zaheer, Sanjabi, Talwalkar, Smith, "Federated Optimization in Heterogeneous
+Networks", MLSys 2020, Algorithm 2.
+"""
+
+from __future__ import annotations
+
+from ..hyper import Param
+from .base import Algorithm, ServerInput, ServerOutput, State, all_pairs, register
+from .fedavg import weighted_mean
+
+__all__ = ["FedProx"]
+
+
+@register
+class FedProx(Algorithm):
+    """FedAvg aggregation; local objective with :math:`\\mu/2\\,\\|w - w^t\\|^2`."""
+
+    name = "fedprox"
+    summary = "Li et al. 2020: FedAvg with a proximal term"
+    hyper = {"mu": Param(0.01, lo=0.0, lo_open=True, doc="proximal weight")}
+
+    def max_prox(self, reports, theta0) -> float:  # noqa: ANN001, D102
+        return float(self.hp["mu"])
+
+    def server_step(self, inp: ServerInput, state: State) -> tuple[ServerOutput, State]:
+        """Return the N-weighted average as start point and proximal centre."""
+        return ServerOutput.plain(weighted_mean(inp), all_pairs(inp.k), prox=self.hp["mu"]), state
