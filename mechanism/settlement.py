@@ -69,7 +69,7 @@ class Settlement:
 
     @property
     def ir(self) -> NDArray[np.bool_]:
-        """Individual rationality per client: :math:`U_i \\ge -` :data:`IR_TOL`."""
+        r"""Individual rationality per client: :math:`U_i \ge -` :data:`IR_TOL`."""
         return self.U >= -IR_TOL
 
 
@@ -144,7 +144,9 @@ def settle(market: Market, budget: ArrayLike | None = None, *, solver: str = "pa
 
 
 def sharing_utilities(market: Market, A: ArrayLike) -> NDArray[np.float64]:
-    r"""Return eq. (1)'s utility of a graph without payments: :math:`g_i(n_i) - c_i \#\text{importers}_i`.
+    r"""Return eq. (1)'s utility of a graph without payments.
+
+    :math:`U_i = g_i(n_i) - c_i \#\text{importers}_i` (no :math:`p_i`).
 
     This scores a baseline's actual sharing graph (FedAvg: everybody imports
     everybody); such a method can violate individual rationality.

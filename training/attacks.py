@@ -44,7 +44,7 @@ def _shuffle_weights(w: torch.Tensor, w0: torch.Tensor, g: torch.Generator) -> t
 
 
 def _sign_flip_update(w: torch.Tensor, w0: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Upload :math:`w_0 - \\Delta` (pFedGraph's ``inv_grad``)."""
+    r"""Upload :math:`w_0 - \Delta` (pFedGraph's ``inv_grad``)."""
     return w0 - (w - w0)
 
 
@@ -64,13 +64,13 @@ def _same_value_weights(w: torch.Tensor, w0: torch.Tensor, g: torch.Generator) -
 
 
 def _gauss_update(w: torch.Tensor, w0: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """The update replaced by Gaussian noise of the update's standard deviation."""
+    """Replace the update by Gaussian noise of the update's standard deviation."""
     noise = torch.randn(w.shape, generator=g, dtype=w.dtype)
     return w0 + noise * (w - w0).std()
 
 
 def _gauss_weights(w: torch.Tensor, w0: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """The weights replaced by N(0, 1) draws."""
+    """Replace the weights by N(0, 1) draws."""
     return torch.randn(w.shape, generator=g, dtype=w.dtype)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mechanism import Market, settle
+from mechanism import Market, settle, sharing_utilities
 
 from .ledger import Ledger
 from .rundir import RunDir
@@ -61,6 +61,9 @@ def audit_run(run_dir: str | Path, atol: float = 1e-9) -> AuditReport:
     ledger = Ledger(rd.ledger) if rd.ledger.is_file() else None
     problems: list[str] = []
     for t, rec in sorted(records.items()):
+        if rec.get("kind") == "sharing":
+            problems += _check_sharing(t, rec, atol)
+            continue
         try:
             got = recompute_round(rec["inputs"])
         except (KeyError, ValueError) as exc:
@@ -90,6 +93,20 @@ def audit_run(run_dir: str | Path, atol: float = 1e-9) -> AuditReport:
             if not _ledger_matches(entries, t, r, clients, atol):
                 problems.append(f"round {t}: ledger entries differ from the recorded r_ij")
     return AuditReport(rounds=sorted(records), problems=problems)
+
+
+def _check_sharing(t: int, rec: dict, atol: float) -> list[str]:
+    """Check a baseline's recorded utilities against eq. (1) on its recorded graph."""
+    try:
+        inp = rec["inputs"]
+        mk = Market(N=inp["N"], c=np.asarray(inp["c"], dtype=float), K=inp["K"])
+        want = sharing_utilities(mk, np.asarray(rec["outputs"]["A"]))
+        have = np.asarray(rec["outputs"]["U"], dtype=float)
+    except (KeyError, ValueError, TypeError) as exc:
+        return [f"round {t}: sharing record cannot be recomputed ({exc})"]
+    if have.shape != want.shape or not np.allclose(have, want, rtol=0, atol=atol):
+        return [f"round {t}: recorded U differs from eq. (1) on the recorded sharing graph"]
+    return []
 
 
 def _ledger_matches(entries: list[tuple], t: int, r: np.ndarray, clients: list[int],

@@ -146,7 +146,7 @@ class Config:
         return parse_roles(self.roles, self.clients)
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the configuration as a JSON-ready dict (``inf`` as ``"inf"``; the table nested)."""
+        """Return the configuration as a JSON-ready dict (``inf`` as ``"inf"``, table nested)."""
         out: dict[str, Any] = {}
         for f in fields(self):
             if f.name != "hyper":
@@ -173,7 +173,7 @@ class Config:
         if algorithm not in ALGORITHMS:
             raise ValueError(
                 f"config: algorithm = {algorithm!r} is not one of {sorted(ALGORITHMS)}")
-        for name, table in tables.items():
+        for name in tables:
             if name != algorithm:
                 what = "the table of another algorithm" if name in ALGORITHMS else "unknown table"
                 raise ValueError(f"config: [{name}] is {what}; algorithm = {algorithm!r} "

@@ -44,7 +44,7 @@ from .data import Dataset, load_dataset
 from .ledger import Ledger
 from .models import build_model, get_flat, shared_mask
 from .partition import client_splits, partition
-from .profiles import Profiles, build_profiles
+from .profiles import Profiles, Reports, build_profiles
 from .rundir import RunDir, atomic_write_text
 
 __all__ = ["Federation", "IRViolationWarning", "prepare", "train"]
@@ -65,6 +65,7 @@ class Federation:
     theta0: torch.Tensor
     buffers0: torch.Tensor
     shared: torch.Tensor
+    groups: np.ndarray | None = None
 
     @property
     def m(self) -> int:
@@ -131,7 +132,8 @@ def prepare(cfg: Config, model: nn.Module | None = None, data: Any = None) -> Fe
         budget=cfg.per_client("budget"), roles=cfg.role_list, liars=list(cfg.liar),
         liar_N=cfg.liar_N, liar_c=cfg.liar_c, liar_K=cfg.liar_K,
         rng=np.random.default_rng(derive_seed(cfg.seed, 4)))
-    return Federation(cfg, model, local, profiles, theta0, buffers0, shared)
+    groups = getattr(parts, "groups", None)
+    return Federation(cfg, model, local, profiles, theta0, buffers0, shared, groups)
 
 
 def _check_model(model: nn.Module, batch: torch.Tensor, n_classes: int) -> nn.Module:
@@ -260,6 +262,14 @@ def _round_zero(fed: Federation, k: int) -> ServerOutput:
     return ServerOutput.plain(start)
 
 
+def _sharing_record(true: Reports, A: np.ndarray, U: np.ndarray) -> dict[str, Any]:
+    """Return a baseline's round record: its sharing graph and eq. (1)'s utilities, no money."""
+    return {"kind": "sharing",
+            "inputs": {"N": true.N.tolist(), "c": ["inf" if math.isinf(v) else float(v)
+                                                   for v in true.c], "K": true.K.tolist()},
+            "outputs": {"A": A.tolist(), "U": U.tolist()}}
+
+
 def run_round(algo: Algorithm, fed: Federation, state: dict[str, Any], t: int, rd: RunDir,
               ledger: Ledger | None) -> list[dict[str, Any]]:
     """Run round ``t`` in process: server step, settlement records, client steps, metrics."""
@@ -286,15 +296,16 @@ def run_round(algo: Algorithm, fed: Federation, state: dict[str, Any], t: int, r
             U[idx], p[idx] = s.U, s.p
             paid[idx], received[idx] = s.r.sum(axis=1), s.r.sum(axis=0)
             trains[idx[~s.stays]] = False
-        else:
+        elif k >= 2:
             true = fed.profiles.true.take(idx)
-            U[idx] = sharing_utilities(true.market(), A) if k >= 2 else 0.0
+            U[idx] = sharing_utilities(true.market(), A)
+            out.record = _sharing_record(true, A, U[idx])
         for key, col in out.columns.items():
             columns[key] = np.full(m, np.nan)
             columns[key][idx] = col
         if out.record is not None:
             rd.write_round(t, {"round": t, "clients": idx.tolist(), **out.record})
-            if ledger is not None:
+            if ledger is not None and out.settlement is not None:
                 ledger.book(t, out.settlement.r, idx.tolist())
                 total = ledger.round_sum(t)
                 if abs(total) > 1e-9:
@@ -334,7 +345,9 @@ def _rows(fed: Federation, state: dict[str, Any], t: int, metrics: dict[int, dic
             acc, val_acc = float(state["test_at_best"][i]), float(state["best_val"][i])
         state["cum_U"][i] += U[i]
         row = {
-            "round": t, "client": i, "role": fed.profiles.roles[i], "active": bool(trains[i]),
+            "round": t, "client": i, "role": fed.profiles.roles[i],
+            "N": float(fed.profiles.reported.N[i]), "active": bool(trains[i]),
+            "group": None if fed.groups is None else int(fed.groups[i]),
             "acc": acc, "val_acc": val_acc, "best_acc": float(state["test_at_best"][i]),
             "U": float(U[i]), "cum_U": float(state["cum_U"][i]), "p": float(p[i]),
             "paid": float(paid[i]), "received": float(received[i]),

@@ -13,7 +13,8 @@ import re
 import torch
 from torch import nn
 
-__all__ = ["MLP", "MODELS", "SmallCNN", "build_model", "get_flat", "n_params", "set_flat", "shared_mask"]
+__all__ = ["MLP", "MODELS", "SmallCNN", "build_model", "get_flat", "n_params", "set_flat",
+           "shared_mask"]
 
 
 class MLP(nn.Module):
@@ -98,7 +99,7 @@ def set_flat(model: nn.Module, params: torch.Tensor, buffers: torch.Tensor | Non
 
 
 def shared_mask(model: nn.Module, pattern: str) -> torch.Tensor:
-    """Return the boolean mask over the flat trainable parameters whose name matches ``pattern``.
+    r"""Return the boolean mask over the flat trainable parameters whose name matches ``pattern``.
 
     ``pattern`` is a regular expression searched in each parameter's qualified name
     (``re.search``); ``".*"`` shares everything. What is not shared stays with its
@@ -112,13 +113,15 @@ def shared_mask(model: nn.Module, pattern: str) -> torch.Tensor:
     Examples
     --------
     >>> m = MLP(4, 3, hidden=2)
-    >>> shared_mask(m, r"net\\.3\\.").tolist()  # only the last layer: 2 * 3 + 3 entries
-    [False, False, False, False, False, False, False, False, False, False, True, True, True, True, True, True, True, True, True]
+    >>> mask = shared_mask(m, r"net\.3\.")  # only the last layer: 2 * 3 + 3 entries
+    >>> int(mask.sum()), mask.numel(), bool(mask[-9:].all())
+    (9, 19, True)
     """
     try:
         rx = re.compile(pattern)
     except re.error as exc:
-        raise ValueError(f"config: share = {pattern!r} is not a regular expression ({exc})") from None
+        raise ValueError(
+            f"config: share = {pattern!r} is not a regular expression ({exc})") from None
     names = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     parts = [torch.full((p.numel(),), bool(rx.search(n))) for n, p in names]
     mask = torch.cat(parts)

@@ -42,6 +42,23 @@ __all__ = [
 Index = NDArray[np.intp]
 
 
+class Parts(list):
+    """One index array per client, plus each client's true group where the partition has one.
+
+    ``groups[i]`` is client ``i``'s group (Cluster: its group; Skew: its class cluster);
+    ``None`` for NIID and IID. Used to check whether similar clients collaborate.
+    """
+
+    groups: NDArray[np.intp] | None = None
+
+
+def _groups_of(members: list[Index], m: int) -> NDArray[np.intp]:
+    g = np.empty(m, dtype=np.intp)
+    for k, grp in enumerate(members):
+        g[np.asarray(grp, dtype=np.intp)] = k
+    return g
+
+
 def _check(y: NDArray, m: int, min_size: int) -> None:
     if m < 1:
         raise ValueError(f"partition: clients = {m} must be >= 1")
@@ -57,11 +74,13 @@ def _split_by_shares(idx: Index, shares: NDArray[np.float64]) -> list[Index]:
     return np.split(idx, cuts)
 
 
-def _retry(draw: Callable[[], list[Index]], m: int, min_size: int, what: str) -> list[Index]:
+def _retry(draw: Callable[[], list[Index]], m: int, min_size: int, what: str) -> Parts:
     for _ in range(100):
         parts = draw()
         if min(len(p) for p in parts) >= min_size:
-            return [np.sort(p) for p in parts]
+            out = Parts(np.sort(p) for p in parts)
+            out.groups = getattr(parts, "groups", None)
+            return out
     raise ValueError(
         f"partition: {what} could not give all {m} clients >= {min_size} samples in 100 draws; "
         "use fewer clients or a larger beta"
@@ -103,7 +122,9 @@ def cluster_partition(y: NDArray, m: int, groups: int, beta_between: float, beta
                 shares = rng.dirichlet(np.full(len(grp), beta_within))
                 for i, sub in zip(grp, _split_by_shares(chunk, shares), strict=True):
                     parts[i].append(sub)
-        return [np.concatenate(p) for p in parts]
+        out = Parts(np.concatenate(p) for p in parts)
+        out.groups = _groups_of(members, m)
+        return out
 
     return _retry(draw, m, min_size, f"Cluster(groups={groups})")
 
@@ -134,7 +155,9 @@ def skew_partition(y: NDArray, m: int, classes_per_client: int, rng: np.random.G
                 idx = rng.permutation(np.flatnonzero(y == k))
                 for i, chunk in zip(grp, np.array_split(idx, len(grp)), strict=True):
                     parts[i].append(chunk)
-        return [np.concatenate(p) for p in parts]
+        out = Parts(np.concatenate(p) for p in parts)
+        out.groups = _groups_of(members, m)
+        return out
 
     return _retry(draw, m, min_size, f"Skew(classes_per_client={classes_per_client})")
 

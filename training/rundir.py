@@ -88,5 +88,6 @@ class RunDir:
         try:
             return torch.load(self.checkpoint, weights_only=True)
         except Exception as exc:  # noqa: BLE001 (a damaged or foreign file: never run its code)
-            raise ValueError(f"resume: {str(self.checkpoint)!r} is not a checkpoint this "
-                             f"package wrote ({type(exc).__name__}); it is refused unread") from None
+            raise ValueError(
+                f"resume: {str(self.checkpoint)!r} is not a checkpoint this package wrote "
+                f"({type(exc).__name__}); it is refused unread") from None

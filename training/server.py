@@ -114,7 +114,10 @@ def prox_centers(theta: torch.Tensor, A: NDArray, N: NDArray, *, eta: float,
 
 def prox_weights(theta: torch.Tensor, A: NDArray, N: NDArray, *, eta: float, lam_prox: float,
                  distance: str = "sqeuclidean_mean") -> NDArray[np.float64]:
-    r"""Return eq. (7)'s weights :math:`\mu_i = \lambda_{\text{prox}}\, 2 s_i S_i / \eta` (0 without imports)."""
+    r"""Return eq. (7)'s weights :math:`\mu_i = \lambda_{\text{prox}}\, 2 s_i S_i / \eta`.
+
+    A client that imports nobody gets 0.
+    """
     _, S = _weights(A, N)
     s = get_distance(distance).metric(theta).numpy()
     return lam_prox * 2.0 * s * S / eta

@@ -1,4 +1,4 @@
-"""``ipfl train``: run iPFL (Algorithm 1) from a TOML config, or resume a run."""
+"""``ipfl train``: run any registered algorithm from a TOML config, or resume a run."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import click
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="TOML file of training keys (see training.Config).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override one config key, e.g. --set rounds=5 (repeatable).")
+              help="Override one key, e.g. --set rounds=5 or --set fedprox.mu=0.1 (repeatable).")
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None,
               help="Run directory (default runs/<algorithm>-<timestamp>).")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False), default=None,
@@ -20,8 +20,15 @@ import click
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def command(config_path: str | None, overrides: tuple[str, ...], run_dir: str | None,
             resume_dir: str | None, quiet: bool) -> None:
-    """Run iPFL (Algorithm 1) from a TOML config; resumable with --resume RUN_DIR."""
+    """Train any algorithm (iPFL, local, FedAvg, ...) from a TOML config; resumable.
+
+    Ends with the per-client table (last-round and best-validation test accuracy,
+    cumulative utility, money), the individual-rationality summary and the plots
+    curves.png and graph.png in the run directory.
+    """
     from training import load_config, train
+
+    from ..run_report import client_table, ir_summary, write_plots
 
     try:
         if resume_dir is not None:
@@ -37,8 +44,9 @@ def command(config_path: str | None, overrides: tuple[str, ...], run_dir: str | 
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
     last = max(r["round"] for r in rows)
-    final = [r for r in rows if r["round"] == last]
-    mean_acc = sum(r["acc"] for r in final) / len(final)
-    mean_u = sum(r["cum_U"] for r in final) / len(final)
-    click.echo(f"run dir: {out}\nround {last}: mean accuracy {mean_acc:.4f}, "
-               f"mean cumulative utility {mean_u:.3f}")
+    click.echo(f"\nrun dir: {out}, round {last}\n")
+    click.echo(client_table(rows))
+    line, _ = ir_summary(rows)
+    click.echo("\n" + line)
+    plots = write_plots({out.name: rows}, out, out)
+    click.echo("plots: " + ", ".join(str(p) for p in plots))

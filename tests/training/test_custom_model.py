@@ -22,13 +22,13 @@ def test_a_users_module_trains_under_ipfl(tiny, tmp_path):
     assert sum(r["imports"] for r in last) > 0  # the market ran on this module's distances
     # the caller's module is deep-copied, never trained in place
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
-    ckpt = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
-    assert ckpt["params"].shape[1] == n_params(model)
+    ckpt = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert ckpt["uploads"].shape[1] == n_params(model)
 
 
 def test_resume_requires_the_same_architecture(tiny, tmp_path):
     train(tiny.replace(rounds=1), tmp_path / "run", progress=False, model=two_layer())
-    with pytest.raises(ValueError, match="checkpoint holds .* parameters per client"):
+    with pytest.raises(ValueError, match="checkpoint holds .* shared parameters per client"):
         train(None, tmp_path / "run", resume=True, progress=False)
 
 

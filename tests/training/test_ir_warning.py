@@ -13,11 +13,12 @@ class IRBreaker(IPFL):
 
     name = "ipfl-ir-breaker"
 
-    def server_step(self, reports, params, t):
-        plan = super().server_step(reports, params, t)
-        U = plan.U.copy()
+    def server_step(self, inp, state):
+        out, state = super().server_step(inp, state)
+        U = out.settlement.U.copy()
         U[0] -= 10.0
-        return dataclasses.replace(plan, U=U)
+        out.settlement = dataclasses.replace(out.settlement, U=U)
+        return out, state
 
 
 @pytest.fixture

@@ -4,52 +4,62 @@ import numpy as np
 import pytest
 import torch
 
-from training.server import Reports, ipfl_server_step, prox_centers
+from mechanism import Market, payments, solve_graph, utilities
+from training.profiles import Reports
+from training.server import ipfl_server_step, market_distances, prox_centers, prox_weights
 
 
 def _theta(m=4, P=20, seed=0):
     return torch.randn(m, P, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
-def test_prox_center_below_cap_is_eq6_literally():
-    """With 2 eta S_i <= max_mix the centre is (1 - 2 eta S_i) theta_i + 2 eta sum W_ij theta_j."""
+@pytest.mark.parametrize("distance", ["sqeuclidean", "sqeuclidean_mean"])
+@pytest.mark.parametrize("eta", [0.25, 0.5, 1.0])
+def test_prox_center_is_the_relative_step_of_eq6(distance, eta):
+    """Centre = (1 - eta) theta_i + eta sum_j W_ij theta_j / S_i: the literal eq. (6) step
+    with eta_i = eta / (2 s S_i), a convex combination for every eta in (0, 1]."""
+    theta = _theta()
+    A = np.array([[0, 1, 1, 1], [0, 0, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0]])
+    N = np.array([10.0, 100.0, 100.0, 100.0])  # S_0 = 30: the old literal step extrapolated
+    c = prox_centers(theta, A, N, eta=eta, distance=distance)
+    W = A * N[None] / N[:, None]
+    S = W.sum(1)
+    th = theta.numpy()
+    for i in range(4):
+        want = th[i] if S[i] == 0 else (1 - eta) * th[i] + eta * (W[i] @ th) / S[i]
+        np.testing.assert_allclose(c[i].numpy(), want, atol=1e-12)
+    # literally eq. (6): theta_i - eta_i * sum_j W_ij grad d(theta_i, theta_j)
+    s = 1.0 / theta.shape[1] if distance == "sqeuclidean_mean" else 1.0
+    eta_i = eta / (2 * s * S[0])
+    grad = sum(W[0, j] * 2 * s * (th[0] - th[j]) for j in range(4))
+    np.testing.assert_allclose(c[0].numpy(), th[0] - eta_i * grad, atol=1e-12)
+
+
+def test_eta_acts():
+    """Different eta give different centres (the old cap made 0.25, 5 and 100 identical)."""
+    theta = _theta()
+    A = np.array([[0, 1, 1, 0], [1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 1, 0]])
+    N = np.array([10.0, 40.0, 40.0, 20.0])
+    centres = [prox_centers(theta, A, N, eta=e) for e in (0.25, 0.5, 1.0)]
+    assert not torch.allclose(centres[0], centres[1])
+    assert not torch.allclose(centres[1], centres[2])
+
+
+def test_prox_weight_is_lam_prox_over_eta_i():
     theta = _theta()
     A = np.array([[0, 1, 0, 0], [0, 0, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0]])
     N = np.array([10.0, 20.0, 10.0, 5.0])
-    c, eta, capped = prox_centers(theta, A, N, eta=0.1, max_mix=1.0, distance="sqeuclidean")
-    W = A * N[None] / N[:, None]
-    S = W.sum(1)
-    want = (1 - 2 * 0.1 * S)[:, None] * theta.numpy() + 2 * 0.1 * W @ theta.numpy()
-    np.testing.assert_allclose(c.numpy(), want, atol=1e-12)
-    assert not capped.any()
+    mu = prox_weights(theta, A, N, eta=0.5, lam_prox=3.0, distance="sqeuclidean_mean")
+    S = (A * N[None] / N[:, None]).sum(1)
+    np.testing.assert_allclose(mu, 3.0 * 2 * S / 20 / 0.5)
+    assert mu[1] == 0.0 and mu[3] == 0.0
 
 
-@pytest.mark.parametrize("distance", ["sqeuclidean", "sqeuclidean_mean"])
-def test_prox_center_is_capped_to_a_convex_combination(distance):
-    """Importing much larger peers would extrapolate; the cap keeps weights in [0, 1] and warns."""
-    theta = _theta()
-    A = np.array([[0, 1, 1, 1], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
-    N = np.array([10.0, 100.0, 100.0, 100.0])  # S_0 = 30, eta = 0.25 -> 2 eta S = 15
-    with pytest.warns(RuntimeWarning, match="clients \\[0\\]"):
-        c, eta, capped = prox_centers(theta, A, N, eta=0.25, max_mix=0.8, distance=distance)
-    assert capped.tolist() == [True, False, False, False]
-    assert eta[0] == pytest.approx(0.8 / (2 * 30))
-    # centre_0 = 0.2 theta_0 + 0.8 * mean(theta_1..3): a convex combination
-    want = 0.2 * theta[0] + 0.8 * theta[1:].mean(0)
-    torch.testing.assert_close(c[0], want, atol=1e-12, rtol=0)
-
-
-def test_huge_eta_is_capped_where_the_literal_step_would_extrapolate():
-    """eta = 50 with one import: literal eq. (6) gives -99 theta_0 + 100 theta_1, far
-    beyond both models; the cap (max_mix = 1) stops at theta_1 itself."""
-    theta = _theta()
-    A = np.array([[0, 1, 0, 0]] + [[0] * 4] * 3)
-    N = np.ones(4)
-    with pytest.warns(RuntimeWarning):
-        c, _, _ = prox_centers(theta, A, N, eta=50.0, max_mix=1.0, distance="sqeuclidean")
-    literal = (1 - 2 * 50.0 * 1) * theta[0] + 2 * 50.0 * 1 * theta[1]  # S_0 = N_1/N_0 = 1
-    assert torch.linalg.norm(literal - theta[0]) > 50 * torch.linalg.norm(theta[1] - theta[0])
-    torch.testing.assert_close(c[0], theta[1])
+def test_market_distances_are_scaled_by_their_median():
+    d = np.array([[0, 1.0, 9.0], [1.0, 0, 3.0], [9.0, 3.0, 0]])
+    np.testing.assert_allclose(market_distances(d, "median"), d / 3.0)
+    np.testing.assert_array_equal(market_distances(d, "none"), d)
+    np.testing.assert_array_equal(market_distances(np.zeros((3, 3)), "median"), np.zeros((3, 3)))
 
 
 def _reports(m=4, budget=math.inf):
@@ -58,31 +68,50 @@ def _reports(m=4, budget=math.inf):
 
 
 def test_server_step_balances_payments_and_matches_mechanism():
-    from mechanism import Market, payments, solve_graph, utilities
-
     theta = _theta()
-    res = ipfl_server_step(_reports(), theta, lam=1.0, eta=0.25)
-    assert abs(res.p.sum()) < 1e-12
-    mk = Market(N=[30, 40, 50, 60], c=[0.1] * 4, K=[3000, 4000, 5000, 6000], d=res.d, lam=1.0)
+    out = ipfl_server_step(_reports(), theta, lam=1.0, lam_prox=1.0, eta=0.25)
+    s = out.settlement
+    assert abs(s.p.sum()) < 1e-12
+    d = np.asarray(out.record["inputs"]["d"])
+    mk = Market(N=[30, 40, 50, 60], c=[0.1] * 4, K=[3000, 4000, 5000, 6000], d=d, lam=1.0)
     A = solve_graph(mk, "paper")
-    np.testing.assert_array_equal(res.A, A)
-    np.testing.assert_allclose(res.p, payments(mk, A).p)
-    np.testing.assert_allclose(res.U, utilities(mk, A))
-    assert 0 < res.A.sum() < 12
+    np.testing.assert_array_equal(s.A, A)
+    np.testing.assert_array_equal(out.A, A)
+    np.testing.assert_allclose(s.p, payments(mk, A).p)
+    np.testing.assert_allclose(s.U, utilities(mk, A))
+    assert 0 < s.A.sum() < 12
 
 
 def test_budget_makes_clients_quit_and_the_rest_still_balance():
     theta = _theta()
-    free = ipfl_server_step(_reports(), theta, lam=1.0, eta=0.25)
+    free = ipfl_server_step(_reports(), theta, lam=1.0, lam_prox=1.0, eta=0.25).settlement
     assert free.p.max() > 0
-    res = ipfl_server_step(_reports(budget=0.0), theta, lam=1.0, eta=0.25)
-    assert not res.stays.all()
-    assert (res.p[res.stays] <= 1e-12).all()
-    quit_ = ~res.stays
-    assert res.A[quit_].sum() == 0 and res.A[:, quit_].sum() == 0
-    assert abs(res.p.sum()) < 1e-12
+    s = ipfl_server_step(_reports(budget=0.0), theta, lam=1.0, lam_prox=1.0,
+                         eta=0.25).settlement
+    assert not s.stays.all()
+    assert (s.p[s.stays] <= 1e-12).all()
+    quit_ = ~s.stays
+    assert s.A[quit_].sum() == 0 and s.A[:, quit_].sum() == 0
+    assert abs(s.p.sum()) < 1e-12
+
+
+def test_a_liars_utility_is_measured_with_its_true_profile():
+    """The market runs on reports; the recorded U uses the true N, c, K with the same bills."""
+    theta = _theta()
+    true = _reports()
+    lie = Reports.make(N=true.N * np.array([10, 1, 1, 1]), c=true.c, K=true.K)
+    out = ipfl_server_step(lie, theta, lam=1.0, lam_prox=1.0, eta=0.5, true=true)
+    s = out.settlement
+    d = np.asarray(out.record["inputs"]["d"])
+    mk = Market(N=lie.N, c=lie.c, K=lie.K, d=d, lam=1.0)
+    np.testing.assert_array_equal(s.A, solve_graph(mk, "paper"))
+    truth = mk.replace(N=true.N)
+    gains = truth.gain.value(s.A @ truth.N, truth.N, truth.K)
+    want = gains - 0.1 * s.A.sum(axis=0) - payments(mk, s.A).p
+    np.testing.assert_allclose(s.U, want)
+    assert not np.allclose(s.U, utilities(mk, s.A))
 
 
 def test_unknown_solver_is_a_clear_error():
     with pytest.raises(ValueError, match="solver|method"):
-        ipfl_server_step(_reports(), _theta(), lam=1.0, eta=0.25, solver="magic")
+        ipfl_server_step(_reports(), _theta(), lam=1.0, lam_prox=1.0, eta=0.25, solver="magic")

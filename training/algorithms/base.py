@@ -207,9 +207,13 @@ class Algorithm(ABC):
     @classmethod
     def check_config(cls, cfg: Config) -> None:
         """Refuse settings this algorithm cannot run, before any work (default: none)."""
+        return None
 
     def max_prox(self, reports: Reports, theta0: torch.Tensor) -> float:
-        """Return the largest proximal weight any client can be sent (stability check; default 0)."""
+        """Return the largest proximal weight any client can be sent (default 0).
+
+        The transport refuses a run with ``lr * max_prox > 1`` before training.
+        """
         return 0.0
 
     # ----- state -----------------------------------------------------------------------
@@ -238,7 +242,9 @@ class Algorithm(ABC):
 
     def local_objective(self, loss: torch.Tensor, flat: torch.Tensor, center: torch.Tensor,
                         prox: float) -> torch.Tensor:
-        r"""Return the client objective; default :math:`L + \frac{\mu}{2}\|\theta - c\|^2` (eq. (7)).
+        r"""Return the client objective; default :math:`L + \frac{\mu}{2}\|\theta - c\|^2`.
+
+        This is eq. (7) for iPFL and FedProx's objective.
 
         ``flat`` is the differentiable vector of the shared parameters, ``center`` the
         message's centre (no gradient flows into it).

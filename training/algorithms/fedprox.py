@@ -22,7 +22,7 @@ __all__ = ["FedProx"]
 
 @register
 class FedProx(Algorithm):
-    """FedAvg aggregation; local objective with :math:`\\mu/2\\,\\|w - w^t\\|^2`."""
+    r"""FedAvg aggregation; local objective with :math:`\mu/2\,\|w - w^t\|^2`."""
 
     name = "fedprox"
     summary = "Li et al. 2020: FedAvg with a proximal term"

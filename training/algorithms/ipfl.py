@@ -21,8 +21,8 @@ import torch
 
 from ..distance import DISTANCES, get_distance
 from ..hyper import Param
-from ..server import D_SCALES, ipfl_server_step
 from ..profiles import Reports
+from ..server import D_SCALES, ipfl_server_step
 from .base import Algorithm, ServerInput, ServerOutput, State, register
 
 __all__ = ["IPFL"]
