@@ -4,7 +4,7 @@ One module per algorithm; importing this package registers them all in
 :data:`ALGORITHMS`.
 """
 
-from . import fedavg, fedprox, ipfl, local  # noqa: F401  (registration side effects)
+from . import cfl, ditto, fedamp, fedavg, fedprox, ipfl, local  # noqa: F401  (registration side effects)
 from .base import (
     ALGORITHMS,
     Algorithm,
