@@ -4,7 +4,13 @@ One module per algorithm; importing this package registers them all in
 :data:`ALGORITHMS`.
 """
 
-from . import fedavg, fedprox, ipfl, local  # noqa: F401  (registration side effects)
+from . import (  # noqa: F401  (registration side effects)
+    fedavg,
+    fedprox,
+    ipfl,
+    local,
+    pfedgraph,
+)
 from .base import (
     ALGORITHMS,
     Algorithm,
