@@ -6,6 +6,7 @@ One module per algorithm; importing this package registers them all in
 
 from . import (  # noqa: F401  (registration side effects)
     fedavg,
+    fedfomo,
     fedprox,
     ipfl,
     local,
