@@ -103,3 +103,23 @@ class TestIPFL(AlgorithmSuite):
         runs = [train(self.cfg(hyper={"eta": e}), tmp_path / str(e), progress=False)
                 for e in (0.25, 1.0)]
         assert [r["acc"] for r in runs[0]] != [r["acc"] for r in runs[1]]
+
+
+class TestDitto(AlgorithmSuite):
+    algorithm = "ditto"
+
+
+class TestFedAMP(AlgorithmSuite):
+    algorithm = "fedamp"
+
+
+class TestCFL(AlgorithmSuite):
+    algorithm = "cfl"
+
+
+class TestFedFomo(AlgorithmSuite):
+    algorithm = "fedfomo"
+
+
+class TestPFedGraph(AlgorithmSuite):
+    algorithm = "pfedgraph"

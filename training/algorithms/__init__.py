@@ -4,7 +4,17 @@ One module per algorithm; importing this package registers them all in
 :data:`ALGORITHMS`.
 """
 
-from . import cfl, ditto, fedamp, fedavg, fedprox, ipfl, local  # noqa: F401  (registration side effects)
+from . import (  # noqa: F401  (registration side effects)
+    cfl,
+    ditto,
+    fedamp,
+    fedavg,
+    fedfomo,
+    fedprox,
+    ipfl,
+    local,
+    pfedgraph,
+)
 from .base import (
     ALGORITHMS,
     Algorithm,
