@@ -10,6 +10,7 @@ True
 """
 
 from .exact import ExactResult, exact_graph
+from .explain import Explanation, explain
 from .gain import GAINS, Gain, LogGain, SqrtGain, get_gain
 from .graph import VARIANTS, greedy_graph
 from .market import Market
@@ -30,6 +31,7 @@ from .thresholds import thresholds
 
 __all__ = [
     "ExactResult",
+    "Explanation",
     "GAINS",
     "GRAPH_SOLVERS",
     "Gain",
@@ -40,6 +42,7 @@ __all__ = [
     "VARIANTS",
     "check_graph",
     "exact_graph",
+    "explain",
     "get_gain",
     "greedy_graph",
     "imported_data",
