@@ -20,8 +20,9 @@ def command(seed: int, overrides: tuple[str, ...], run_dir: str | None) -> None:
     """Train iPFL and local models on digits; print a per-client table and write plots."""
     import numpy as np
 
+    from ipfl.figures import plot_round_graph
     from training import load_config, train
-    from training.plots import plot_curves, plot_graph
+    from training.plots import plot_curves
     from training.server import ProxCapWarning
 
     try:
@@ -69,6 +70,6 @@ def command(seed: int, overrides: tuple[str, ...], run_dir: str | None) -> None:
         click.echo(f"\nindividual rationality (U_i >= 0) held in all {len(ipfl_rows)} "
                    "recorded client-rounds")
     curves = plot_curves(runs, out / "curves.png")
-    graph = plot_graph(out / "ipfl" / "rounds" / f"{T:04d}.json", out / "graph.png")
+    graph = plot_round_graph(out / "ipfl" / "rounds" / f"{T:04d}.json", out / "graph.png")
     click.echo(f"\nplots: {curves}, {graph}\nrun dirs: {out / 'local'}, {out / 'ipfl'} "
                f"({time.perf_counter() - t0:.0f} s)")
