@@ -121,10 +121,18 @@ def draw_market_graph(ax: plt.Axes, N: np.ndarray, roles: list[str], A: np.ndarr
     G.add_nodes_from(range(m))
     edges = [(int(i), int(j)) for i, j in zip(*np.nonzero(A), strict=True)]
     G.add_edges_from(edges)
-    rmax = max(float(r.max()), 1e-300) if edges else 1.0
-    widths = [0.3 + 4.2 * max(r[i, j], 0.0) / rmax for i, j in edges]
-    nx.draw_networkx_edges(G, pos, ax=ax, edgelist=edges, width=widths, edge_color="#444444",
-                           alpha=0.55, arrows=True, arrowstyle="-|>", arrowsize=9,
+    money = np.array([max(r[i, j], 0.0) for i, j in edges])
+    rmin, rmax = (float(money.min()), float(money.max())) if edges else (0.0, 1.0)
+
+    def width(v: float) -> float:  # the spread of payments, not their level, sets the width
+        return 0.25 + 3.5 * (v - rmin) / (rmax - rmin) if rmax > rmin else 1.2
+
+    order = np.argsort(money, kind="stable")  # thick edges drawn last, on top
+    edges = [edges[k] for k in order]
+    widths = [width(money[k]) for k in order]
+    alpha = 0.7 if len(edges) <= 30 else 0.45
+    nx.draw_networkx_edges(G, pos, ax=ax, edgelist=edges, width=widths, edge_color="#333333",
+                           alpha=alpha, arrows=True, arrowstyle="-|>", arrowsize=9,
                            node_size=list(sizes), connectionstyle="arc3,rad=0.12")
     bad = np.zeros(m, bool) if U is None else np.asarray(U) < -1e-9
     nx.draw_networkx_nodes(G, pos, ax=ax, node_size=list(sizes),
@@ -144,8 +152,9 @@ def draw_market_graph(ax: plt.Axes, N: np.ndarray, roles: list[str], A: np.ndarr
     handles = [Line2D([], [], marker="o", ls="", ms=9, color=ROLE_COLOURS[k], label=ROLE_LABELS[k])
                for k in ROLE_COLOURS if k in roles]
     if edges:
-        handles += [Line2D([], [], color="#444444", alpha=0.7, lw=0.3 + 4.2 * f,
-                           label=f"i -> j pays r_ij = {f * rmax:.3g}") for f in (1.0, 0.5, 0.1)]
+        handles += [Line2D([], [], color="#333333", alpha=0.7, lw=width(v),
+                           label=f"i -> j pays r_ij = {v:.3g}")
+                    for v in dict.fromkeys((rmax, (rmin + rmax) / 2, rmin))]
     handles.append(Line2D([], [], ls="", label="arrow i -> j: i imports j's model"))
     handles.append(Line2D([], [], ls="", label=f"node area: data N ({N.min():.0f}-{N.max():.0f})"))
     if bad.any():
