@@ -29,7 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_mechanism.py
 
 audit: $(STAMP)
-	$(BIN)/ipfl audit
+	$(BIN)/ipfl audit --out .
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
