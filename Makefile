@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# The CPU build of torch, pinned so pip never pulls the multi-GB CUDA build.
 	$(BIN)/python -m pip install -q "torch==2.13.0"
-	$(BIN)/python -m pip install -q -e ".[train,dev]"
+	$(BIN)/python -m pip install -q -e ".[train,explore,dev]"
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -29,7 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_mechanism.py
 
 audit: $(STAMP)
-	$(BIN)/ipfl audit
+	$(BIN)/ipfl audit --out .
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

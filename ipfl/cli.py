@@ -14,12 +14,19 @@ import click
 #: sub-command name -> (module under ``ipfl.commands``, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "The main job: a short iPFL training run on the bundled digits."),
-    "market": ("market", "Print a seeded random market: graph, payments, utilities."),
+    "market": ("market", "A market from a file or seeded at random: prices, thresholds, trace."),
+    "explore": ("explore", "Serve the market explorer page on 127.0.0.1 (for teaching)."),
     "compare": ("compare", "Greedy (Algorithm 2) versus exact optimal graphs, measured."),
     "audit": ("audit", "Property-based audit of the paper's incentive claims -> CLAIMS.md."),
     "train": ("train", "Run iPFL (Algorithm 1) from a TOML config; resumable."),
     "audit-run": ("audit_run", "Recompute every recorded round of a run and report mismatches."),
 }
+
+
+class InputError(click.ClickException):
+    """Bad input, refused before any work: one line ``Error: ...``, exit code 2."""
+
+    exit_code = 2
 
 
 class LazyGroup(click.Group):

@@ -1,10 +1,15 @@
-"""Figures for ``ipfl compare`` (matplotlib with the Agg backend; no display needed).
+"""Pictures of markets and comparisons (matplotlib, Agg backend; no display needed).
 
-Kept out of :mod:`mechanism`, which never imports matplotlib.
+Kept out of :mod:`mechanism`, which never imports matplotlib. Market graphs use
+one visual language everywhere (the explorer page too): node area = data size
+``N``, colour = role, an arrow ``i -> j`` = "i imports j's model", edge width =
+the remittance ``r_ij`` client ``i`` pays ``j`` (eq. (10)), a red ring = a
+client whose utility is negative (Theorem 1 fails), and a legend saying so.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -16,7 +21,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import networkx as nx  # noqa: E402
 import numpy as np  # noqa: E402
 
-__all__ = ["plot_example", "plot_gap_vs_m"]
+__all__ = ["draw_market_graph", "plot_example", "plot_gap_vs_m", "plot_market",
+           "plot_round_graph"]
+
+#: role colours, shared with the explorer page (ipfl/explorer/static/app.js)
+ROLE_COLOURS = {"trader": "#4c78a8", "seller": "#f58518", "buyer": "#54a24b"}
+ROLE_LABELS = {"trader": "trader", "seller": "pure seller (K = 0)",
+               "buyer": "pure buyer (c = inf)"}
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
@@ -41,8 +52,9 @@ def plot_gap_vs_m(rows: list[dict], path: str | os.PathLike) -> Path:
     """
     variants = sorted({r["variant"] for r in rows})
     sizes = sorted({r["m"] for r in rows})
-    fig, axes = plt.subplots(1, len(variants), figsize=(5 * len(variants), 3.6), squeeze=False,
-                             sharey=True)
+    width = max(4.5, 0.75 * len(sizes) + 1.5)
+    fig, axes = plt.subplots(1, len(variants), figsize=(width * len(variants), 4.0),
+                             squeeze=False, sharey=True)
     for ax, variant in zip(axes[0], variants, strict=True):
         data, share = [], []
         for m in sizes:
@@ -51,12 +63,18 @@ def plot_gap_vs_m(rows: list[dict], path: str | os.PathLike) -> Path:
             data.append(gaps if gaps.size else np.array([np.nan]))
             share.append(np.mean([r["optimal"] for r in sel]))
         ax.boxplot([d[np.isfinite(d)] for d in data], positions=range(len(sizes)))
-        ax.set_xticks(range(len(sizes)),
-                      [f"{m}\n{100 * s:.0f}% rows opt." for m, s in zip(sizes, share, strict=True)])
+        ax.set_xticks(range(len(sizes)), [str(m) for m in sizes])
         ax.set_yscale("log")
         ax.set_xlabel("clients m")
-        ax.set_title(f'Algorithm 2 "{variant}": gap of suboptimal rows')
+        ax.set_title(f'Algorithm 2 "{variant}": gap of suboptimal rows', pad=22)
+        blended = ax.get_xaxis_transform()
+        for k, s_ in enumerate(share):
+            ax.text(k, 1.015, f"{100 * s_:.0f}%", transform=blended, ha="center",
+                          va="bottom", fontsize=8, color="#444444")
+        ax.text(1.0, -0.16, "above each box: rows optimal", transform=ax.transAxes,
+                ha="right", va="top", fontsize=8, color="#444444")
     axes[0][0].set_ylabel(r"$(\phi_{greedy}-\phi_{opt})/|\phi_{opt}|$")
+    fig.tight_layout()
     return _save(fig, Path(path))
 
 
@@ -65,7 +83,7 @@ def plot_example(example: dict, path: str | os.PathLike) -> Path:
     A_g, A_o = np.array(example["A_paper"]), np.array(example["A_opt"])
     m = A_g.shape[0]
     pos = nx.circular_layout(range(m))
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.6))
     for ax, A, title in ((axes[0], A_g, 'Algorithm 2 ("paper")'), (axes[1], A_o, "optimal")):
         G = nx.DiGraph()
         G.add_nodes_from(range(m))
@@ -76,7 +94,100 @@ def plot_example(example: dict, path: str | os.PathLike) -> Path:
         nx.draw_networkx(G, pos, ax=ax, labels=labels, node_color="#dde8f5", node_size=900,
                          font_size=7, edge_color=colors, arrows=True,
                          connectionstyle="arc3,rad=0.1")
-        ax.set_title(title + " (red: edge only here)")
+        ax.set_title(title)
         ax.set_axis_off()
-    fig.suptitle(f"m = {m}, row {example['row']} differs most (edge i->j: i imports j)")
+    fig.suptitle(f"m = {m}: row {example['row']} differs most")
+    fig.text(0.5, 0.01, "arrow i -> j: i imports j's model; red: an edge found in only one "
+             "of the two graphs", ha="center", fontsize=9)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return _save(fig, Path(path))
+
+
+def _roles(c: np.ndarray, K: np.ndarray) -> list[str]:
+    return ["buyer" if np.isinf(ci) else "seller" if ki == 0 else "trader"
+            for ci, ki in zip(c, K, strict=True)]
+
+
+def draw_market_graph(ax: plt.Axes, N: np.ndarray, roles: list[str], A: np.ndarray,
+                      r: np.ndarray, U: np.ndarray | None = None,
+                      names: list | None = None, legend: bool = True) -> None:
+    """Draw one market graph on ``ax`` (circular layout; see the module docstring)."""
+    N, A, r = np.asarray(N, float), np.asarray(A), np.asarray(r, float)
+    m = len(N)
+    names = list(range(m)) if names is None else list(names)
+    pos = {k: (np.sin(2 * np.pi * k / m), np.cos(2 * np.pi * k / m)) for k in range(m)}
+    sizes = 120 + 900 * np.sqrt(N / N.max())
+    G = nx.DiGraph()
+    G.add_nodes_from(range(m))
+    edges = [(int(i), int(j)) for i, j in zip(*np.nonzero(A), strict=True)]
+    G.add_edges_from(edges)
+    money = np.array([max(r[i, j], 0.0) for i, j in edges])
+    rmin, rmax = (float(money.min()), float(money.max())) if edges else (0.0, 1.0)
+
+    def width(v: float) -> float:  # the spread of payments, not their level, sets the width
+        return 0.25 + 3.5 * (v - rmin) / (rmax - rmin) if rmax > rmin else 1.2
+
+    order = np.argsort(money, kind="stable")  # thick edges drawn last, on top
+    edges = [edges[k] for k in order]
+    widths = [width(money[k]) for k in order]
+    alpha = 0.7 if len(edges) <= 30 else 0.45
+    nx.draw_networkx_edges(G, pos, ax=ax, edgelist=edges, width=widths, edge_color="#333333",
+                           alpha=alpha, arrows=True, arrowstyle="-|>", arrowsize=9,
+                           node_size=list(sizes), connectionstyle="arc3,rad=0.12")
+    bad = np.zeros(m, bool) if U is None else np.asarray(U) < -1e-9
+    nx.draw_networkx_nodes(G, pos, ax=ax, node_size=list(sizes),
+                           node_color=[ROLE_COLOURS[x] for x in roles],
+                           edgecolors=["#d00000" if b else "#222222" for b in bad],
+                           linewidths=[2.5 if b else 0.6 for b in bad])
+    nx.draw_networkx_labels(G, pos, ax=ax, labels={k: str(names[k]) for k in range(m)},
+                            font_size=8, font_color="white", font_weight="bold")
+    ax.set_xlim(-1.25, 1.25)
+    ax.set_ylim(-1.25, 1.25)
+    ax.set_aspect("equal")
+    ax.set_axis_off()
+    if not legend:
+        return
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], marker="o", ls="", ms=9, color=ROLE_COLOURS[k], label=ROLE_LABELS[k])
+               for k in ROLE_COLOURS if k in roles]
+    if edges:
+        handles += [Line2D([], [], color="#333333", alpha=0.7, lw=width(v),
+                           label=f"i -> j pays r_ij = {v:.3g}")
+                    for v in dict.fromkeys((rmax, (rmin + rmax) / 2, rmin))]
+    handles.append(Line2D([], [], ls="", label="arrow i -> j: i imports j's model"))
+    handles.append(Line2D([], [], ls="", label=f"node area: data N ({N.min():.0f}-{N.max():.0f})"))
+    if bad.any():
+        handles.append(Line2D([], [], marker="o", ls="", ms=9, mfc="white", mec="#d00000",
+                              mew=2.5, label="U_i < 0 (IR fails)"))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8,
+              frameon=False)
+
+
+def plot_market(market: object, A: object, path: str | os.PathLike,
+                title: str | None = None) -> Path:
+    """Draw ``market``'s graph ``A`` with payments and utilities from :mod:`mechanism`."""
+    from mechanism import payments, utilities
+
+    A = np.asarray(A)
+    fig, ax = plt.subplots(figsize=(8.5, 6))
+    draw_market_graph(ax, market.N, list(market.roles), A, payments(market, A).r,
+                      utilities(market, A))
+    ax.set_title(title or f"{market.m} clients, {int(A.sum())} imports")
+    return _save(fig, Path(path))
+
+
+def plot_round_graph(round_record: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Draw the graph of one recorded training round (``rounds/NNNN.json`` of a run)."""
+    rec = json.loads(Path(round_record).read_text())
+    ins, outs = rec["inputs"], rec["outputs"]
+    c = np.array([float(x) for x in ins["c"]])
+    K = np.asarray(ins["K"], float)
+    A = np.asarray(outs["A"])
+    r = np.asarray(outs["r"], float) if "r" in outs else np.zeros(A.shape)  # baselines: no money
+    fig, ax = plt.subplots(figsize=(9, 6.5))
+    draw_market_graph(ax, ins["N"], _roles(c, K), A, r, outs.get("U"), names=rec["clients"])
+    m = len(rec["clients"])
+    ax.set_title(f"round {rec['round']}: {int(A.sum())} imports among {m} clients "
+                 f"(density {A.sum() / max(1, m * (m - 1)):.2f}), money moved {r.sum():.3g}")
     return _save(fig, Path(path))

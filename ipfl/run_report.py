@@ -66,10 +66,12 @@ def ir_summary(rows: list[dict[str, Any]]) -> tuple[str, bool]:
 
 def write_plots(runs: dict[str, list[dict[str, Any]]], run_dir: Path, out: Path) -> list[Path]:
     """Write ``curves.png`` (every run) and ``graph.png`` (``run_dir``'s last recorded round)."""
-    from training.plots import plot_curves, plot_graph
+    from training.plots import plot_curves
+
+    from .figures import plot_round_graph
 
     paths = [plot_curves(runs, out / "curves.png")]
     records = sorted((run_dir / "rounds").glob("*.json"))
     if records:
-        paths.append(plot_graph(records[-1], out / "graph.png"))
+        paths.append(plot_round_graph(records[-1], out / "graph.png"))
     return paths

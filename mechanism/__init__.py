@@ -10,6 +10,7 @@ True
 """
 
 from .exact import ExactResult, exact_graph
+from .explain import Explanation, explain
 from .gain import GAINS, Gain, LogGain, SqrtGain, get_gain
 from .graph import VARIANTS, greedy_graph
 from .market import Market
@@ -31,6 +32,7 @@ from .thresholds import thresholds
 
 __all__ = [
     "ExactResult",
+    "Explanation",
     "GAINS",
     "GRAPH_SOLVERS",
     "IR_TOL",
@@ -43,6 +45,7 @@ __all__ = [
     "VARIANTS",
     "check_graph",
     "exact_graph",
+    "explain",
     "get_gain",
     "greedy_graph",
     "imported_data",

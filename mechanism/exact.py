@@ -65,10 +65,14 @@ mixed-integer nonlinear programs", Math. Programming 36 (1986).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import math
+import os
+import sys
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -189,6 +193,24 @@ def _exact_iv(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             _backend(solver, 1.0)  # raises when the MILP solver is missing
+
+
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """Silence file descriptor 1 (C-level prints such as HiGHS's banner) for the block."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # no real stdout (e.g. captured)
+        fd = 1
+    sys.stdout.flush()
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), fd)
+            yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
 
 
 def _backend(solver: str, time_limit: float) -> object:
@@ -435,7 +457,8 @@ def _oa_row(
         for v, val in zip(a_var, incumbent[free], strict=True):
             v.setInitialValue(int(val))
         backend = _backend(solver, None if left is None else max(left, 0.1))
-        prob.solve(backend)
+        with _quiet_stdout():  # HiGHS prints its banner to fd 1 even with msg=False
+            prob.solve(backend)
         if prob.sol_status != pulp.LpSolutionOptimal:
             if left is not None and time.perf_counter() - t0 >= 0.95 * time_limit:
                 status = "time_limit"

@@ -43,16 +43,31 @@ from abc import ABC, abstractmethod
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["GAINS", "Gain", "LogGain", "SqrtGain", "get_gain"]
+__all__ = ["GAINS", "Gain", "LogGain", "SqrtGain", "check_gain", "get_gain"]
 
 FloatArray = NDArray[np.float64]
 
 
 class Gain(ABC):
-    """A concave, increasing gain ``g(x; N, K)`` with ``g(0) = 0``.
+    r"""A concave, increasing gain ``g(x; N, K)`` with ``g(0) = 0``.
 
     Subclasses must define :meth:`value`; :meth:`increment` and
     :meth:`threshold` have generic (correct but slower) defaults.
+    ``Market`` refuses a custom gain that is not ``0`` at ``0``, nondecreasing and
+    concave on a grid of data amounts for the market's clients (:func:`check_gain`).
+
+    What each part of the package needs from a gain:
+
+    * Algorithm 2, payments, utilities, ``exact_graph(solver="bruteforce")`` and
+      ``"dp"``: :meth:`value` only (plus the generic :meth:`increment` and
+      :meth:`threshold`).
+    * ``exact_graph(solver="milp")`` / ``"highs"``: also ``derivative(x, N, K)``,
+      :math:`g'(x)`, for the tangent cuts of the outer approximation (it must be
+      exact: a tangent with a wrong slope may cut off the optimum). ``SqrtGain`` and
+      ``LogGain`` have it; without it these solvers refuse with a message.
+    * The Theorem 3 check (``proofs_checks``) uses the paper's square-root gain's
+      supremum :math:`\sqrt{K_j/N_j}` in its message and bound; it is meant for
+      :class:`SqrtGain` markets, which are what the audit draws.
     """
 
     #: short name used by :func:`get_gain` and in reports
@@ -256,6 +271,55 @@ class LogGain(Gain):
         wl, nl, Nl, Kl = w[live], n[live], N[live], K[live]
         out[live] = np.maximum(nl / -np.expm1(-wl / Kl) - Nl, nl)
         return out
+
+
+def check_gain(gain: Gain, N: ArrayLike, K: ArrayLike, points: int = 40) -> None:
+    """Refuse a gain that is not ``0`` at ``0``, nondecreasing and concave.
+
+    Checked numerically for every client on ``x = 0`` and ``N_i * 10**t`` for
+    ``t`` in ``[-3, 4]`` (``points`` values), to a relative tolerance of ``1e-9``.
+
+    Raises
+    ------
+    ValueError
+        Naming the gain, the client and the property that fails.
+
+    Examples
+    --------
+    >>> class Convex(Gain):
+    ...     def value(self, x, N, K):
+    ...         return np.asarray(K, float) * np.asarray(x, float) ** 2
+    >>> check_gain(Convex(), [1.0, 2.0], [1.0, 1.0])
+    Traceback (most recent call last):
+    ...
+    ValueError: Market: gain Convex() is not concave for client 0 (slopes rise near x = 0.492)
+    """
+    N = np.asarray(N, dtype=float)[:, None]
+    K = np.asarray(K, dtype=float)[:, None]
+    x = np.concatenate([[0.0], np.logspace(-3, 4, points)])[None, :] * N
+    with np.errstate(all="ignore"):
+        g = np.asarray(gain.value(x, N, K), dtype=float) * np.ones_like(x)
+    scale = np.maximum(np.abs(g).max(axis=1, keepdims=True), 1e-300)
+    bad = ~np.isfinite(g)
+    if bad.any():
+        i, k = np.argwhere(bad)[0]
+        raise ValueError(f"Market: gain {gain!r} is not finite for client {i} at x = {x[i, k]:.3g}")
+    tol = 1e-9 * scale
+    if (np.abs(g[:, 0:1]) > tol).any():
+        i = int(np.flatnonzero(np.abs(g[:, 0]) > tol[:, 0])[0])
+        raise ValueError(f"Market: gain {gain!r} has g(0) = {g[i, 0]:.6g} for client {i}; "
+                         "a gain must be 0 when nothing is imported")
+    dg = np.diff(g, axis=1)
+    if (dg < -tol).any():
+        i, k = np.argwhere(dg < -tol)[0]
+        raise ValueError(f"Market: gain {gain!r} decreases for client {i} near x = "
+                         f"{x[i, k + 1]:.3g}; a gain must be increasing")
+    slope = dg / np.diff(x, axis=1)
+    rise = np.diff(slope, axis=1) * np.diff(x, axis=1)[:, 1:] > tol
+    if rise.any():
+        i, k = np.argwhere(rise)[0]
+        raise ValueError(f"Market: gain {gain!r} is not concave for client {i} (slopes rise "
+                         f"near x = {x[i, k + 1]:.3g})")
 
 
 #: registry of named gains accepted by ``Market(gain=...)``

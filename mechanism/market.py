@@ -28,7 +28,7 @@ from functools import cached_property
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .gain import Gain, get_gain
+from .gain import Gain, LogGain, SqrtGain, check_gain, get_gain
 
 __all__ = ["Market"]
 
@@ -183,6 +183,8 @@ def _validate(N, c, K, d, lam, gain):  # noqa: ANN001, ANN202 (private)
     if not (lam >= 0 and math.isfinite(lam)):
         raise ValueError(f"Market: lam = {lam!r} must be finite and >= 0")
     gain = get_gain(gain)
+    if type(gain) not in (SqrtGain, LogGain):  # the built-in gains are proven; check others
+        check_gain(gain, N, K)
     for arr in (N, c, K, d):
         arr.setflags(write=False)
     return N, c, K, d, lam, gain

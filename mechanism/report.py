@@ -7,8 +7,9 @@ from numpy.typing import ArrayLike
 
 from .market import Market
 from .payments import objective, payments, social_welfare, utilities
+from .thresholds import thresholds
 
-__all__ = ["market_table"]
+__all__ = ["market_details", "market_table", "matrix_table"]
 
 
 def market_table(market: Market, A: ArrayLike) -> str:
@@ -46,4 +47,51 @@ def market_table(market: Market, A: ArrayLike) -> str:
         f"sum of net payments {pay.p.sum():.2e} (budget balance), "
         f"social welfare {social_welfare(market, A):.4f}, min utility {U.min():.4f}"
     )
+    bad = np.flatnonzero(U < -1e-9 * np.maximum(1.0, np.abs(pay.paid)))
+    lines.append("individual rationality (Theorem 1, U_i >= 0): "
+                 + (f"holds for all {market.m} clients" if bad.size == 0 else
+                    f"VIOLATED for clients {bad.tolist()}"))
     return "\n".join(lines)
+
+
+def matrix_table(title: str, M: ArrayLike, digits: int = 4) -> str:
+    """Render an ``m x m`` matrix with row and column indices; ``inf`` and a blank diagonal.
+
+    Rows are labelled ``row i``, so they never read as client lines of :func:`market_table`.
+
+    Examples
+    --------
+    >>> print(matrix_table("d", [[0, 1.5], [1.5, 0]]))
+    d
+                  0       1
+    row 0         .     1.5
+    row 1       1.5       .
+    """
+    M = np.asarray(M, dtype=float)
+    m = M.shape[0]
+    width = max(digits + 4, 5)
+    lines = [title, "       " + "".join(f"{j:>{width}}" for j in range(m))]
+    for i in range(m):
+        cells = []
+        for j in range(m):
+            x = M[i, j]
+            cells.append("." if i == j else "inf" if np.isinf(x) else f"{x:.{digits}g}")
+        lines.append(f"row {i:<3}" + "".join(f"{c:>{width}}" for c in cells))
+    return "\n".join(lines)
+
+
+def market_details(market: Market) -> str:
+    r"""Render the distances, the prices :math:`w_{ij}` and the thresholds :math:`N^{Th}_{ij}`.
+
+    Row ``i`` is the importing client: ``w[i, j]`` is what importing ``j``
+    costs ``i`` in :math:`\phi_i` (eq. (8)); Algorithm 2 imports ``j`` while
+    the running total plus :math:`N_j` stays below ``threshold[i, j]``.
+    """
+    return "\n\n".join([
+        matrix_table(f"model distances d_ij (lambda = {market.lam:g}, gain "
+                     f"{getattr(market.gain, 'name', market.gain)!s})", market.d),
+        matrix_table("prices w_ij = c_j + lambda N_j/N_i d_ij (row i imports column j)",
+                     market.weights),
+        matrix_table("thresholds N^Th_ij of Algorithm 2 (0: not worth it even alone)",
+                     thresholds(market), digits=5),
+    ])

@@ -21,7 +21,15 @@ from hypothesis import settings
 
 from mechanism.atomic import atomic_write_text
 
-from .claims import CLAIMS, SOLVER_CLAIMS, SOLVERS, ClaimResult, run_claim
+from .claims import (
+    BUILTIN_CLAIMS,
+    CLAIMS,
+    MECHANISMS,
+    SOLVER_CLAIMS,
+    SOLVERS,
+    ClaimResult,
+    run_claim,
+)
 from .profiles import load_profile
 from .properties import Violation
 
@@ -45,11 +53,16 @@ def _one(job: tuple[str, str, int, str]) -> ClaimResult:
 def run_audit(
     examples: int = DEFAULT_EXAMPLES,
     profile: str = "ci",
-    solvers: tuple[str, ...] = SOLVERS,
+    solvers: tuple[str, ...] | None = None,
     claims: tuple[str, ...] | None = None,
     jobs: int = 2,
 ) -> list[ClaimResult]:
     """Run every claim x solver; return the results in report order.
+
+    Claims and mechanisms registered with
+    :func:`~proofs_checks.claims.register_claim` and
+    :func:`~proofs_checks.claims.register_mechanism` are included (by default)
+    and run in this process (worker processes would not know them).
 
     Parameters
     ----------
@@ -58,15 +71,28 @@ def run_audit(
     profile : str
         Hypothesis profile to start from (``"ci"`` or ``"thorough"``).
     solvers, claims : tuple of str
-        Subsets to run (default: all).
+        Subsets to run (default: all, registered ones included).
     jobs : int
         Worker processes (1 runs in this process).
     """
-    todo = [(c, s, examples, profile) for s in solvers for c in (claims or tuple(CLAIMS))]
-    if jobs <= 1:
-        return [_one(job) for job in todo]
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        return list(pool.map(_one, todo))
+    solvers = tuple(solvers or (*SOLVERS, *MECHANISMS))
+    claims = tuple(claims or CLAIMS)
+    for name in solvers:
+        if name not in SOLVERS and name not in MECHANISMS:
+            raise ValueError(f"run_audit: solver {name!r} is not one of "
+                             f"{[*SOLVERS, *MECHANISMS]}")
+    for key in claims:
+        if key not in CLAIMS:
+            raise ValueError(f"run_audit: claim {key!r} is not one of {list(CLAIMS)}")
+    todo = [(c, s, examples, profile) for s in solvers for c in claims]
+    builtin = [job for job in todo if job[0] in BUILTIN_CLAIMS and job[1] in SOLVERS]
+    if jobs <= 1 or len(builtin) < 2:
+        done = {}
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            done = dict(zip(builtin, pool.map(_one, builtin), strict=True))
+    load_profile(profile)
+    return [done[job] if job in done else _one(job) for job in todo]
 
 
 def _fmt(x: float) -> str:
@@ -118,14 +144,18 @@ def render_markdown(results: list[ClaimResult], *, examples: int, profile: str,
         "| claim | source | " + " | ".join(solvers) + " |",
         "|---|---|" + "---|" * len(solvers),
     ]
+    shown = {r.claim for r in results}
     for key, claim in CLAIMS.items():
+        if key not in shown:
+            continue
         cells = []
         for s in solvers:
             r = by.get((key, s))
             if r is None:
                 cells.append("-")
                 continue
-            cell = {"holds": f"holds ({r.examples} examples)",
+            known = r.extra.get("known_counterexamples")
+            cell = {"holds": f"holds ({r.examples} examples{'; ' + known if known else ''})",
                     "refuted": (f"**refuted** (after {r.examples} examples)"
                                 if "found_by" not in r.extra else
                                 f"**refuted** (committed counterexample; {r.examples} "
@@ -165,6 +195,8 @@ def to_json(results: list[ClaimResult], *, examples: int, profile: str, seconds:
                      "examples": r.examples, "seconds": round(r.seconds, 3),
                      "found_by": r.extra.get("found_by", "search" if r.violation else None),
                      "expected": SOLVER_CLAIMS.get(r.solver, {}).get(r.claim)}
+        if "known_counterexamples" in r.extra:
+            row["known_counterexamples"] = r.extra["known_counterexamples"]
         if r.reason:
             row["reason"] = r.reason
         if r.violation is not None:
@@ -182,10 +214,15 @@ def to_json(results: list[ClaimResult], *, examples: int, profile: str, seconds:
 
 
 def audit(out_md: Path, out_json: Path, *, examples: int, profile: str, jobs: int,
-          solvers: tuple[str, ...] = SOLVERS) -> list[ClaimResult]:
-    """Run the audit and write both reports; return the results."""
+          solvers: tuple[str, ...] | None = None) -> list[ClaimResult]:
+    """Run the audit and write both reports; return the results.
+
+    Registered claims and mechanisms appear in both reports with their verdicts.
+    """
     start = time.perf_counter()
     results = run_audit(examples, profile, solvers=solvers, jobs=jobs)
+    for path in (out_md, out_json):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
     seconds = time.perf_counter() - start
     atomic_write_text(out_md, render_markdown(results, examples=examples, profile=profile,
                                          seconds=seconds))

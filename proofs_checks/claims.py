@@ -13,6 +13,7 @@ if it fails, returns the shrunk (minimal) counterexample.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,10 +29,14 @@ from .strategies import MAX_M, market_and_client, market_and_misreport, markets
 
 __all__ = [
     "CLAIMS",
+    "MECHANISMS",
     "SOLVERS",
     "SOLVER_CLAIMS",
     "Claim",
     "ClaimResult",
+    "in_default_family",
+    "register_claim",
+    "register_mechanism",
     "run_claim",
 ]
 
@@ -54,6 +59,12 @@ class Claim:
         ``strategy(max_m) -> SearchStrategy`` of the check's extra arguments.
     check : callable
         ``check(mechanism, *drawn) -> Violation | None``.
+    family : callable or None
+        ``family(drawn) -> bool``: whether a drawn value (e.g. a stored
+        counterexample) belongs to the family of markets ``strategy`` draws.
+        Stored counterexamples of :data:`~proofs_checks.counterexamples.REGRESSIONS`
+        are replayed only when it says yes; ``None`` (the default for a claim
+        you write, whose family we cannot know) replays none.
     """
 
     key: str
@@ -61,6 +72,33 @@ class Claim:
     statement: str
     strategy: Callable[[int], st.SearchStrategy]
     check: Callable[..., P.Violation | None]
+    family: Callable[[object], bool] | None = None
+
+
+def _in(x: np.ndarray, lo: float, hi: float, zero: bool = True, inf: bool = False) -> bool:
+    ok = ((x >= lo) & (x <= hi)) | ((x == 0) if zero else False) | (np.isinf(x) if inf else False)
+    return bool(np.all(ok))
+
+
+def in_default_family(drawn: object, max_m: int = MAX_M) -> bool:
+    """Whether ``drawn`` (a market, or a tuple starting with one) is in the default family.
+
+    That is the family :func:`~proofs_checks.strategies.markets` draws: 2..``max_m``
+    clients, the paper's gain and its ranges of ``N``, ``c``, ``K`` and lambda.
+
+    Examples
+    --------
+    >>> from mechanism import Market
+    >>> in_default_family(Market(N=[1, 1], c=[0, 0], K=[0, 1], lam=0.0))
+    True
+    >>> in_default_family(Market(N=[1, 1], c=[0, 0], K=[0, 1], lam=0.0, gain="log"))
+    False
+    """
+    mk = drawn[0] if isinstance(drawn, tuple) else drawn
+    if not isinstance(mk, Market) or not 2 <= mk.m <= max_m or mk.gain.name != "sqrt":
+        return False
+    return (_in(mk.N, 1.0, 1e7, zero=False) and _in(mk.c, 1e-4, 1e3, inf=True)
+            and _in(mk.K, 1e-2, 1e7) and _in(np.array([mk.lam]), 1e-4, 1e2))
 
 
 def _graph_check(fn: Callable) -> Callable:
@@ -94,9 +132,9 @@ def _markets(max_m: int) -> st.SearchStrategy:
     return markets(max_m=max_m)
 
 
-#: every claim, in report order
+#: every claim, in report order (built-in ones first; see :func:`register_claim`)
 CLAIMS: dict[str, Claim] = {
-    c.key: c
+    c.key: dataclasses.replace(c, family=in_default_family)
     for c in [
         Claim("theorem1", "Theorem 1", "U_i >= 0 for every client (individual rationality).",
               _markets, _paid_graph_check(P.check_individual_rationality)),
@@ -141,6 +179,52 @@ SOLVER_CLAIMS: dict[str, dict[str, str]] = {
               "eq9_add": _H, "budget_balance": _H, "misreport_N_under": _R,
               "misreport_N_over": _R, "misreport_K": _R},
 }
+
+
+#: the built-in claims and solvers (run in worker processes; user ones run in-process)
+BUILTIN_CLAIMS: tuple[str, ...] = tuple(CLAIMS)
+#: mechanisms registered by name with :func:`register_mechanism` (besides SOLVERS)
+MECHANISMS: dict[str, P.Mechanism] = {}
+
+
+def register_claim(claim: Claim, expected: dict[str, str] | None = None) -> Claim:
+    """Add ``claim`` to :data:`CLAIMS` so that ``run_audit`` checks it and the report shows it.
+
+    Parameters
+    ----------
+    claim : Claim
+        Its ``family`` decides which stored counterexamples are replayed (none if ``None``).
+    expected : dict, optional
+        ``{solver: "holds" | "refuted"}``; the report flags a run that disagrees.
+
+    Raises
+    ------
+    ValueError
+        When the key is a built-in claim's (choose another key).
+    """
+    if not isinstance(claim, Claim):
+        raise ValueError(f"register_claim: expected a Claim, got {type(claim).__name__}")
+    if claim.key in BUILTIN_CLAIMS:
+        raise ValueError(f"register_claim: key {claim.key!r} is a built-in claim; choose another")
+    CLAIMS[claim.key] = claim
+    for solver, verdict in (expected or {}).items():
+        SOLVER_CLAIMS.setdefault(solver, {})[claim.key] = verdict
+    return claim
+
+
+def register_mechanism(mech: P.Mechanism, expected: dict[str, str] | None = None) -> P.Mechanism:
+    """Add ``mech`` (a graph rule and a payment rule) to the audit under ``mech.name``.
+
+    ``expected`` maps claim keys to ``"holds"``/``"refuted"``; the report flags
+    a run that disagrees.
+    """
+    if not isinstance(mech, P.Mechanism):
+        raise ValueError(f"register_mechanism: expected a Mechanism, got {type(mech).__name__}")
+    if mech.name in SOLVERS:
+        raise ValueError(f"register_mechanism: name {mech.name!r} is a built-in solver")
+    MECHANISMS[mech.name] = mech
+    SOLVER_CLAIMS[mech.name] = dict(expected or {})
+    return mech
 
 
 @dataclass
@@ -213,7 +297,8 @@ def run_claim(
         (``examples`` counts the search up to its first failure), else ``"holds"``.
     """
     claim = CLAIMS[claim] if isinstance(claim, str) else claim
-    mech = P.mechanism_for(mech) if isinstance(mech, str) else mech
+    if isinstance(mech, str):
+        mech = MECHANISMS[mech] if mech in MECHANISMS else P.mechanism_for(mech)
     base = base_settings or settings()
     phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if shrink else [])
     cfg = settings(
@@ -246,13 +331,24 @@ def run_claim(
         return ClaimResult(claim.key, mech.name, "refuted", state["first_fail"],
                            time.perf_counter() - start, state["last"],
                            shrink_calls=state["calls"] - state["first_fail"])
+    extra: dict = {}
     if regressions:
         from .counterexamples import REGRESSIONS  # late: it imports the strategies
 
-        for case in REGRESSIONS.get(claim.key, ()):
-            violation = claim.check(mech, case())
+        stored = [case() for case in REGRESSIONS.get(claim.key, ())]
+        names = [case.__name__ for case in REGRESSIONS.get(claim.key, ())]
+        inside = [k for k, drawn in enumerate(stored)
+                  if claim.family is not None and claim.family(drawn)]
+        for k in inside:
+            violation = claim.check(mech, stored[k])
             if violation is not None:
                 return ClaimResult(claim.key, mech.name, "refuted", state["calls"],
                                    time.perf_counter() - start, violation,
-                                   extra={"found_by": f"committed counterexample {case.__name__}"})
-    return ClaimResult(claim.key, mech.name, "holds", state["calls"], time.perf_counter() - start)
+                                   extra={"found_by": f"committed counterexample {names[k]}"})
+        if not inside:
+            extra["known_counterexamples"] = (
+                "the family contains no known counterexample" if not stored else
+                f"the family contains no known counterexample ({len(stored)} stored, "
+                "outside it)")
+    return ClaimResult(claim.key, mech.name, "holds", state["calls"], time.perf_counter() - start,
+                       extra=extra)

@@ -1,6 +1,9 @@
 """``ipfl market``: the printed table agrees with the mechanism on the same seeded market."""
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from ipfl.cli import main
@@ -18,6 +21,44 @@ def test_market_table_matches_the_mechanism():
     assert np.isfinite(social_welfare(mk, A))
 
 
-def test_market_rejects_impossible_role_fractions():
-    out = CliRunner().invoke(main, ["market", "--buyers", "0.7", "--sellers", "0.6"])
-    assert out.exit_code != 0 and "buyers + sellers = 1.3" in out.output
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "market.json"
+
+
+def test_market_from_file_explained_with_exact():
+    """--file --explain --exact prints prices, thresholds, both graphs and the trace."""
+    from ipfl.market_files import read_market
+    from mechanism import exact_graph, explain
+
+    out = CliRunner().invoke(main, ["market", "--file", str(EXAMPLE), "--explain", "1",
+                                    "--exact", "--variant", "skip"])
+    assert out.exit_code == 0, out.output
+    mk = read_market(EXAMPLE)
+    A = greedy_graph(mk, "skip")
+    for title in ("model distances d_ij", "prices w_ij", "thresholds N^Th_ij",
+                  "Exact optimum of eq. (8)", "individual rationality"):
+        assert title in out.output
+    assert f"social welfare {social_welfare(mk, A):.4f}" in out.output
+    opt = exact_graph(mk, solver="bruteforce").A
+    assert f"social welfare {social_welfare(mk, opt):.4f}" in out.output
+    assert explain(mk, 1, variant="skip", exact=True).text() in out.output
+    assert f"{mk.weights[0, 1]:.4g}" in out.output
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--file", "nope.json"], "nope.json: cannot read"),
+    (["--file", str(EXAMPLE), "--explain", "9"], "--explain: client 9 is not in 0..4"),
+    (["--file", str(EXAMPLE), "--seed", "3"], "--seed describes a random market"),
+    (["--buyers", "0.7", "--sellers", "0.6"], "buyers + sellers = 1.3"),
+])
+def test_market_errors_are_one_line_exit_2(args, needle):
+    out = CliRunner().invoke(main, ["market", *args])
+    assert out.exit_code == 2, out.output
+    assert out.output.strip().splitlines() == [f"Error: {out.output.strip()[7:]}"]
+    assert needle in out.output and "Traceback" not in out.output
+
+
+def test_market_bad_field_in_file(tmp_path):
+    p = tmp_path / "m.json"
+    p.write_text('{"clients": [{"N": 1, "c": 0, "K": 1}, {"N": -3, "c": 0, "K": 1}]}')
+    out = CliRunner().invoke(main, ["market", "--file", str(p)])
+    assert out.exit_code == 2 and "clients[1].N = -3.0 must be finite and > 0" in out.output

@@ -20,14 +20,15 @@ def test_run_audit_and_render(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["x.md"]  # no temporary left
 
 
-def test_cli_writes_both_reports(tmp_path):
-    out = tmp_path / "CLAIMS.md"
+def test_cli_writes_both_reports_into_the_folder_it_is_given(tmp_path):
+    out = tmp_path / "audit"
     res = CliRunner().invoke(command, ["--examples", "3", "--solver", "skip", "--jobs", "1",
                                        "--out", str(out)])
     assert res.exit_code == 0, res.output
-    doc = json.loads(out.with_suffix(".json").read_text())
+    doc = json.loads((out / "CLAIMS.json").read_text())
     assert {r["solver"] for r in doc["results"]} == {"skip"}
-    assert "ipfl audit" in out.read_text().splitlines()[0]
+    assert "ipfl audit" in (out / "CLAIMS.md").read_text().splitlines()[0]
+    assert sorted(p.name for p in out.iterdir()) == ["CLAIMS.json", "CLAIMS.md"]
 
 
 def test_committed_counterexample_keeps_a_refutation_when_the_search_misses_it():
