@@ -26,6 +26,8 @@ from training import Config, RunDir, train
 def within_share(run: Path, rows: list[dict]) -> tuple[float, float, float]:
     """Return (within-group share of imports, chance share, mean density) over all rounds."""
     groups = {r["client"]: r["group"] for r in rows if r["round"] == 0}
+    if None in groups.values():  # NIID / IID: no true groups
+        return float("nan"), float("nan"), float("nan")
     same = tot = 0
     dens = []
     for rec in RunDir(run).read_rounds().values():

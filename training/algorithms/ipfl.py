@@ -7,11 +7,19 @@ initial point open) and minimises eq. (7).
 
 How the defaults were chosen
 ----------------------------
-See the README's "How eta and lambda were chosen" for the measurements; in short:
-``eta = 0.5`` (half of the centre comes from the imports), ``lam_prox = 100`` in the
-geometry of the size-normalised distance, and ``lam = 0.2`` with ``d_scale =
-"median"``: importing a model at the round's median distance costs as much as the
-default sharing cost ``c = 0.2``, so distance and cost shape the graph equally.
+``benchmarks/study_ipfl.py`` ran the sweep; the README's "How eta and lambda were
+chosen" gives the table. In short, on digits (20 clients, 15 rounds):
+
+* ``lam = 1`` with ``d_scale = "median"`` (importing a model at the round's median
+  distance costs 1, five times the default ``c = 0.2``): on the Cluster partition
+  every import stays inside the importer's true group (share 1.00 against 0.21 by
+  chance, seeds 0 and 1) and mean accuracy beats local training; ``lam = 0.2``
+  gave a share of 0.61 and accuracy below local's; ``lam = 0`` 0.25 (chance).
+* ``eta = 1`` (the largest step that keeps eq. (7) a majorisation of eq. (5)): better
+  mean last-round accuracy than ``eta = 0.5`` in all five (partition, seed) pairs
+  tried (NIID seeds 0-2, Cluster seeds 0-1), e.g. NIID seed 0: 0.876 against 0.848
+  (local 0.839); ``eta = 0.25`` was lower still.
+* ``lam_prox = 100``: 30 and 300 were within a point of it on NIID seed 0.
 """
 
 from __future__ import annotations
@@ -36,9 +44,9 @@ class IPFL(Algorithm):
     summary = "Zhang et al. 2025: model-sharing market with payments"
     uses_market = True
     hyper = {
-        "lam": Param(0.2, lo=0.0, hi=1e6, doc="market price of distance (eqs. (4), (8), (10))"),
+        "lam": Param(1.0, lo=0.0, hi=1e6, doc="market price of distance (eqs. (4), (8), (10))"),
         "lam_prox": Param(100.0, lo=0.0, hi=1e12, doc="proximal weight of eq. (7)"),
-        "eta": Param(0.5, lo=0.0, lo_open=True, hi=1.0,
+        "eta": Param(1.0, lo=0.0, lo_open=True, hi=1.0,
                      doc="relative prox-centre step of eq. (6), in (0, 1]"),
         "distance": Param("sqeuclidean_mean", choices=tuple(sorted(DISTANCES))),
         "d_scale": Param("median", choices=D_SCALES),
