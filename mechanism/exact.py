@@ -77,7 +77,7 @@ from scipy.optimize import OptimizeResult
 
 from .gain import Gain, LogGain, SqrtGain
 from .graph import greedy_graph
-from .market import Market
+from .market import Market, require_market
 
 __all__ = [
     "BRUTEFORCE_MAX_M",
@@ -266,6 +266,7 @@ def prune_row(market: Market, i: int) -> tuple[NDArray[np.bool_], NDArray[np.boo
       :math:`w_{ij} - (g_i(x + N_j) - g_i(x)) < 0` since :math:`g_i` is
       strictly increasing, so every optimal set contains it.
     """
+    require_market("prune_row", market)
     w, N, Ni, Ki = market.weights[i], market.N, market.N[i], market.K[i]
     excluded = ~np.isfinite(w)
     if Ki == 0:
@@ -496,6 +497,7 @@ def exact_row(
 
     ``initial`` is a 0/1 row used as the first incumbent (``"milp"`` only).
     """
+    require_market("exact_row", market)
     _exact_iv(market, solver, time_limit, gap, max_iter)
     if not 0 <= i < market.m:
         raise ValueError(f"exact_row: i = {i!r} is not a client index (m = {market.m})")
@@ -580,6 +582,7 @@ def exact_graph(
     >>> bool(np.allclose(res.objective, exact_graph(mk, solver="bruteforce").objective))
     True
     """
+    require_market("exact_graph", market)
     _exact_iv(market, solver, time_limit, gap, max_iter)
     t0 = time.perf_counter()
     m = market.m

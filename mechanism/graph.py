@@ -29,7 +29,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from .market import Market
+from .market import Market, require_market
 from .thresholds import row_blocks, threshold_block
 
 __all__ = ["VARIANTS", "greedy_graph", "greedy_order"]
@@ -64,6 +64,7 @@ def greedy_graph(market: Market, variant: Variant = "paper") -> NDArray[np.int8]
     >>> greedy_graph(mk).tolist()
     [[0, 1, 1], [1, 0, 1], [1, 1, 0]]
     """
+    require_market("greedy_graph", market)
     if variant not in VARIANTS:
         raise ValueError(f"greedy_graph: variant = {variant!r} is not one of {VARIANTS}")
     m, N = market.m, market.N

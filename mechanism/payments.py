@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .market import Market
+from .market import Market, require_market
 
 __all__ = [
     "Payments",
@@ -81,6 +81,7 @@ def check_graph(market: Market, A: ArrayLike) -> NDArray[np.int8]:
     ValueError
         Naming the offending entry, e.g. ``A[1, 1] = 1: a client cannot import itself``.
     """
+    require_market("check_graph", market)
     try:
         arr = np.asarray(A)
     except ValueError as exc:  # ragged nested lists
@@ -103,11 +104,13 @@ def check_graph(market: Market, A: ArrayLike) -> NDArray[np.int8]:
 
 def imported_data(market: Market, A: ArrayLike) -> NDArray[np.float64]:
     r"""Return :math:`n_i = \sum_j a_{ij} N_j`, the data each client imports."""
+    require_market("imported_data", market)
     return check_graph(market, A) @ market.N
 
 
 def marginal_gains(market: Market, A: ArrayLike) -> NDArray[np.float64]:
     r"""Return the matrix :math:`a_{ij}\,[g_i(n_i) - g_i(n_i - N_j)]` (eq. (10))."""
+    require_market("marginal_gains", market)
     A = check_graph(market, A)
     n = A @ market.N
     i, j = np.nonzero(A)
@@ -126,6 +129,7 @@ def payments(market: Market, A: ArrayLike) -> Payments:
     >>> float(pay.r[0, 1]), pay.p.tolist()  # g_0(300) - g_0(0) = 2 - 1
     (1.0, [1.0, -1.0])
     """
+    require_market("payments", market)
     A = check_graph(market, A)
     i, j = np.nonzero(A)
     r = marginal_gains(market, A)
@@ -135,12 +139,14 @@ def payments(market: Market, A: ArrayLike) -> Payments:
 
 def sharing_costs(market: Market, A: ArrayLike) -> NDArray[np.float64]:
     r"""Return :math:`c_i \sum_j a_{ji}`, each client's cost of being imported (Definition 3)."""
+    require_market("sharing_costs", market)
     importers = check_graph(market, A).sum(axis=0)
     return importers * np.where(importers > 0, market.c, 0.0)  # 0 * inf is 0 here
 
 
 def utilities(market: Market, A: ArrayLike) -> NDArray[np.float64]:
     r"""Return one round's utilities :math:`U_i = g_i(n_i) - c_i \sum_j a_{ji} - p_i` (eq. (1))."""
+    require_market("utilities", market)
     A = check_graph(market, A)
     gains = market.gain.value(A @ market.N, market.N, market.K)
     return gains - sharing_costs(market, A) - payments(market, A).p
@@ -151,6 +157,7 @@ def social_welfare(market: Market, A: ArrayLike) -> float:
 
     Payments cancel (budget balance), so this equals ``utilities(market, A).sum()``.
     """
+    require_market("social_welfare", market)
     A = check_graph(market, A)
     gains = market.gain.value(A @ market.N, market.N, market.K)
     return float(gains.sum() - sharing_costs(market, A).sum())
@@ -164,6 +171,7 @@ def objective(market: Market, A: ArrayLike) -> NDArray[np.float64]:
 
     Lower is better; the empty row has :math:`\phi_i = 0`.
     """
+    require_market("objective", market)
     A = check_graph(market, A)
     cost = np.where(A == 1, market.weights, 0.0).sum(axis=1)
     return cost - market.gain.value(A @ market.N, market.N, market.K)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from .market import Market
+from .market import Market, require_market
 
 __all__ = ["thresholds"]
 
@@ -78,6 +78,7 @@ def thresholds(market: Market) -> NDArray[np.float64]:
     >>> thresholds(mk)[0, 1]  # sqrt(400/100) - sqrt(400/400) = 1 = c_1
     np.float64(300.0)
     """
+    require_market("thresholds", market)
     out = np.empty((market.m, market.m))
     for rows in row_blocks(market.m):
         out[rows] = threshold_block(market, rows)
