@@ -12,7 +12,13 @@ Three operations matter to the mechanism:
     :math:`g(x)`.
 ``increment(x, n, N, K)``
     :math:`g(x) - g(x - n)`, the marginal benefit of the last ``n`` data points
-    (payments, eq. (10)). Subclasses compute it without cancellation.
+    (payments, eq. (10)).
+``increment_from(y, n, N, K)``
+    :math:`g(y + n) - g(y)`, the same difference given the data ``y \ge 0``
+    imported besides the ``n`` points. Subclasses compute it without
+    cancellation; callers that know ``y`` as a sum of other clients' data (the
+    payments of eq. (10)) use it rather than ``increment``, whose ``x - n``
+    rounds away ``y`` when ``n`` dwarfs it.
 ``threshold(w, n, N, K)``
     the threshold data amount :math:`T \ge n` solving
     :math:`g(T) - g(T - n) = w` (Algorithm 2). Since :math:`g` is concave the
@@ -64,8 +70,18 @@ class Gain(ABC):
 
     def increment(self, x: ArrayLike, n: ArrayLike, N: ArrayLike, K: ArrayLike) -> FloatArray:
         """Return :math:`g(x) - g(x - n)`, the gain of the last ``n`` of ``x`` points."""
-        x = np.asarray(x, dtype=float)
-        return self.value(x, N, K) - self.value(x - np.asarray(n, dtype=float), N, K)
+        n = np.asarray(n, dtype=float)
+        return self.increment_from(np.asarray(x, dtype=float) - n, n, N, K)
+
+    def increment_from(self, y: ArrayLike, n: ArrayLike, N: ArrayLike,
+                       K: ArrayLike) -> FloatArray:
+        """Return :math:`g(y + n) - g(y)`: the gain of ``n`` more points on top of ``y``.
+
+        Generic method: the plain difference. Subclasses override it with a
+        cancellation-free formula.
+        """
+        y, n = np.asarray(y, dtype=float), np.asarray(n, dtype=float)
+        return self.value(y + n, N, K) - self.value(y, N, K)
 
     def threshold(self, w: ArrayLike, n: ArrayLike, N: ArrayLike, K: ArrayLike) -> FloatArray:
         r"""Solve :math:`g(T) - g(T - n) = w` for :math:`T \ge n` (Algorithm 2).
@@ -132,11 +148,18 @@ class SqrtGain(Gain):
         sN, sNx = np.sqrt(N), np.sqrt(N + x)
         return np.sqrt(K) * x / (sN * sNx * (sN + sNx))
 
-    def increment(self, x: ArrayLike, n: ArrayLike, N: ArrayLike, K: ArrayLike) -> FloatArray:
-        """Return :math:`g(x) - g(x - n)` without cancellation."""
-        # with u = N + x: sqrt(K) (1/sqrt(u-n) - 1/sqrt(u)), written without cancellation
-        x, n, N, K = (np.asarray(a, dtype=float) for a in (x, n, N, K))
-        su, sv = np.sqrt(N + x), np.sqrt(N + x - n)
+    def increment_from(self, y: ArrayLike, n: ArrayLike, N: ArrayLike,
+                       K: ArrayLike) -> FloatArray:
+        r"""Return :math:`g(y + n) - g(y)` without cancellation.
+
+        With :math:`s_u = \sqrt{N + y + n}` and :math:`s_v = \sqrt{N + y}`,
+        :math:`\sqrt K (1/s_v - 1/s_u) = \sqrt K\, n / (s_u s_v (s_u + s_v))`
+        (since :math:`s_u^2 - s_v^2 = n`): only sums of non-negative terms, so
+        the relative error is a few ulps whatever the ratio of ``n`` to ``N + y``.
+        """
+        y, n, N, K = (np.asarray(a, dtype=float) for a in (y, n, N, K))
+        v = N + y
+        su, sv = np.sqrt(v + n), np.sqrt(v)
         return np.sqrt(K) * n / (su * sv * (su + sv))
 
     def threshold(self, w: ArrayLike, n: ArrayLike, N: ArrayLike, K: ArrayLike) -> FloatArray:
@@ -172,7 +195,7 @@ class SqrtGain(Gain):
 
         def newton(t: FloatArray, w: FloatArray, n: FloatArray, N: FloatArray,
                    skn: FloatArray) -> FloatArray:
-            su, sv = np.sqrt(N + t), np.sqrt(N + t - n)
+            su, sv = np.sqrt(N + t), np.sqrt(N + (t - n))  # t - n exact near t = n
             P, S = su * sv, su + sv
             return np.maximum(t + 2.0 * (skn - w * P * S) * P * P / (skn * (S * S - P)), n)
 
@@ -241,10 +264,11 @@ class LogGain(Gain):
         x, N, K = (np.asarray(a, dtype=float) for a in (x, N, K))
         return K * np.log1p(x / N)
 
-    def increment(self, x: ArrayLike, n: ArrayLike, N: ArrayLike, K: ArrayLike) -> FloatArray:
-        r"""Return :math:`K \log(1 + n/(N + x - n))`."""
-        x, n, N, K = (np.asarray(a, dtype=float) for a in (x, n, N, K))
-        return K * np.log1p(n / (N + x - n))
+    def increment_from(self, y: ArrayLike, n: ArrayLike, N: ArrayLike,
+                       K: ArrayLike) -> FloatArray:
+        r"""Return :math:`g(y + n) - g(y) = K \log(1 + n/(N + y))` without cancellation."""
+        y, n, N, K = (np.asarray(a, dtype=float) for a in (y, n, N, K))
+        return K * np.log1p(n / (N + y))
 
     def threshold(self, w: ArrayLike, n: ArrayLike, N: ArrayLike, K: ArrayLike) -> FloatArray:
         """Solve in closed form: T = n / (1 - exp(-w/K)) - N (conventions as in Gain)."""

@@ -35,6 +35,7 @@ from numpy.typing import ArrayLike, NDArray
 from .market import Market, require_market
 
 __all__ = [
+    "IR_RTOL",
     "Payments",
     "check_graph",
     "imported_data",
@@ -45,6 +46,15 @@ __all__ = [
     "social_welfare",
     "utilities",
 ]
+
+
+#: Relative rounding tolerance of individual rationality (Theorem 1) inside the
+#: numeric domain (:data:`mechanism.market.DOMAIN`): for a graph of Algorithm 2,
+#: :math:`U_i \ge -\text{IR_RTOL} \cdot s_i` with the scale
+#: :math:`s_i = g_i(n_i) + c_i \sum_j a_{ji} + \sum_j r_{ij} + \sum_j r_{ji}`
+#: (the magnitudes of the terms of eq. (1)); see the fuzz test
+#: ``tests/mechanism/test_domain_fuzz.py``.
+IR_RTOL = 1e-9
 
 
 @dataclass(frozen=True)
@@ -109,16 +119,41 @@ def imported_data(market: Market, A: ArrayLike) -> NDArray[np.float64]:
 
 
 def marginal_gains(market: Market, A: ArrayLike) -> NDArray[np.float64]:
-    r"""Return the matrix :math:`a_{ij}\,[g_i(n_i) - g_i(n_i - N_j)]` (eq. (10))."""
+    r"""Return the matrix :math:`a_{ij}\,[g_i(n_i) - g_i(n_i - N_j)]` (eq. (10)).
+
+    Computed as :math:`g_i(y_{ij} + N_j) - g_i(y_{ij})` with
+    :math:`y_{ij} = \sum_{k \ne j} a_{ik} N_k` (:meth:`Gain.increment_from`),
+    where :func:`other_data` gives :math:`y_{ij}` without cancellation.
+    """
     require_market("marginal_gains", market)
     A = check_graph(market, A)
-    n = A @ market.N
     i, j = np.nonzero(A)
     out = np.zeros((market.m, market.m))
-    out[i, j] = market.gain.increment(n[i], market.N[j], market.N[i], market.K[i])
+    y = other_data(market.N, A, i, j)
+    out[i, j] = market.gain.increment_from(y, market.N[j], market.N[i], market.K[i])
     return out
 
 
+def other_data(N: NDArray[np.float64], A: NDArray[np.int8], i: NDArray[np.intp],
+               j: NDArray[np.intp]) -> NDArray[np.float64]:
+    r"""Return :math:`y_{ij} = \sum_{k \ne j} a_{ik} N_k` for the edges ``(i[e], j[e])``.
+
+    ``n_i - N_j`` loses :math:`y_{ij}` to rounding when :math:`N_j` dwarfs the
+    rest of row ``i`` (a data ratio of ``1e9`` leaves about 7 digits, ``2**53``
+    none). Only the largest import of a row can exceed half the row's total; for
+    every other edge :math:`N_j \le n_i / 2`, so ``n_i - N_j`` is accurate to a
+    few ulps relative. For the row's largest import (ties: the first) the sum is
+    taken directly over the other imports, a sum of non-negative terms.
+    """
+    n = A @ N
+    y = n[i] - N[j]
+    if i.size == 0:
+        return y
+    big = np.where(A == 1, N[None, :], -1.0).argmax(axis=1)  # each row's largest import
+    rest = np.where(np.arange(A.shape[1])[None, :] == big[:, None], 0, A) @ N
+    top = j == big[i]
+    y[top] = rest[i[top]]
+    return np.maximum(y, 0.0)
 def payments(market: Market, A: ArrayLike) -> Payments:
     """Return the remittances :math:`r_{ij}` and net payments :math:`p_i` of eq. (10).
 
