@@ -101,7 +101,7 @@ def check_graph(market: Market, A: ArrayLike) -> NDArray[np.int8]:
         raise ValueError(f"graph A must be an m x m array of 0/1, got dtype {arr.dtype}")
     if arr.shape != (m, m):
         raise ValueError(f"graph A has shape {arr.shape}, expected ({m}, {m})")
-    bad = ~np.isin(arr, (0, 1))
+    bad = (arr != 0) & (arr != 1)  # NaN too
     if bad.any():
         i, j = np.argwhere(bad)[0]
         raise ValueError(f"graph A[{i}, {j}] = {arr[i, j].item()!r} must be 0 or 1")
@@ -129,15 +129,22 @@ def marginal_gains(market: Market, A: ArrayLike) -> NDArray[np.float64]:
     A = check_graph(market, A)
     i, j = np.nonzero(A)
     out = np.zeros((market.m, market.m))
-    y = other_data(market.N, A, i, j)
-    out[i, j] = market.gain.increment_from(y, market.N[j], market.N[i], market.K[i])
+    out[i, j] = _edge_marginals(market, i, j)
     return out
 
 
-def other_data(N: NDArray[np.float64], A: NDArray[np.int8], i: NDArray[np.intp],
+def _edge_marginals(market: Market, i: NDArray[np.intp], j: NDArray[np.intp]) -> NDArray:
+    """Marginal gains :math:`g_i(n_i) - g_i(n_i - N_j)` of the edges ``(i[e], j[e])``."""
+    N = market.N
+    y = other_data(N, i, j)
+    return market.gain.increment_from(y, N[j], N[i], market.K[i])
+
+
+def other_data(N: NDArray[np.float64], i: NDArray[np.intp],
                j: NDArray[np.intp]) -> NDArray[np.float64]:
     r"""Return :math:`y_{ij} = \sum_{k \ne j} a_{ik} N_k` for the edges ``(i[e], j[e])``.
 
+    The edges are the graph's nonzeros in row-major order (:func:`numpy.nonzero`).
     ``n_i - N_j`` loses :math:`y_{ij}` to rounding when :math:`N_j` dwarfs the
     rest of row ``i`` (a data ratio of ``1e9`` leaves about 7 digits, ``2**53``
     none). Only the largest import of a row can exceed half the row's total; for
@@ -145,15 +152,22 @@ def other_data(N: NDArray[np.float64], A: NDArray[np.int8], i: NDArray[np.intp],
     few ulps relative. For the row's largest import (ties: the first) the sum is
     taken directly over the other imports, a sum of non-negative terms.
     """
-    n = A @ N
-    y = n[i] - N[j]
     if i.size == 0:
-        return y
-    big = np.where(A == 1, N[None, :], -1.0).argmax(axis=1)  # each row's largest import
-    rest = np.where(np.arange(A.shape[1])[None, :] == big[:, None], 0, A) @ N
-    top = j == big[i]
-    y[top] = rest[i[top]]
+        return np.zeros(0)
+    m = N.shape[0]
+    Nj = N[j]
+    n = np.bincount(i, weights=Nj, minlength=m)
+    big = np.full(m, -1.0)
+    np.maximum.at(big, i, Nj)
+    cand = np.flatnonzero(Nj == big[i])
+    _, first = np.unique(i[cand], return_index=True)
+    top = np.zeros(i.size, dtype=bool)
+    top[cand[first]] = True
+    rest = np.bincount(i, weights=np.where(top, 0.0, Nj), minlength=m)
+    y = np.where(top, rest[i], n[i] - Nj)
     return np.maximum(y, 0.0)
+
+
 def payments(market: Market, A: ArrayLike) -> Payments:
     """Return the remittances :math:`r_{ij}` and net payments :math:`p_i` of eq. (10).
 
@@ -167,9 +181,12 @@ def payments(market: Market, A: ArrayLike) -> Payments:
     require_market("payments", market)
     A = check_graph(market, A)
     i, j = np.nonzero(A)
-    r = marginal_gains(market, A)
-    r[i, j] -= market.lam * market.N[j] / market.N[i] * market.d[i, j]
-    return Payments(r=r, p=r.sum(axis=1) - r.sum(axis=0))
+    m = market.m
+    re = _edge_marginals(market, i, j) - market.lam * market.N[j] / market.N[i] * market.d[i, j]
+    r = np.zeros((m, m))
+    r[i, j] = re
+    p = np.bincount(i, weights=re, minlength=m) - np.bincount(j, weights=re, minlength=m)
+    return Payments(r=r, p=p)
 
 
 def sharing_costs(market: Market, A: ArrayLike) -> NDArray[np.float64]:
