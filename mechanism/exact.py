@@ -481,6 +481,15 @@ def _oa_row(
 # ---------------------------------------------------------------- public API
 
 
+def pulp_error() -> type[Exception]:
+    """PuLP's own error class (``PulpError``), or a stand-in when PuLP is absent."""
+    try:
+        from pulp.constants import PulpError
+    except ImportError:  # pragma: no cover - PuLP is a dependency
+        return RuntimeError
+    return PulpError
+
+
 def exact_row(
     market: Market,
     i: int,
@@ -512,15 +521,24 @@ def exact_row(
             options = {"solver": solver, "initial": initial, "time_limit": time_limit,
                        "gap": gap, "max_iter": max_iter, "grid": grid}
             try:
-                res = _oa_row(market, i, eq9_cuts=eq9_cuts, **options)
-            except RuntimeError as exc:
-                if not eq9_cuts:
+                try:
+                    res = _oa_row(market, i, eq9_cuts=eq9_cuts, **options)
+                except RuntimeError as exc:
+                    if not eq9_cuts:
+                        raise
+                    # The eq. (9) rows are big-M constraints that only speed the search
+                    # up; CBC has been seen to call a feasible row infeasible with them
+                    # at our tight tolerances. Solve again without them, and say so.
+                    res = _oa_row(market, i, eq9_cuts=False, **options)
+                    res.message = f"{res.message} (retried without eq. (9) cuts after: {exc})"
+            except (RuntimeError, ArithmeticError, pulp_error()) as exc:
+                # At the numeric domain's extremes (data ratios near 1e15, thresholds
+                # near 1e200) CBC's tolerances or the tangent cuts fail; a row small
+                # enough is then solved by brute force, and says so.
+                if market.m > BRUTEFORCE_MAX_M:
                     raise
-                # The eq. (9) rows are big-M constraints that only speed the search up;
-                # CBC has been seen to call a feasible row infeasible with them at our
-                # tight tolerances. Solve again without them, and say so.
-                res = _oa_row(market, i, eq9_cuts=False, **options)
-                res.message = f"{res.message} (retried without eq. (9) cuts after: {exc})"
+                res = _bruteforce_row(market, i)
+                res.message = f"{res.message} (brute force after milp failed: {exc})"
     res.time = time.perf_counter() - t0
     return res
 

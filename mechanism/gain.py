@@ -190,14 +190,25 @@ class SqrtGain(Gain):
             return out
         wl, nl, Nl = w[live], n[live], N[live]
         skn = np.sqrt(K[live]) * nl
-        log_sigma = np.log(wl * nl * np.sqrt(nl) / skn)  # sigma = w sqrt(n / K)
+        with np.errstate(divide="ignore", under="ignore", over="ignore"):
+            log_sigma = np.log(wl * nl * np.sqrt(nl) / skn)  # sigma = w sqrt(n / K)
+        bad = ~np.isfinite(log_sigma)  # sigma under- or overflows at the domain's edges
+        if bad.any():
+            log_sigma[bad] = (np.log(wl[bad]) + 1.5 * np.log(nl[bad]) - np.log(skn[bad]))
         t = np.maximum(nl * (1.0 + np.exp(-_sqrt_logit_q(log_sigma))) - Nl, nl)  # n / q - N
 
         def newton(t: FloatArray, w: FloatArray, n: FloatArray, N: FloatArray,
                    skn: FloatArray) -> FloatArray:
             su, sv = np.sqrt(N + t), np.sqrt(N + (t - n))  # t - n exact near t = n
             P, S = su * sv, su + sv
-            return np.maximum(t + 2.0 * (skn - w * P * S) * P * P / (skn * (S * S - P)), n)
+            with np.errstate(over="ignore", invalid="ignore"):
+                step = 2.0 * (skn - w * P * S) * P * P / (skn * (S * S - P))
+                bad = ~np.isfinite(step)
+                if bad.any():  # P * P overflows when w is tiny (T near 1e200): reorder
+                    Pb, Sb = P[bad], S[bad]
+                    step[bad] = (2.0 * (1.0 - w[bad] * Pb * Sb / skn[bad])
+                                 * (Pb * (Pb / (Sb * Sb - Pb))))
+            return np.maximum(t + step, n)
 
         t = newton(t, wl, nl, Nl, skn)
         new = newton(t, wl, nl, Nl, skn)
@@ -278,7 +289,8 @@ class LogGain(Gain):
         out[(w <= 0) & (gn > 0)] = np.inf
         live = (w > 0) & (gn >= w)
         wl, nl, Nl, Kl = w[live], n[live], N[live], K[live]
-        out[live] = np.maximum(nl / -np.expm1(-wl / Kl) - Nl, nl)
+        with np.errstate(divide="ignore", under="ignore"):  # w/K -> 0: T overflows to inf
+            out[live] = np.maximum(nl / -np.expm1(-wl / Kl) - Nl, nl)
         return out
 
 
