@@ -4,7 +4,9 @@ Run:  .venv/bin/python benchmarks/bench_mechanism.py  (or: make bench)
 
 Each measurement runs in a fresh subprocess so that its peak resident memory
 (ru_maxrss) belongs to that size alone. Times are wall-clock medians of
-``--repeat`` runs (one run at m = 5000). The reference is mechanism/reference.py:
+``--repeat`` runs (one run at m = 10000). The second table times the
+implementation before the closed-form filter (``_greedy_graph_unfiltered``, same
+payments) against today's in the same run. The reference is mechanism/reference.py:
 one scipy brentq per client pair and Python loops, as the paper prints it.
 """
 
@@ -24,9 +26,9 @@ import numpy as np
 
 def one(m: int, variant: str, impl: str, repeat: int, seed: int) -> dict:
     from mechanism import greedy_graph, payments, random_market
+    from mechanism.graph import _greedy_graph_unfiltered
     from mechanism.reference import reference_graph, reference_payments
 
-    market = random_market(m, seed=seed)
     times, A = [], None
     for _ in range(repeat):
         fresh = random_market(m, seed=seed)  # no cached weights between repeats
@@ -34,15 +36,18 @@ def one(m: int, variant: str, impl: str, repeat: int, seed: int) -> dict:
         if impl == "vectorised":
             A = greedy_graph(fresh, variant)
             payments(fresh, A)
+        elif impl == "unfiltered":  # the implementation before the closed-form filter
+            A = _greedy_graph_unfiltered(fresh, variant)
+            payments(fresh, A)
         else:
             A = reference_graph(fresh, variant)
             reference_payments(fresh, A)
         times.append(time.perf_counter() - start)
+        del fresh
     return {
         "m": m, "variant": variant, "impl": impl, "median_s": statistics.median(times),
         "runs": repeat, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "edges": int(np.asarray(A).sum()), "market_seed": seed, "mean_weight": float(
-            np.mean(market.weights[np.isfinite(market.weights)])),
+        "edges": int(np.asarray(A).sum()), "market_seed": seed,
     }
 
 
@@ -59,8 +64,9 @@ def main() -> None:
     parser.add_argument("--one", nargs=5, help=argparse.SUPPRESS)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 5000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 5000, 10000])
     parser.add_argument("--ratio-sizes", type=int, nargs="+", default=[100, 300])
+    parser.add_argument("--unfiltered-sizes", type=int, nargs="+", default=[5000])
     args = parser.parse_args()
     if args.one:
         m, variant, impl, repeat, seed = args.one
@@ -73,9 +79,21 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for m in args.sizes:
         for variant in ("paper", "skip"):
-            r = run(m, variant, "vectorised", 1 if m >= 5000 else args.repeat, args.seed)
+            r = run(m, variant, "vectorised", 1 if m >= 10000 else args.repeat, args.seed)
             print(f"| {m} | {variant} | {r['median_s']:.3f} | {r['peak_rss_mib']:.0f} |"
                   f" {r['edges']} |", flush=True)
+    print()
+    print("| m | variant | vectorised (s) | unfiltered, before issue 10 (s) | peak RSS (MiB), "
+          "vectorised / unfiltered | speed-up |")
+    print("|---|---|---|---|---|---|")
+    for m in args.unfiltered_sizes:
+        for variant in ("paper", "skip"):
+            fast = run(m, variant, "vectorised", 1, args.seed)
+            slow = run(m, variant, "unfiltered", 1, args.seed)
+            assert fast["edges"] == slow["edges"], "implementations disagree"
+            print(f"| {m} | {variant} | {fast['median_s']:.3f} | {slow['median_s']:.2f} |"
+                  f" {fast['peak_rss_mib']:.0f} / {slow['peak_rss_mib']:.0f} |"
+                  f" {slow['median_s'] / fast['median_s']:.1f}x |", flush=True)
     print()
     print("| m | variant | vectorised (s) | scalar reference (s) | speed-up |")
     print("|---|---|---|---|---|")

@@ -33,7 +33,7 @@ from numpy.typing import ArrayLike, NDArray
 from .atomic import atomic_write_text
 from .exact import EXACT_SOLVERS, exact_graph
 from .graph import VARIANTS, greedy_graph
-from .market import Market
+from .market import Market, require_market
 from .payments import check_graph, objective, social_welfare
 from .sampling import random_market
 
@@ -65,6 +65,7 @@ def eq9_violations(market: Market, A: ArrayLike) -> tuple[NDArray[np.bool_], NDA
     -------
     (first, second) : two boolean (m, m) arrays
     """
+    require_market("eq9_violations", market)
     A = check_graph(market, A)
     N, K, w, gain = market.N, market.K, market.weights, market.gain
     x = (A @ N)[:, None]
@@ -94,6 +95,7 @@ def compare_market(market: Market, *, solver: str = "milp", time_limit: float | 
     ``optimal``, ``eq9_first``, ``eq9_second``, ``jaccard``) and market scalars
     (``sw``, ``sw_gap``, ``sw_gap_rel``, ``time``, ``A``).
     """
+    require_market("compare_market", market)
     if exact is None:
         exact = exact_graph(market, solver=solver, time_limit=time_limit)
     phi_opt = exact.objective

@@ -81,7 +81,7 @@ from scipy.optimize import OptimizeResult
 
 from .gain import Gain, LogGain, SqrtGain
 from .graph import greedy_graph
-from .market import Market
+from .market import Market, require_market
 
 __all__ = [
     "BRUTEFORCE_MAX_M",
@@ -288,6 +288,7 @@ def prune_row(market: Market, i: int) -> tuple[NDArray[np.bool_], NDArray[np.boo
       :math:`w_{ij} - (g_i(x + N_j) - g_i(x)) < 0` since :math:`g_i` is
       strictly increasing, so every optimal set contains it.
     """
+    require_market("prune_row", market)
     w, N, Ni, Ki = market.weights[i], market.N, market.N[i], market.K[i]
     excluded = ~np.isfinite(w)
     if Ki == 0:
@@ -503,6 +504,15 @@ def _oa_row(
 # ---------------------------------------------------------------- public API
 
 
+def pulp_error() -> type[Exception]:
+    """PuLP's own error class (``PulpError``), or a stand-in when PuLP is absent."""
+    try:
+        from pulp.constants import PulpError
+    except ImportError:  # pragma: no cover - PuLP is a dependency
+        return RuntimeError
+    return PulpError
+
+
 def exact_row(
     market: Market,
     i: int,
@@ -519,6 +529,7 @@ def exact_row(
 
     ``initial`` is a 0/1 row used as the first incumbent (``"milp"`` only).
     """
+    require_market("exact_row", market)
     _exact_iv(market, solver, time_limit, gap, max_iter)
     if not 0 <= i < market.m:
         raise ValueError(f"exact_row: i = {i!r} is not a client index (m = {market.m})")
@@ -533,15 +544,24 @@ def exact_row(
             options = {"solver": solver, "initial": initial, "time_limit": time_limit,
                        "gap": gap, "max_iter": max_iter, "grid": grid}
             try:
-                res = _oa_row(market, i, eq9_cuts=eq9_cuts, **options)
-            except RuntimeError as exc:
-                if not eq9_cuts:
+                try:
+                    res = _oa_row(market, i, eq9_cuts=eq9_cuts, **options)
+                except RuntimeError as exc:
+                    if not eq9_cuts:
+                        raise
+                    # The eq. (9) rows are big-M constraints that only speed the search
+                    # up; CBC has been seen to call a feasible row infeasible with them
+                    # at our tight tolerances. Solve again without them, and say so.
+                    res = _oa_row(market, i, eq9_cuts=False, **options)
+                    res.message = f"{res.message} (retried without eq. (9) cuts after: {exc})"
+            except (RuntimeError, ArithmeticError, pulp_error()) as exc:
+                # At the numeric domain's extremes (data ratios near 1e15, thresholds
+                # near 1e200) CBC's tolerances or the tangent cuts fail; a row small
+                # enough is then solved by brute force, and says so.
+                if market.m > BRUTEFORCE_MAX_M:
                     raise
-                # The eq. (9) rows are big-M constraints that only speed the search up;
-                # CBC has been seen to call a feasible row infeasible with them at our
-                # tight tolerances. Solve again without them, and say so.
-                res = _oa_row(market, i, eq9_cuts=False, **options)
-                res.message = f"{res.message} (retried without eq. (9) cuts after: {exc})"
+                res = _bruteforce_row(market, i)
+                res.message = f"{res.message} (brute force after milp failed: {exc})"
     res.time = time.perf_counter() - t0
     return res
 
@@ -603,6 +623,7 @@ def exact_graph(
     >>> bool(np.allclose(res.objective, exact_graph(mk, solver="bruteforce").objective))
     True
     """
+    require_market("exact_graph", market)
     _exact_iv(market, solver, time_limit, gap, max_iter)
     t0 = time.perf_counter()
     m = market.m

@@ -12,7 +12,13 @@ Three operations matter to the mechanism:
     :math:`g(x)`.
 ``increment(x, n, N, K)``
     :math:`g(x) - g(x - n)`, the marginal benefit of the last ``n`` data points
-    (payments, eq. (10)). Subclasses compute it without cancellation.
+    (payments, eq. (10)).
+``increment_from(y, n, N, K)``
+    :math:`g(y + n) - g(y)`, the same difference given the data ``y \ge 0``
+    imported besides the ``n`` points. Subclasses compute it without
+    cancellation; callers that know ``y`` as a sum of other clients' data (the
+    payments of eq. (10)) use it rather than ``increment``, whose ``x - n``
+    rounds away ``y`` when ``n`` dwarfs it.
 ``threshold(w, n, N, K)``
     the threshold data amount :math:`T \ge n` solving
     :math:`g(T) - g(T - n) = w` (Algorithm 2). Since :math:`g` is concave the
@@ -79,8 +85,18 @@ class Gain(ABC):
 
     def increment(self, x: ArrayLike, n: ArrayLike, N: ArrayLike, K: ArrayLike) -> FloatArray:
         """Return :math:`g(x) - g(x - n)`, the gain of the last ``n`` of ``x`` points."""
-        x = np.asarray(x, dtype=float)
-        return self.value(x, N, K) - self.value(x - np.asarray(n, dtype=float), N, K)
+        n = np.asarray(n, dtype=float)
+        return self.increment_from(np.asarray(x, dtype=float) - n, n, N, K)
+
+    def increment_from(self, y: ArrayLike, n: ArrayLike, N: ArrayLike,
+                       K: ArrayLike) -> FloatArray:
+        """Return :math:`g(y + n) - g(y)`: the gain of ``n`` more points on top of ``y``.
+
+        Generic method: the plain difference. Subclasses override it with a
+        cancellation-free formula.
+        """
+        y, n = np.asarray(y, dtype=float), np.asarray(n, dtype=float)
+        return self.value(y + n, N, K) - self.value(y, N, K)
 
     def threshold(self, w: ArrayLike, n: ArrayLike, N: ArrayLike, K: ArrayLike) -> FloatArray:
         r"""Solve :math:`g(T) - g(T - n) = w` for :math:`T \ge n` (Algorithm 2).
@@ -147,11 +163,18 @@ class SqrtGain(Gain):
         sN, sNx = np.sqrt(N), np.sqrt(N + x)
         return np.sqrt(K) * x / (sN * sNx * (sN + sNx))
 
-    def increment(self, x: ArrayLike, n: ArrayLike, N: ArrayLike, K: ArrayLike) -> FloatArray:
-        """Return :math:`g(x) - g(x - n)` without cancellation."""
-        # with u = N + x: sqrt(K) (1/sqrt(u-n) - 1/sqrt(u)), written without cancellation
-        x, n, N, K = (np.asarray(a, dtype=float) for a in (x, n, N, K))
-        su, sv = np.sqrt(N + x), np.sqrt(N + x - n)
+    def increment_from(self, y: ArrayLike, n: ArrayLike, N: ArrayLike,
+                       K: ArrayLike) -> FloatArray:
+        r"""Return :math:`g(y + n) - g(y)` without cancellation.
+
+        With :math:`s_u = \sqrt{N + y + n}` and :math:`s_v = \sqrt{N + y}`,
+        :math:`\sqrt K (1/s_v - 1/s_u) = \sqrt K\, n / (s_u s_v (s_u + s_v))`
+        (since :math:`s_u^2 - s_v^2 = n`): only sums of non-negative terms, so
+        the relative error is a few ulps whatever the ratio of ``n`` to ``N + y``.
+        """
+        y, n, N, K = (np.asarray(a, dtype=float) for a in (y, n, N, K))
+        v = N + y
+        su, sv = np.sqrt(v + n), np.sqrt(v)
         return np.sqrt(K) * n / (su * sv * (su + sv))
 
     def threshold(self, w: ArrayLike, n: ArrayLike, N: ArrayLike, K: ArrayLike) -> FloatArray:
@@ -182,14 +205,25 @@ class SqrtGain(Gain):
             return out
         wl, nl, Nl = w[live], n[live], N[live]
         skn = np.sqrt(K[live]) * nl
-        log_sigma = np.log(wl * nl * np.sqrt(nl) / skn)  # sigma = w sqrt(n / K)
+        with np.errstate(divide="ignore", under="ignore", over="ignore"):
+            log_sigma = np.log(wl * nl * np.sqrt(nl) / skn)  # sigma = w sqrt(n / K)
+        bad = ~np.isfinite(log_sigma)  # sigma under- or overflows at the domain's edges
+        if bad.any():
+            log_sigma[bad] = (np.log(wl[bad]) + 1.5 * np.log(nl[bad]) - np.log(skn[bad]))
         t = np.maximum(nl * (1.0 + np.exp(-_sqrt_logit_q(log_sigma))) - Nl, nl)  # n / q - N
 
         def newton(t: FloatArray, w: FloatArray, n: FloatArray, N: FloatArray,
                    skn: FloatArray) -> FloatArray:
-            su, sv = np.sqrt(N + t), np.sqrt(N + t - n)
+            su, sv = np.sqrt(N + t), np.sqrt(N + (t - n))  # t - n exact near t = n
             P, S = su * sv, su + sv
-            return np.maximum(t + 2.0 * (skn - w * P * S) * P * P / (skn * (S * S - P)), n)
+            with np.errstate(over="ignore", invalid="ignore"):
+                step = 2.0 * (skn - w * P * S) * P * P / (skn * (S * S - P))
+                bad = ~np.isfinite(step)
+                if bad.any():  # P * P overflows when w is tiny (T near 1e200): reorder
+                    Pb, Sb = P[bad], S[bad]
+                    step[bad] = (2.0 * (1.0 - w[bad] * Pb * Sb / skn[bad])
+                                 * (Pb * (Pb / (Sb * Sb - Pb))))
+            return np.maximum(t + step, n)
 
         t = newton(t, wl, nl, Nl, skn)
         new = newton(t, wl, nl, Nl, skn)
@@ -256,10 +290,11 @@ class LogGain(Gain):
         x, N, K = (np.asarray(a, dtype=float) for a in (x, N, K))
         return K * np.log1p(x / N)
 
-    def increment(self, x: ArrayLike, n: ArrayLike, N: ArrayLike, K: ArrayLike) -> FloatArray:
-        r"""Return :math:`K \log(1 + n/(N + x - n))`."""
-        x, n, N, K = (np.asarray(a, dtype=float) for a in (x, n, N, K))
-        return K * np.log1p(n / (N + x - n))
+    def increment_from(self, y: ArrayLike, n: ArrayLike, N: ArrayLike,
+                       K: ArrayLike) -> FloatArray:
+        r"""Return :math:`g(y + n) - g(y) = K \log(1 + n/(N + y))` without cancellation."""
+        y, n, N, K = (np.asarray(a, dtype=float) for a in (y, n, N, K))
+        return K * np.log1p(n / (N + y))
 
     def threshold(self, w: ArrayLike, n: ArrayLike, N: ArrayLike, K: ArrayLike) -> FloatArray:
         """Solve in closed form: T = n / (1 - exp(-w/K)) - N (conventions as in Gain)."""
@@ -269,7 +304,8 @@ class LogGain(Gain):
         out[(w <= 0) & (gn > 0)] = np.inf
         live = (w > 0) & (gn >= w)
         wl, nl, Nl, Kl = w[live], n[live], N[live], K[live]
-        out[live] = np.maximum(nl / -np.expm1(-wl / Kl) - Nl, nl)
+        with np.errstate(divide="ignore", under="ignore"):  # w/K -> 0: T overflows to inf
+            out[live] = np.maximum(nl / -np.expm1(-wl / Kl) - Nl, nl)
         return out
 
 

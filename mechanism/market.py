@@ -16,6 +16,26 @@ The diagonal of ``w`` is ``+inf``: a client never imports itself.
 
 Roles (Results 2.3): ``c_i = math.inf`` is a pure buyer (nobody may import its
 model); ``K_i = 0`` is a pure seller (it gains nothing from imports).
+
+Numeric domain. The guarantees of the mechanism (finite outputs, budget
+balance to ``1e-9`` relative, individual rationality up to the rounding
+tolerance of :data:`mechanism.payments.IR_RTOL`, graphs equal to the scalar
+reference) are checked for markets with
+
+=========  =======================================================
+field      domain (:data:`DOMAIN`)
+=========  =======================================================
+``N_i``    ``[1e-3, 1e12]`` (any ratio between clients)
+``c_i``    ``[0, 1e9]``, or ``math.inf`` (pure buyer)
+``K_i``    ``[0, 1e12]``
+``lam``    ``[0, 1e6]``
+``d_ij``   ``[0, 1e6]`` off the diagonal (the diagonal is ignored)
+=========  =======================================================
+
+and :class:`Market` refuses anything outside it with a ``ValueError`` naming
+the field, the index and the value. Beyond it double precision runs out: a
+data ratio of ``2**53`` makes ``N_i + N_j == N_j``, ``K = 1e300`` overflows
+the threshold equation, subnormal ``N`` makes ``K/N`` infinite.
 """
 
 from __future__ import annotations
@@ -30,7 +50,17 @@ from numpy.typing import ArrayLike, NDArray
 
 from .gain import Gain, LogGain, SqrtGain, check_gain, get_gain
 
-__all__ = ["Market"]
+__all__ = ["DOMAIN", "Market", "require_market"]
+
+#: closed interval of each field inside which the mechanism's guarantees hold;
+#: ``c`` may also be ``math.inf`` (a pure buyer), the diagonal of ``d`` is ignored
+DOMAIN: dict[str, tuple[float, float]] = {
+    "N": (1e-3, 1e12),
+    "c": (0.0, 1e9),
+    "K": (0.0, 1e12),
+    "lam": (0.0, 1e6),
+    "d": (0.0, 1e6),
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,23 +70,27 @@ class Market:
     Parameters
     ----------
     N : array_like, shape (m,)
-        Data sizes :math:`N_i > 0`.
+        Data sizes :math:`N_i \in [10^{-3}, 10^{12}]` (the numeric domain, see
+        :data:`DOMAIN`).
     c : array_like, shape (m,)
-        Sharing costs :math:`c_i \ge 0`; ``math.inf`` marks a pure buyer.
+        Sharing costs :math:`c_i \in [0, 10^9]`; ``math.inf`` marks a pure buyer.
     K : array_like, shape (m,)
-        Data eagerness :math:`K_i \ge 0`; ``0`` marks a pure seller.
+        Data eagerness :math:`K_i \in [0, 10^{12}]`; ``0`` marks a pure seller.
     d : array_like, shape (m, m), optional
-        Model distances :math:`d_{ij} \ge 0`, finite. The diagonal is ignored
+        Model distances :math:`d_{ij} \in [0, 10^6]`. The diagonal is ignored
         (stored as 0). Default: all zero.
     lam : float, optional
-        :math:`\lambda \ge 0`, weight of the model distance (eq. (4)). Default 1.
+        :math:`\lambda \in [0, 10^6]`, weight of the model distance (eq. (4)).
+        Default 1.
     gain : str or Gain, optional
         ``"sqrt"`` (the paper's eq. (2), default), ``"log"``, or a :class:`Gain`.
 
     Raises
     ------
     ValueError
-        On any invalid field, naming the field, the client index and the value.
+        On any invalid field or one outside the numeric domain, naming the
+        field, the client index and the value (also for Python integers too
+        large for a float).
 
     Examples
     --------
@@ -134,9 +168,43 @@ class Market:
         return f"Market(m={self.m}, lam={self.lam}, gain={self.gain!r})"
 
 
+def require_market(where: str, market: object) -> None:
+    """Raise ``TypeError`` unless ``market`` is a :class:`Market` (public entry points)."""
+    if not isinstance(market, Market):
+        raise TypeError(f"{where}: market must be a Market, got {type(market).__name__} "
+                        f"{market!r:.60}")
+
+
+def _huge(value: object) -> str:
+    """Print a number too large for a float (a Python int) as ``~1e+400``."""
+    try:
+        sign = "-" if value < 0 else ""  # type: ignore[operator]
+        return f"~{sign}1e+{int(math.log10(abs(value)))}"  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return f"{value!r:.60}"
+
+
+def _overflow(name: str, value: ArrayLike) -> ValueError:
+    """Name the first entry of ``value`` that does not fit a float (huge Python ints)."""
+    arr = np.array(value, dtype=object)
+    for idx in np.ndindex(arr.shape):
+        try:
+            float(arr[idx])
+        except OverflowError:
+            where = f"{name}[{', '.join(map(str, idx))}]" if arr.ndim else name
+            lo, hi = DOMAIN[name]
+            return ValueError(f"Market: {where} = {_huge(arr[idx])} is too large for a float "
+                              f"(the domain is [{lo:g}, {hi:g}])")
+        except (TypeError, ValueError):
+            continue
+    return ValueError(f"Market: {name} does not fit in floats")
+
+
 def _vector(name: str, value: ArrayLike) -> NDArray[np.float64]:
     try:
         arr = np.array(value, dtype=float)
+    except OverflowError:
+        raise _overflow(name, value) from None
     except (TypeError, ValueError) as exc:
         raise ValueError(f"Market: {name} must be an array of numbers ({exc})") from None
     if arr.ndim != 1:
@@ -164,6 +232,8 @@ def _validate(N, c, K, d, lam, gain):  # noqa: ANN001, ANN202 (private)
     else:
         try:
             d = np.array(d, dtype=float)
+        except OverflowError:
+            raise _overflow("d", d) from None
         except (TypeError, ValueError) as exc:
             raise ValueError(f"Market: d must be an m x m array of numbers ({exc})") from None
         if d.shape != (m, m):
@@ -176,12 +246,24 @@ def _validate(N, c, K, d, lam, gain):  # noqa: ANN001, ANN202 (private)
     off = ~np.eye(m, dtype=bool)
     _first_bad("d", d, off & ((d < 0) | ~np.isfinite(d)), "must be finite and >= 0")
     np.fill_diagonal(d, 0.0)
+    for name, arr in (("N", N), ("c", c), ("K", K), ("d", d)):
+        lo, hi = DOMAIN[name]
+        out = (arr < lo) | (arr > hi)
+        if name == "c":
+            out &= ~np.isposinf(arr)
+        _first_bad(name, arr, out, f"is outside the numeric domain [{lo:g}, {hi:g}]"
+                   + (" (or inf)" if name == "c" else ""))
     try:
         lam = float(lam)
+    except OverflowError:
+        raise _overflow("lam", lam) from None
     except (TypeError, ValueError):
         raise ValueError(f"Market: lam = {lam!r} must be a number") from None
     if not (lam >= 0 and math.isfinite(lam)):
         raise ValueError(f"Market: lam = {lam!r} must be finite and >= 0")
+    lo, hi = DOMAIN["lam"]
+    if lam > hi:
+        raise ValueError(f"Market: lam = {lam!r} is outside the numeric domain [{lo:g}, {hi:g}]")
     gain = get_gain(gain)
     if type(gain) not in (SqrtGain, LogGain):  # the built-in gains are proven; check others
         check_gain(gain, N, K)

@@ -32,9 +32,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .market import Market
+from .market import Market, require_market
 
 __all__ = [
+    "IR_RTOL",
     "Payments",
     "check_graph",
     "imported_data",
@@ -45,6 +46,15 @@ __all__ = [
     "social_welfare",
     "utilities",
 ]
+
+
+#: Relative rounding tolerance of individual rationality (Theorem 1) inside the
+#: numeric domain (:data:`mechanism.market.DOMAIN`): for a graph of Algorithm 2,
+#: :math:`U_i \ge -\text{IR_RTOL} \cdot s_i` with the scale
+#: :math:`s_i = g_i(n_i) + c_i \sum_j a_{ji} + \sum_j r_{ij} + \sum_j r_{ji}`
+#: (the magnitudes of the terms of eq. (1)); see the fuzz test
+#: ``tests/mechanism/test_domain_fuzz.py``.
+IR_RTOL = 1e-9
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,7 @@ def check_graph(market: Market, A: ArrayLike) -> NDArray[np.int8]:
     ValueError
         Naming the offending entry, e.g. ``A[1, 1] = 1: a client cannot import itself``.
     """
+    require_market("check_graph", market)
     try:
         arr = np.asarray(A)
     except ValueError as exc:  # ragged nested lists
@@ -90,7 +101,7 @@ def check_graph(market: Market, A: ArrayLike) -> NDArray[np.int8]:
         raise ValueError(f"graph A must be an m x m array of 0/1, got dtype {arr.dtype}")
     if arr.shape != (m, m):
         raise ValueError(f"graph A has shape {arr.shape}, expected ({m}, {m})")
-    bad = ~np.isin(arr, (0, 1))
+    bad = (arr != 0) & (arr != 1)  # NaN too
     if bad.any():
         i, j = np.argwhere(bad)[0]
         raise ValueError(f"graph A[{i}, {j}] = {arr[i, j].item()!r} must be 0 or 1")
@@ -103,17 +114,58 @@ def check_graph(market: Market, A: ArrayLike) -> NDArray[np.int8]:
 
 def imported_data(market: Market, A: ArrayLike) -> NDArray[np.float64]:
     r"""Return :math:`n_i = \sum_j a_{ij} N_j`, the data each client imports."""
+    require_market("imported_data", market)
     return check_graph(market, A) @ market.N
 
 
 def marginal_gains(market: Market, A: ArrayLike) -> NDArray[np.float64]:
-    r"""Return the matrix :math:`a_{ij}\,[g_i(n_i) - g_i(n_i - N_j)]` (eq. (10))."""
+    r"""Return the matrix :math:`a_{ij}\,[g_i(n_i) - g_i(n_i - N_j)]` (eq. (10)).
+
+    Computed as :math:`g_i(y_{ij} + N_j) - g_i(y_{ij})` with
+    :math:`y_{ij} = \sum_{k \ne j} a_{ik} N_k` (:meth:`Gain.increment_from`),
+    where :func:`other_data` gives :math:`y_{ij}` without cancellation.
+    """
+    require_market("marginal_gains", market)
     A = check_graph(market, A)
-    n = A @ market.N
     i, j = np.nonzero(A)
     out = np.zeros((market.m, market.m))
-    out[i, j] = market.gain.increment(n[i], market.N[j], market.N[i], market.K[i])
+    out[i, j] = _edge_marginals(market, i, j)
     return out
+
+
+def _edge_marginals(market: Market, i: NDArray[np.intp], j: NDArray[np.intp]) -> NDArray:
+    """Marginal gains :math:`g_i(n_i) - g_i(n_i - N_j)` of the edges ``(i[e], j[e])``."""
+    N = market.N
+    y = other_data(N, i, j)
+    return market.gain.increment_from(y, N[j], N[i], market.K[i])
+
+
+def other_data(N: NDArray[np.float64], i: NDArray[np.intp],
+               j: NDArray[np.intp]) -> NDArray[np.float64]:
+    r"""Return :math:`y_{ij} = \sum_{k \ne j} a_{ik} N_k` for the edges ``(i[e], j[e])``.
+
+    The edges are the graph's nonzeros in row-major order (:func:`numpy.nonzero`).
+    ``n_i - N_j`` loses :math:`y_{ij}` to rounding when :math:`N_j` dwarfs the
+    rest of row ``i`` (a data ratio of ``1e9`` leaves about 7 digits, ``2**53``
+    none). Only the largest import of a row can exceed half the row's total; for
+    every other edge :math:`N_j \le n_i / 2`, so ``n_i - N_j`` is accurate to a
+    few ulps relative. For the row's largest import (ties: the first) the sum is
+    taken directly over the other imports, a sum of non-negative terms.
+    """
+    if i.size == 0:
+        return np.zeros(0)
+    m = N.shape[0]
+    Nj = N[j]
+    n = np.bincount(i, weights=Nj, minlength=m)
+    big = np.full(m, -1.0)
+    np.maximum.at(big, i, Nj)
+    cand = np.flatnonzero(Nj == big[i])
+    _, first = np.unique(i[cand], return_index=True)
+    top = np.zeros(i.size, dtype=bool)
+    top[cand[first]] = True
+    rest = np.bincount(i, weights=np.where(top, 0.0, Nj), minlength=m)
+    y = np.where(top, rest[i], n[i] - Nj)
+    return np.maximum(y, 0.0)
 
 
 def payments(market: Market, A: ArrayLike) -> Payments:
@@ -126,21 +178,27 @@ def payments(market: Market, A: ArrayLike) -> Payments:
     >>> float(pay.r[0, 1]), pay.p.tolist()  # g_0(300) - g_0(0) = 2 - 1
     (1.0, [1.0, -1.0])
     """
+    require_market("payments", market)
     A = check_graph(market, A)
     i, j = np.nonzero(A)
-    r = marginal_gains(market, A)
-    r[i, j] -= market.lam * market.N[j] / market.N[i] * market.d[i, j]
-    return Payments(r=r, p=r.sum(axis=1) - r.sum(axis=0))
+    m = market.m
+    re = _edge_marginals(market, i, j) - market.lam * market.N[j] / market.N[i] * market.d[i, j]
+    r = np.zeros((m, m))
+    r[i, j] = re
+    p = np.bincount(i, weights=re, minlength=m) - np.bincount(j, weights=re, minlength=m)
+    return Payments(r=r, p=p)
 
 
 def sharing_costs(market: Market, A: ArrayLike) -> NDArray[np.float64]:
     r"""Return :math:`c_i \sum_j a_{ji}`, each client's cost of being imported (Definition 3)."""
+    require_market("sharing_costs", market)
     importers = check_graph(market, A).sum(axis=0)
     return importers * np.where(importers > 0, market.c, 0.0)  # 0 * inf is 0 here
 
 
 def utilities(market: Market, A: ArrayLike) -> NDArray[np.float64]:
     r"""Return one round's utilities :math:`U_i = g_i(n_i) - c_i \sum_j a_{ji} - p_i` (eq. (1))."""
+    require_market("utilities", market)
     A = check_graph(market, A)
     gains = market.gain.value(A @ market.N, market.N, market.K)
     return gains - sharing_costs(market, A) - payments(market, A).p
@@ -151,6 +209,7 @@ def social_welfare(market: Market, A: ArrayLike) -> float:
 
     Payments cancel (budget balance), so this equals ``utilities(market, A).sum()``.
     """
+    require_market("social_welfare", market)
     A = check_graph(market, A)
     gains = market.gain.value(A @ market.N, market.N, market.K)
     return float(gains.sum() - sharing_costs(market, A).sum())
@@ -164,6 +223,7 @@ def objective(market: Market, A: ArrayLike) -> NDArray[np.float64]:
 
     Lower is better; the empty row has :math:`\phi_i = 0`.
     """
+    require_market("objective", market)
     A = check_graph(market, A)
     cost = np.where(A == 1, market.weights, 0.0).sum(axis=1)
     return cost - market.gain.value(A @ market.N, market.N, market.K)

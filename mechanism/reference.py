@@ -34,8 +34,11 @@ def reference_threshold(market: Market, i: int, j: int) -> float:
     if not gain_of_j >= w:  # no T >= N_j solves it
         return 0.0
 
-    def excess(t: float) -> float:  # plain differences, not the vectorised increment
-        return float(g.value(t, Ni, Ki)) - float(g.value(t - Nj, Ni, Ki)) - w
+    def excess(t: float) -> float:
+        # the gain's own cancellation-free difference g(t) - g(t - N_j): plain
+        # differences of g lose every digit once the increment falls below
+        # g's ulp (thresholds beyond ~1e8 at N_i = 1e-3, K_i = 1e12)
+        return float(g.increment_from(t - Nj, Nj, Ni, Ki)) - w
 
     hi = 2.0 * Nj
     while excess(hi) > 0:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .market import Market
+from .market import Market, require_market
 from .payments import objective, payments, social_welfare, utilities
 from .thresholds import thresholds
 
@@ -26,6 +26,7 @@ def market_table(market: Market, A: ArrayLike) -> str:
     >>> print(market_table(mk, greedy_graph(mk)).splitlines()[0])  # doctest: +NORMALIZE_WHITESPACE
       i  role        N       c        K  imports  buyers    paid  received  net pay  utility   phi_i
     """
+    require_market("market_table", market)
     A = np.asarray(A)
     pay = payments(market, A)
     U = utilities(market, A)

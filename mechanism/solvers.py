@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .graph import greedy_graph
-from .market import Market
+from .market import Market, require_market
 
 __all__ = ["GRAPH_SOLVERS", "solve_graph"]
 
@@ -55,6 +55,7 @@ def solve_graph(market: Market, method: str = "paper", **options: object) -> NDA
     **options
         Passed to the solver (e.g. ``time_limit`` for ``"exact"``).
     """
+    require_market("solve_graph", market)
     try:
         solver = GRAPH_SOLVERS[method]
     except KeyError:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from .market import Market
+from .market import Market, require_market
 
 __all__ = ["thresholds"]
 
@@ -45,10 +45,22 @@ def row_blocks(m: int, entries: int = BLOCK_ENTRIES) -> list[slice]:
     return [slice(s, min(s + step, m)) for s in range(0, m, step)]
 
 
+def weight_block(market: Market, rows: slice) -> NDArray[np.float64]:
+    r"""Rows ``rows`` of :attr:`Market.weights`, bit for bit, without the ``m x m`` matrix.
+
+    :math:`w_{ij} = c_j + \lambda (N_j / N_i) d_{ij}`, ``inf`` on the diagonal.
+    """
+    N = market.N
+    w = market.c[None, :] + market.lam * (N[None, :] / N[rows, None]) * market.d[rows]
+    r = np.arange(w.shape[0])
+    w[r, r + rows.start] = np.inf
+    return w
+
+
 def threshold_block(market: Market, rows: slice) -> NDArray[np.float64]:
     """Thresholds :math:`N^{Th}_{ij}` for ``i`` in ``rows`` and every ``j``: shape (len, m)."""
     N, K = market.N, market.K
-    w = market.weights[rows]
+    w = weight_block(market, rows)
     return market.gain.threshold(w, N[None, :], N[rows, None], K[rows, None])
 
 
@@ -78,6 +90,7 @@ def thresholds(market: Market) -> NDArray[np.float64]:
     >>> thresholds(mk)[0, 1]  # sqrt(400/100) - sqrt(400/400) = 1 = c_1
     np.float64(300.0)
     """
+    require_market("thresholds", market)
     out = np.empty((market.m, market.m))
     for rows in row_blocks(market.m):
         out[rows] = threshold_block(market, rows)

@@ -47,6 +47,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mechanism import Market, Payments, payments, sharing_costs, solve_graph
+from mechanism.market import DOMAIN
 
 from .strategies import Misreport
 
@@ -399,11 +400,18 @@ def check_theorem3(market: Market, mech: Mechanism, i: int) -> Violation | None:
     ``max(theorem3_bound, 10 max_j N_j)`` when the bound is finite, else
     ``1e9 * max_j N_j`` (a sequence that grows without bound would never empty the
     importers then: :math:`w_{ji}` is constant in :math:`N_i` while
-    :math:`g_j(N_i) \uparrow \sqrt{K_j/N_j}`). Fails if anyone imports ``i``.
+    :math:`g_j(N_i) \uparrow \sqrt{K_j/N_j}`), capped at the top of the numeric
+    domain (:data:`mechanism.market.DOMAIN`, ``1e12``); a finite bound beyond that
+    cannot be tested inside the domain and passes. Fails if anyone imports ``i``.
     """
     bound = theorem3_bound(market, i)
     big_base = float(np.max(market.N))
     N_big = max(bound, 10.0 * big_base) if math.isfinite(bound) else THEOREM3_FALLBACK * big_base
+    top = DOMAIN["N"][1]  # the largest N a Market accepts (its numeric domain)
+    if N_big > top:
+        if math.isfinite(bound) and bound > top:
+            return None  # the bound lies outside the domain: not testable inside it
+        N_big = top
     big = market.with_report(i, N=N_big)
     A = np.asarray(mech.graph(big), dtype=np.int8)
     importers = [int(j) for j in np.flatnonzero(A[:, i])]

@@ -40,12 +40,17 @@ from mechanism import Market
 
 __all__ = [
     "MAX_M",
+    "TINY",
     "Misreport",
     "decimal_floats",
+    "domain_market_kwargs",
+    "domain_markets",
+    "domain_value",
     "market_and_misreport",
     "market_and_client",
     "markets",
     "misreports",
+    "outside_domain",
 ]
 
 #: largest market drawn (the exact solver is run by brute force up to here)
@@ -243,3 +248,101 @@ def market_and_client(draw: st.DrawFn, max_m: int = MAX_M) -> tuple[Market, int]
     """Draw a market and one of its clients (Theorem 3's ``i``)."""
     mk = draw(markets(max_m=max_m))
     return mk, draw(st.integers(0, mk.m - 1))
+
+
+# ------------------------------------------------------- the numeric domain (issue 12)
+
+#: smallest positive double (subnormal): inside the domain of c, K, lam and d
+TINY = 5e-324
+
+
+@cache
+def _in_range(lo: float, hi: float, zero: bool) -> st.SearchStrategy[float]:
+    """Draw floats in ``[lo, hi]``.
+
+    The endpoints, 0 and the subnormal ``TINY`` (if ``zero``), log-uniform draws
+    over the whole range, and arbitrary floats in it.
+    """
+    special = [lo, hi] + ([0.0, TINY] if zero else [])
+    lo_pos = max(lo, 1e-300)
+    log_uniform = st.floats(np.log10(lo_pos), np.log10(hi)).map(
+        lambda e: float(min(max(10.0**e, lo), hi)))
+    return st.one_of(st.sampled_from(special), log_uniform,
+                     st.floats(lo, hi, allow_nan=False, allow_infinity=False))
+
+
+def domain_value(field: str) -> st.SearchStrategy[float]:
+    """Draw one value of ``field`` inside :data:`mechanism.market.DOMAIN`.
+
+    ``field`` is ``"N"``, ``"c"``, ``"K"``, ``"lam"`` or ``"d"``; ``c`` is ``inf``
+    (a pure buyer) one time in ten.
+    """
+    from mechanism.market import DOMAIN
+
+    lo, hi = DOMAIN[field]
+    inside = _in_range(lo, hi, zero=lo == 0.0)
+    if field == "c":
+        return st.one_of(inside, inside, inside, inside, inside, inside, inside, inside,
+                         inside, st.just(math.inf))
+    return inside
+
+
+@st.composite
+def domain_market_kwargs(draw: st.DrawFn, min_m: int = 2, max_m: int = 8) -> dict:
+    """Keyword arguments of a :class:`mechanism.Market` anywhere in its numeric domain.
+
+    Every entry is drawn independently (``d`` need not be a metric here) from
+    :func:`domain_value`, so extreme ratios (``N`` from ``1e-3`` to ``1e12``,
+    subnormal costs next to ``1e9``) appear in one market; the gain is the
+    paper's or the log gain.
+    """
+    m = draw(st.integers(min_m, max_m))
+    vec = {f: draw(st.lists(domain_value(f), min_size=m, max_size=m)) for f in ("N", "c", "K")}
+    d = np.array(draw(st.lists(domain_value("d"), min_size=m * m, max_size=m * m))).reshape(m, m)
+    return dict(**vec, d=d, lam=draw(domain_value("lam")),
+                gain=draw(st.sampled_from(("sqrt", "log"))))
+
+
+@st.composite
+def domain_markets(draw: st.DrawFn, min_m: int = 2, max_m: int = 8) -> Market:
+    """Draw a market by :func:`domain_market_kwargs` (valid by construction)."""
+    return Market(**draw(domain_market_kwargs(min_m, max_m)))
+
+
+#: values just outside each field's domain (both sides where the side exists);
+#: huge Python ints cannot even become floats
+_OUTSIDE = {
+    "N": (st.floats(1e-320, 9.999e-4), st.floats(1.0001e12, 1e308), st.just(10**400)),
+    "c": (st.floats(1.0001e9, 1e308), st.just(10**400)),
+    "K": (st.floats(1.0001e12, 1e308), st.just(-(10**400))),
+    "lam": (st.floats(1.0001e6, 1e308), st.just(10**400)),
+    "d": (st.floats(1.0001e6, 1e308), st.just(10**400)),
+}
+
+
+@st.composite
+def outside_domain(draw: st.DrawFn) -> tuple[dict, str, str]:
+    """Draw a domain market's keyword arguments with one entry moved just outside it.
+
+    Returns ``(kwargs, field, where)`` with ``where`` the text the error must
+    name, e.g. ``"N[3]"``, ``"d[0, 2]"`` or ``"lam"``.
+    """
+    kw = draw(domain_market_kwargs())
+    field = draw(st.sampled_from(sorted(_OUTSIDE)))
+    value = draw(st.one_of(*_OUTSIDE[field]))
+    m = len(kw["N"])
+    if field == "lam":
+        kw["lam"] = value
+        return kw, field, "lam"
+    if field == "d":
+        i = draw(st.integers(0, m - 1))
+        j = draw(st.integers(0, m - 2))
+        j += j >= i  # off the diagonal
+        d = kw["d"].astype(object)
+        d[i, j] = value
+        kw["d"] = d.tolist()
+        return kw, field, f"d[{i}, {j}]"
+    i = draw(st.integers(0, m - 1))
+    kw[field] = list(kw[field])
+    kw[field][i] = value
+    return kw, field, f"{field}[{i}]"

@@ -4,10 +4,14 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
 from worked_markets import skip_differs_market, three_clients
 
 from mechanism import Market, greedy_graph, objective, random_market, thresholds
+from mechanism import graph as graph_module
+from mechanism.graph import _greedy_graph_unfiltered
 from mechanism.reference import reference_graph
+from proofs_checks.strategies import markets
 
 
 def test_three_client_worked_example():
@@ -92,3 +96,35 @@ def test_indifferent_candidate_is_not_imported():
         assert greedy_graph(mk, variant).sum() == 0
     # a hair cheaper, and it is imported
     assert greedy_graph(mk.replace(c=[1.0, 1.0 - 1e-9]))[0, 1] == 1
+
+
+def _with_cuts(market, variant):
+    """greedy_graph with the cut path forced on at small m (2 sampled columns)."""
+    from unittest import mock
+
+    with mock.patch.object(graph_module, "CUT_MIN_M", 0), mock.patch.object(
+            graph_module, "SAMPLE", 2):
+        return greedy_graph(market, variant)
+
+
+@given(markets())
+def test_filtered_graph_equals_unfiltered_and_reference(market):
+    """The closed-form filter and the cuts change nothing (Algorithm 2, issue 10)."""
+    for variant in ("paper", "skip"):
+        # Execute
+        unfiltered = _greedy_graph_unfiltered(market, variant)
+        # Assert
+        np.testing.assert_array_equal(greedy_graph(market, variant), unfiltered, err_msg=variant)
+        np.testing.assert_array_equal(_with_cuts(market, variant), unfiltered, err_msg=variant)
+        np.testing.assert_array_equal(unfiltered, reference_graph(market, variant),
+                                      err_msg=variant)
+
+
+@pytest.mark.parametrize("variant", ["paper", "skip"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_filtered_graph_equals_unfiltered_at_scale(variant, seed):
+    """At m = 1,100 the default cut path runs (m >= CUT_MIN_M); graphs are identical."""
+    mk = random_market(1100, seed=seed, c_range=(0.001, 0.5), buyers=0.05, sellers=0.05)
+    assert mk.m >= graph_module.CUT_MIN_M
+    np.testing.assert_array_equal(greedy_graph(mk, variant),
+                                  _greedy_graph_unfiltered(mk, variant))

@@ -38,11 +38,32 @@ def good(**over):
         (dict(lam="big"), r"lam = 'big' must be a number"),
         (dict(gain="cubic"), r"gain = 'cubic' is not a Gain instance"),
         (dict(N=["a", 1, 2]), r"N must be an array of numbers"),
+        # the numeric domain (Market's DOMAIN)
+        (dict(N=[100.0, 1e-320, 300.0]), r"N\[1\] = 1e-320 is outside the numeric domain"),
+        (dict(N=[100.0, 200.0, 1e16]), r"N\[2\] = 1e\+16 is outside the numeric domain"),
+        (dict(N=[9.99e-4, 200.0, 300.0]), r"N\[0\] = 0.000999 is outside"),
+        (dict(c=[0.1, 2e9, 0.3]), r"c\[1\] = 2000000000.0 is outside the numeric domain"),
+        (dict(K=[1.0, 1e300, 900.0]), r"K\[1\] = 1e\+300 is outside the numeric domain"),
+        (dict(d=[[0, 1, 2], [1, 0, 3], [2, 1.5e6, 0]]), r"d\[2, 1\] = 1500000.0 is outside"),
+        (dict(lam=1e7), r"lam = 10000000.0 is outside the numeric domain"),
+        (dict(N=[100, 10**400, 300]), r"N\[1\] = ~1e\+400 is too large for a float"),
+        (dict(K=[1, 0, -(10**309)]), r"K\[2\] = ~-1e\+309 is too large for a float"),
+        (dict(c=[0.1, 10**400, 0.3]), r"c\[1\] = ~1e\+400 is too large"),
+        (dict(d=[[0, 1, 2], [1, 0, 10**999], [2, 3, 0]]), r"d\[1, 2\] = ~1e\+999 is too large"),
+        (dict(lam=10**400), r"lam = ~1e\+400 is too large for a float"),
     ],
 )
 def test_bad_input_names_field_index_and_value(over, match):
     with pytest.raises(ValueError, match=match):
         Market(**good(**over))
+
+
+def test_the_domain_is_closed_and_inf_cost_stays_a_pure_buyer():
+    """The endpoints of every field are inside the domain; c = inf is allowed."""
+    mk = Market(N=[1e-3, 1e12, 1.0], c=[0.0, 1e9, math.inf], K=[0.0, 1e12, 1.0],
+                d=[[0, 1e6, 0], [0, 0, 1e6], [1e6, 0, 0]], lam=1e6)
+    assert mk.roles == ("seller", "trader", "buyer")
+    assert Market(N=[1, 2], c=[0, 0], K=[1, 1], lam=10**6).lam == 1e6  # an int is fine
 
 
 def test_diagonal_of_d_is_ignored_even_if_negative_or_inf():

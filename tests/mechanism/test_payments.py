@@ -17,6 +17,7 @@ from mechanism import (
     solve_graph,
     utilities,
 )
+from mechanism.payments import IR_RTOL, marginal_gains
 from mechanism.reference import reference_payments
 
 
@@ -118,3 +119,46 @@ def test_solve_graph_registry():
         solve_graph(mk, "magic")
     with pytest.raises(ValueError, match="method 'paper' takes no options"):
         solve_graph(mk, "paper", time_limit=1.0)
+
+
+@pytest.mark.parametrize("ratio", [1e6, 1e9, 3.16e11, 1e12, 1e15])
+@pytest.mark.parametrize("variant", ["paper", "skip"])
+def test_individual_rationality_survives_extreme_data_ratios(ratio, variant):
+    """The increment N + x - n once rounded the small client's U_0 to about -2 (issue 12).
+
+    Client 0 (small) imports client 1 (``ratio`` times larger) and pays it the
+    whole gain of that import: U_0 is exactly 0, and must not round below it.
+    """
+    # Prepare
+    N0 = 1.4668630405005982 if ratio < 1e15 else 1e-3
+    N = np.array([N0, min(N0 * ratio, 1e12)])
+    mk = Market(N=N, c=[0.2, 0.2], K=np.minimum(100 * N, 1e12), lam=0.0)
+    # Execute
+    A = greedy_graph(mk, variant)
+    U = utilities(mk, A)
+    pay = payments(mk, A)
+    # Assert
+    assert A[0, 1] == 1
+    assert U[0] >= -IR_RTOL * (pay.paid[0] + pay.received[0] + mk.gain.value(N[1], N[0], mk.K[0]))
+    assert abs(pay.p.sum()) <= 1e-9 * np.abs(pay.r).sum()
+
+
+def test_marginal_gains_of_a_dominant_import_are_accurate():
+    """g_i(y + N_j) - g_i(y) with y the small rest of the row, to 1e-12 relative."""
+    from decimal import Decimal, getcontext
+
+    getcontext().prec = 60
+    N = np.array([1e-3, 1e12, 2.5e-3, 7e-3])
+    mk = Market(N=N, c=[0, 0, 0, 0], K=[1e12, 1e12, 1e12, 1e12], lam=0)
+    A = np.array([[0, 1, 1, 1], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
+    got = marginal_gains(mk, A)[0]
+
+    def g(x):  # sqrt(K/N) - sqrt(K/(N+x)) in 60 digits
+        K, Ni = Decimal(1e12), Decimal(1e-3)
+        return (K / Ni).sqrt() - (K / (Ni + x)).sqrt()
+
+    D = [Decimal(float(v)) for v in N]
+    total = D[1] + D[2] + D[3]
+    for j in (1, 2, 3):
+        want = float(g(total) - g(total - D[j]))
+        assert got[j] == pytest.approx(want, rel=1e-12), j

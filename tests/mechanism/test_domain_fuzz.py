@@ -1,0 +1,88 @@
+"""Fuzz the whole public mechanism API over its numeric domain and just outside it (issue 12).
+
+Inside :data:`mechanism.market.DOMAIN` every output is finite (thresholds may be
+``+inf`` by convention, never NaN), payments balance to ``1e-9`` relative,
+``U_i >= -IR_RTOL * s_i`` for both greedy variants (``s_i`` the magnitudes of the
+terms of eq. (1)), the greedy graphs equal the unfiltered computation and the
+scalar reference, and the exact solver is finite and no worse than greedy.
+Outside it, :class:`Market` raises a ValueError naming the field, index and value.
+
+Markets come from ``proofs_checks.strategies.domain_markets``; the budget is the
+Hypothesis profile's (``HYPOTHESIS_PROFILE=thorough`` for the long run).
+"""
+
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+from mechanism import (
+    Market,
+    exact_graph,
+    greedy_graph,
+    objective,
+    payments,
+    sharing_costs,
+    social_welfare,
+    solve_graph,
+    thresholds,
+    utilities,
+)
+from mechanism.graph import _greedy_graph_unfiltered
+from mechanism.payments import IR_RTOL
+from mechanism.reference import reference_graph
+from proofs_checks.strategies import domain_markets, outside_domain
+
+BB_RTOL = 1e-9
+
+
+def check_guarantees(mk: Market, variant: str) -> None:
+    """Assert every guarantee of the numeric domain for one greedy variant."""
+    A = greedy_graph(mk, variant)
+    np.testing.assert_array_equal(A, _greedy_graph_unfiltered(mk, variant), err_msg=variant)
+    np.testing.assert_array_equal(A, solve_graph(mk, variant), err_msg=variant)
+    pay = payments(mk, A)
+    U = utilities(mk, A)
+    for name, out in (("r", pay.r), ("p", pay.p), ("U", U), ("phi", objective(mk, A)),
+                      ("SW", np.array([social_welfare(mk, A)]))):
+        assert np.all(np.isfinite(out)), (variant, name, out)
+    scale = np.abs(pay.r).sum()
+    assert abs(pay.p.sum()) <= BB_RTOL * scale, (variant, pay.p.sum(), scale)
+    gains = mk.gain.value(A @ mk.N, mk.N, mk.K)
+    s = gains + sharing_costs(mk, A) + np.abs(pay.r).sum(axis=1) + np.abs(pay.r).sum(axis=0)
+    assert np.all(U >= -IR_RTOL * s), (variant, U, s)
+
+
+@given(domain_markets())
+def test_inside_the_domain_every_guarantee_holds(mk):
+    # Execute / Assert
+    th = thresholds(mk)
+    assert not np.isnan(th).any() and (th >= 0).all()
+    for variant in ("paper", "skip"):
+        check_guarantees(mk, variant)
+        np.testing.assert_array_equal(greedy_graph(mk, variant), reference_graph(mk, variant),
+                                      err_msg=variant)
+
+
+@settings(max_examples=max(5, settings().max_examples // 4))
+@given(domain_markets(max_m=5))
+def test_inside_the_domain_exact_graph_is_finite_and_no_worse(mk):
+    # Execute
+    res = exact_graph(mk)
+    brute = exact_graph(mk, solver="bruteforce")
+    # Assert
+    assert res.success and np.all(np.isfinite(res.objective))
+    tol = 1e-9 * (1.0 + np.abs(brute.objective))
+    np.testing.assert_array_less(res.objective, brute.objective + tol)
+    np.testing.assert_array_less(brute.objective, res.objective + tol)
+    for variant in ("paper", "skip"):
+        assert np.all(brute.objective <= objective(mk, greedy_graph(mk, variant)) + tol)
+
+
+@given(outside_domain())
+def test_just_outside_the_domain_is_a_value_error_naming_the_field(case):
+    kw, field, where = case
+    # Execute / Assert
+    with pytest.raises(ValueError, match=rf"^Market: {re.escape(where)} = "):
+        Market(**kw)
