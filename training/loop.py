@@ -47,7 +47,8 @@ from .partition import client_splits, partition
 from .profiles import Profiles, Reports, build_profiles
 from .rundir import RunDir, atomic_write_text
 
-__all__ = ["Federation", "IRViolationWarning", "prepare", "train"]
+__all__ = ["Federation", "IRViolationWarning", "ServerPhase", "collect", "finish_round",
+           "prepare", "run_round", "server_phase", "train"]
 
 
 class IRViolationWarning(UserWarning):
@@ -270,68 +271,108 @@ def _sharing_record(true: Reports, A: np.ndarray, U: np.ndarray) -> dict[str, An
             "outputs": {"A": A.tolist(), "U": U.tolist()}}
 
 
-def run_round(algo: Algorithm, fed: Federation, state: dict[str, Any], t: int, rd: RunDir,
-              ledger: Ledger | None) -> list[dict[str, Any]]:
-    """Run round ``t`` in process: server step, settlement records, client steps, metrics."""
+@dataclass
+class ServerPhase:
+    """What the server side of round ``t`` decided, as global per-client arrays.
+
+    ``out`` is the algorithm's :class:`ServerOutput` over the clients passed in
+    (``idx``); ``trains`` marks the clients that run their client step this round.
+    """
+
+    t: int
+    idx: np.ndarray
+    out: ServerOutput | None
+    trains: np.ndarray
+    active: np.ndarray
+    U: np.ndarray
+    p: np.ndarray
+    paid: np.ndarray
+    received: np.ndarray
+    imports: np.ndarray
+    importers: np.ndarray
+    columns: dict[str, np.ndarray]
+
+    def message(self, i: int) -> Message:
+        """Return the message to global client ``i`` (one of those that train)."""
+        return self.out.message(int(np.searchsorted(self.idx, i)))
+
+
+def server_phase(algo: Algorithm, fed: Federation, state: dict[str, Any], t: int, rd: RunDir,
+                 ledger: Ledger | None) -> ServerPhase:
+    """Run round ``t``'s server side: server step, settlement records and ledger.
+
+    Uses only what a server knows (profiles, uploads, states), never the clients' data,
+    so every transport (this loop, a Flower ServerApp) calls it unchanged.
+    """
     m = fed.m
     active = state["active"].numpy().copy()
     idx = np.flatnonzero(active)
     k = len(idx)
-    U, p = np.zeros(m), np.zeros(m)
-    paid, received = np.zeros(m), np.zeros(m)
-    imports, importers = np.zeros(m, dtype=int), np.zeros(m, dtype=int)
-    columns: dict[str, np.ndarray] = {}
-    trains = active.copy()
+    z = np.zeros(m)
+    ph = ServerPhase(t=t, idx=idx, out=None, trains=active.copy(), active=active, U=z.copy(),
+                     p=z.copy(), paid=z.copy(), received=z.copy(),
+                     imports=np.zeros(m, dtype=int), importers=np.zeros(m, dtype=int),
+                     columns={})
     if k == 0:
-        out = None
-    elif t == 0:
-        out = _round_zero(fed, k)
-    else:
-        out, state["server"] = algo.server_step(_server_input(fed, state, idx, t),
-                                                state["server"])
-        A = out.A
-        imports[idx], importers[idx] = A.sum(axis=1), A.sum(axis=0)
-        if out.settlement is not None:
-            s = out.settlement
-            U[idx], p[idx] = s.U, s.p
-            paid[idx], received[idx] = s.r.sum(axis=1), s.r.sum(axis=0)
-            trains[idx[~s.stays]] = False
-        elif k >= 2:
-            true = fed.profiles.true.take(idx)
-            U[idx] = sharing_utilities(true.market(), A)
-            out.record = _sharing_record(true, A, U[idx])
-        for key, col in out.columns.items():
-            columns[key] = np.full(m, np.nan)
-            columns[key][idx] = col
-        if out.record is not None:
-            rd.write_round(t, {"round": t, "clients": idx.tolist(), **out.record})
-            if ledger is not None and out.settlement is not None:
-                ledger.book(t, out.settlement.r, idx.tolist())
-                total = ledger.round_sum(t)
-                if abs(total) > 1e-9:
-                    raise RuntimeError(f"ledger: round {t} sums to {total!r}, not zero")
+        return ph
+    if t == 0:
+        ph.out = _round_zero(fed, k)
+        return ph
+    out, state["server"] = algo.server_step(_server_input(fed, state, idx, t), state["server"])
+    ph.out = out
+    ph.imports[idx], ph.importers[idx] = out.A.sum(axis=1), out.A.sum(axis=0)
+    if out.settlement is not None:
+        s = out.settlement
+        ph.U[idx], ph.p[idx] = s.U, s.p
+        ph.paid[idx], ph.received[idx] = s.r.sum(axis=1), s.r.sum(axis=0)
+        ph.trains[idx[~s.stays]] = False
+    elif k >= 2:
+        true = fed.profiles.true.take(idx)
+        ph.U[idx] = sharing_utilities(true.market(), out.A)
+        out.record = _sharing_record(true, out.A, ph.U[idx])
+    for key, col in out.columns.items():
+        ph.columns[key] = np.full(m, np.nan)
+        ph.columns[key][idx] = col
+    if out.record is not None:
+        rd.write_round(t, {"round": t, "clients": idx.tolist(), **out.record})
+        if ledger is not None and out.settlement is not None:
+            ledger.book(t, out.settlement.r, idx.tolist())
+            total = ledger.round_sum(t)
+            if abs(total) > 1e-9:
+                raise RuntimeError(f"ledger: round {t} sums to {total!r}, not zero")
+    return ph
+
+
+def collect(state: dict[str, Any], i: int, res: ClientOutput, m: int) -> None:
+    """Store client ``i``'s output in the run state (its state, upload and info)."""
+    state["clients"][i] = res.state
+    state["uploads"][i] = res.upload
+    for key, v in res.info.items():
+        if key not in state["infos"]:
+            state["infos"][key] = torch.zeros((m, *v.shape), dtype=v.dtype)
+        state["infos"][key][i] = v
+
+
+def run_round(algo: Algorithm, fed: Federation, state: dict[str, Any], t: int, rd: RunDir,
+              ledger: Ledger | None) -> list[dict[str, Any]]:
+    """Run round ``t`` in process: the server phase, every client step, the metric rows."""
+    ph = server_phase(algo, fed, state, t, rd, ledger)
     metrics: dict[int, dict[str, float]] = {}
-    for local, i in enumerate(idx):
-        if not trains[i]:
-            continue
-        msg: Message = out.message(local)
-        res: ClientOutput
-        res, metrics[i] = run_client(algo, msg, state["clients"][i], fed.data[i],
-                                     fed.context(i, t))
-        state["clients"][i] = res.state
-        state["uploads"][i] = res.upload
-        for key, v in res.info.items():
-            if key not in state["infos"]:
-                state["infos"][key] = torch.zeros((m, *v.shape), dtype=v.dtype)
-            state["infos"][key][i] = v
-    return _rows(fed, state, t, metrics, trains, active, U, p, paid, received, imports,
-                 importers, columns, algo.uses_market)
+    for i in np.flatnonzero(ph.trains):
+        res, metrics[int(i)] = run_client(algo, ph.message(int(i)), state["clients"][i],
+                                          fed.data[i], fed.context(int(i), t))
+        collect(state, int(i), res, fed.m)
+    return finish_round(fed, state, ph, metrics, algo.uses_market)
 
 
-def _rows(fed: Federation, state: dict[str, Any], t: int, metrics: dict[int, dict[str, float]],
-          trains: np.ndarray, active: np.ndarray, U: np.ndarray, p: np.ndarray,
-          paid: np.ndarray, received: np.ndarray, imports: np.ndarray, importers: np.ndarray,
-          columns: dict[str, np.ndarray], market: bool) -> list[dict[str, Any]]:
+def finish_round(fed: Federation, state: dict[str, Any], ph: ServerPhase,
+                 metrics: dict[int, dict[str, float]], market: bool) -> list[dict[str, Any]]:
+    """Return round ``ph.t``'s metric rows and update the run's tracking state.
+
+    ``metrics`` holds the evaluation of every client that trained; a client that quit
+    (now or earlier) reports its best-validation model.
+    """
+    t, trains, active, U = ph.t, ph.trains, ph.active, ph.U
     rows = []
     for i in range(fed.m):
         if trains[i]:
@@ -349,12 +390,12 @@ def _rows(fed: Federation, state: dict[str, Any], t: int, metrics: dict[int, dic
             "N": float(fed.profiles.reported.N[i]), "active": bool(trains[i]),
             "group": None if fed.groups is None else int(fed.groups[i]),
             "acc": acc, "val_acc": val_acc, "best_acc": float(state["test_at_best"][i]),
-            "U": float(U[i]), "cum_U": float(state["cum_U"][i]), "p": float(p[i]),
-            "paid": float(paid[i]), "received": float(received[i]),
-            "imports": int(imports[i]), "importers": int(importers[i]),
+            "U": float(U[i]), "cum_U": float(state["cum_U"][i]), "p": float(ph.p[i]),
+            "paid": float(ph.paid[i]), "received": float(ph.received[i]),
+            "imports": int(ph.imports[i]), "importers": int(ph.importers[i]),
             "ir": bool(U[i] >= -IR_TOL),
         }
-        for key, col in columns.items():
+        for key, col in ph.columns.items():
             row[key] = None if math.isnan(col[i]) else float(col[i])
         rows.append(row)
     state["active"] = torch.as_tensor(trains)
