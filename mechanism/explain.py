@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .graph import VARIANTS, greedy_order
-from .market import Market
+from .market import Market, require_market
 from .thresholds import thresholds
 
 __all__ = ["Explanation", "Step", "explain"]
@@ -180,6 +180,7 @@ def explain(market: Market, i: int, *, variant: str = "paper", exact: bool = Fal
     >>> ex.imports
     (1,)
     """
+    require_market("explain", market)
     if not isinstance(market, Market):
         raise TypeError(f"explain: market must be a Market, got {type(market).__name__}")
     if isinstance(i, bool) or not isinstance(i, int | np.integer) or not 0 <= i < market.m:

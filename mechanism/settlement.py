@@ -35,8 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .market import Market
-from .payments import payments, sharing_costs
+from .market import Market, require_market
+from .payments import check_graph, payments, sharing_costs
 from .solvers import solve_graph
 
 __all__ = ["IR_TOL", "Settlement", "settle", "sharing_utilities", "submarket"]
@@ -114,8 +114,7 @@ def settle(market: Market, budget: ArrayLike | None = None, *, solver: str = "pa
     >>> round(float(s.p.sum()), 12)
     0.0
     """
-    if not isinstance(market, Market):
-        raise TypeError(f"settle: market must be a Market, got {type(market).__name__}")
+    require_market("settle", market)
     m = market.m
     b = np.full(m, np.inf) if budget is None else np.asarray(budget, dtype=float)
     if b.shape != (m,) or np.isnan(b).any():
@@ -157,5 +156,6 @@ def sharing_utilities(market: Market, A: ArrayLike) -> NDArray[np.float64]:
     >>> sharing_utilities(mk, [[0, 1], [1, 0]]).round(3).tolist()  # U_0 = g_0(300) - c_0 = 1 - 5
     [-4.0, -0.345]
     """
-    A = np.asarray(A)
+    require_market("sharing_utilities", market)
+    A = check_graph(market, A)
     return _true_utilities(market, A, np.zeros(market.m))

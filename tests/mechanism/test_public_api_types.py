@@ -29,6 +29,9 @@ CALLS = {
     "eq9_violations": lambda bad: eq9_violations(bad, A2),
     "compare_market": lambda bad: compare_market(bad),
     "market_table": lambda bad: market_table(bad, A2),
+    "settle": lambda bad: mechanism.settle(bad),
+    "sharing_utilities": lambda bad: mechanism.sharing_utilities(bad, A2),
+    "explain": lambda bad: mechanism.explain(bad, 0),
 }
 
 

@@ -38,7 +38,7 @@ def test_bad_budget_and_non_market_are_refused():
     mk = Market(N=[1, 2], c=[0, 0], K=[1, 1])
     with pytest.raises(ValueError, match="budget must be 2 numbers"):
         settle(mk, budget=[1.0])
-    with pytest.raises(TypeError, match="market must be a Market"):
+    with pytest.raises(TypeError, match="settle: market must be a Market"):
         settle({"N": [1, 2]})
     with pytest.raises(ValueError, match="true must be a Market of the same 2 clients"):
         settle(mk, true=Market(N=[1, 2, 3], c=[0] * 3, K=[1] * 3))
