@@ -1,9 +1,11 @@
-"""Wall time of one iPFL round: local training versus the server step.
+"""Wall time of one round: every algorithm's server step against local training.
 
 Uses the SmallCNN on *synthetic* 32x32 RGB tensors (random images, 10 classes), so no
-dataset is needed. The server step is :func:`training.server.ipfl_server_step`:
-distances (one batched Gram-matrix op), graph (Algorithm 2), payments, utilities and
-prox-centres (one batched matrix product) for all clients at once.
+dataset is needed. The uploads are the common initial model perturbed per client. Each
+algorithm's :meth:`~training.algorithms.Algorithm.server_step` is timed as called by
+the transport (median of ``--reps`` calls); local training is one client's
+``--epochs`` epoch(s) of SGD on ``--samples`` images, timed on 3 clients and
+multiplied by ``m`` (clients train one after another in process).
 
     .venv/bin/python benchmarks/bench_round.py [--clients 10 100] [--samples 64]
 """
@@ -11,17 +13,23 @@ prox-centres (one batched matrix product) for all clients at once.
 from __future__ import annotations
 
 import argparse
-import math
 import time
-import warnings
 
 import numpy as np
 import torch
 
+from training import ALGORITHMS, Config
+from training.algorithms import ServerInput, get_algorithm
 from training.algorithms.base import Algorithm
-from training.client import train_client
+from training.client import ClientContext, LocalData, local_sgd
 from training.models import SmallCNN, get_flat
-from training.server import Reports, ipfl_server_step
+from training.profiles import Reports
+
+
+def server_input(m: int, theta: torch.Tensor, theta0: torch.Tensor, N: np.ndarray) -> ServerInput:
+    rep = Reports.make(N=N, c=np.full(m, 0.2), K=100 * N)
+    return ServerInput(round=1, clients=np.arange(m), m=m, reports=rep, true=rep, uploads=theta,
+                       infos={}, theta0=theta0, seed=0)
 
 
 def bench(m: int, samples: int, epochs: int, reps: int) -> dict[str, float]:
@@ -31,31 +39,31 @@ def bench(m: int, samples: int, epochs: int, reps: int) -> dict[str, float]:
     g = torch.Generator().manual_seed(0)
     X = torch.rand(samples, 3, 32, 32, generator=g)
     y = torch.randint(0, 10, (samples,), generator=g)
-    # models that differ: perturb the common init per client
     theta = theta0 + 0.01 * torch.randn(m, theta0.numel(), generator=g)
     N = np.full(m, float(samples)) + np.arange(m)
-    rep = Reports.make(N=N, c=np.full(m, 0.2), K=100 * N, budget=np.full(m, math.inf))
-    t_server = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
+    out = {"m": m, "P": theta0.numel()}
+    for name in ALGORITHMS:
+        algo = get_algorithm(Config(algorithm=name, clients=m))
+        state = algo.init_server_state(m, theta0)
+        inp = server_input(m, theta, theta0, N)
+        times = []
         for _ in range(reps):
             t0 = time.perf_counter()
-            res = ipfl_server_step(rep, theta, lam=100.0, eta=0.25)
-            t_server.append(time.perf_counter() - t0)
-    # local training of one client, timed, times m (clients train one after another here)
-    objective = Algorithm.local_objective.__get__(object())  # the base eq. (7) objective
-    train_client(model, X, y, theta0, buf, theta0, 0.0, epochs=1, batch_size=16, lr=0.05,
-                 generator=torch.Generator().manual_seed(0), objective=objective)  # warm-up
-    t0 = time.perf_counter()
+            algo.server_step(inp, state)
+            times.append(time.perf_counter() - t0)
+        out[name] = float(np.median(times))
+    shared = torch.ones(theta0.numel(), dtype=torch.bool)
+    data = LocalData(X, y, X[:0], y[:0], X[:0], y[:0])
+    objective = Algorithm.local_objective.__get__(object())
     n_timed = min(m, 3)
+    t0 = time.perf_counter()
     for i in range(n_timed):
-        train_client(model, X, y, res.centers[i].float(), buf, res.centers[i].float(),
-                     float(res.prox[i]), epochs=epochs, batch_size=16, lr=0.05,
-                     generator=torch.Generator().manual_seed(i), objective=objective)
-    t_local = (time.perf_counter() - t0) / n_timed * m
-    server = float(np.median(t_server))
-    return {"m": m, "P": theta0.numel(), "local_s": t_local, "server_s": server,
-            "server_share": server / (server + t_local), "edges": int(res.A.sum())}
+        ctx = ClientContext(model=model, shared=shared, client=i, round=1, seed=0,
+                            epochs=epochs, batch_size=16, lr=0.05)
+        local_sgd(ctx, data, {"params": theta[i].clone(), "buffers": buf}, theta[i], theta[i],
+                  0.01, objective)
+    out["train"] = (time.perf_counter() - t0) / n_timed * m
+    return out
 
 
 def main() -> None:
@@ -63,17 +71,20 @@ def main() -> None:
     ap.add_argument("--clients", type=int, nargs="+", default=[10, 100])
     ap.add_argument("--samples", type=int, default=64, help="training samples per client")
     ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"SmallCNN on synthetic 32x32x3 tensors, {args.samples} samples/client, "
           f"{args.epochs} epoch(s), batch 16, {args.threads} torch thread(s)")
-    print(f"{'m':>4} {'P':>7} {'local (s)':>10} {'server (s)':>11} {'server %':>9} {'edges':>6}")
+    names = list(ALGORITHMS)
+    print("| m | P | local training (s) | " + " | ".join(f"{n} server (s)" for n in names) + " |")
+    print("|---|---|---|" + "---|" * len(names))
     for m in args.clients:
         r = bench(m, args.samples, args.epochs, args.reps)
-        print(f"{r['m']:>4} {r['P']:>7} {r['local_s']:>10.3f} {r['server_s']:>11.4f} "
-              f"{100 * r['server_share']:>8.2f}% {r['edges']:>6}")
+        print(f"| {r['m']} | {r['P']} | {r['train']:.2f} | "
+              + " | ".join(f"{r[n]:.4f} ({100 * r[n] / (r[n] + r['train']):.1f} %)"
+                           for n in names) + " |", flush=True)
 
 
 if __name__ == "__main__":

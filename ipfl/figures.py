@@ -25,9 +25,10 @@ __all__ = ["draw_market_graph", "plot_example", "plot_gap_vs_m", "plot_market",
            "plot_round_graph"]
 
 #: role colours, shared with the explorer page (ipfl/explorer/static/app.js)
-ROLE_COLOURS = {"trader": "#4c78a8", "seller": "#f58518", "buyer": "#54a24b"}
+ROLE_COLOURS = {"trader": "#4c78a8", "seller": "#f58518", "buyer": "#54a24b",
+                "attacker": "#e45756"}
 ROLE_LABELS = {"trader": "trader", "seller": "pure seller (K = 0)",
-               "buyer": "pure buyer (c = inf)"}
+               "buyer": "pure buyer (c = inf)", "attacker": "attacker (poisoned uploads)"}
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
@@ -186,7 +187,8 @@ def plot_round_graph(round_record: str | os.PathLike, path: str | os.PathLike) -
     A = np.asarray(outs["A"])
     r = np.asarray(outs["r"], float) if "r" in outs else np.zeros(A.shape)  # baselines: no money
     fig, ax = plt.subplots(figsize=(9, 6.5))
-    draw_market_graph(ax, ins["N"], _roles(c, K), A, r, outs.get("U"), names=rec["clients"])
+    roles = rec.get("roles") or _roles(c, K)  # training records name each client's role
+    draw_market_graph(ax, ins["N"], roles, A, r, outs.get("U"), names=rec["clients"])
     m = len(rec["clients"])
     ax.set_title(f"round {rec['round']}: {int(A.sum())} imports among {m} clients "
                  f"(density {A.sum() / max(1, m * (m - 1)):.2f}), money moved {r.sum():.3g}")

@@ -334,7 +334,8 @@ def server_phase(algo: Algorithm, fed: Federation, state: dict[str, Any], t: int
         ph.columns[key] = np.full(m, np.nan)
         ph.columns[key][idx] = col
     if out.record is not None:
-        rd.write_round(t, {"round": t, "clients": idx.tolist(), **out.record})
+        roles = [fed.profiles.roles[i] for i in idx]
+        rd.write_round(t, {"round": t, "clients": idx.tolist(), "roles": roles, **out.record})
         if ledger is not None and out.settlement is not None:
             ledger.book(t, out.settlement.r, idx.tolist())
             total = ledger.round_sum(t)
