@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ __all__ = [
     "FASHION_DEFAULT_DIR",
     "FASHION_FILES",
     "Dataset",
+    "Source",
     "default_data_dir",
     "load_cifar10",
     "load_dataset",
@@ -142,44 +144,72 @@ def load_synthetic(n: int = 600, shape: tuple[int, ...] = (64,), n_classes: int 
 #: where Debian's ``dataset-fashion-mnist`` package puts the idx files
 FASHION_DEFAULT_DIR = "/usr/share/datasets/fashion-mnist"
 
-#: dataset name -> loader of a folder (``None``: needs no folder)
-DATASETS: dict[str, object] = {
-    "digits": None,
-    "synthetic": None,
-    "cifar10": "load_cifar10",
-    "fashion_mnist": "load_fashion_mnist",
+
+@dataclass(frozen=True)
+class Source:
+    """How to load one named dataset.
+
+    Attributes
+    ----------
+    load : callable
+        ``load()`` for bundled data, ``load(folder)`` for data read from a folder.
+    files : tuple of str
+        The files expected in the folder (empty: bundled, no folder).
+    default_dir : str
+        The folder used when ``data_dir`` is empty ("" : none, the user must name one).
+    package : str
+        The Debian package that installs the files, named in the missing-data error.
+    """
+
+    load: Callable[..., Dataset]
+    files: tuple[str, ...] = ()
+    default_dir: str = ""
+    package: str = ""
+
+
+#: dataset name -> :class:`Source`
+DATASETS: dict[str, Source] = {
+    "digits": Source(load_digits),
+    "synthetic": Source(load_synthetic),
+    "cifar10": Source(load_cifar10, CIFAR10_FILES),
+    "fashion_mnist": Source(load_fashion_mnist, FASHION_FILES, FASHION_DEFAULT_DIR,
+                            "dataset-fashion-mnist"),
 }
 
 
 def default_data_dir(name: str) -> str:
     """Return the folder a dataset is read from when ``data_dir`` is empty ("" if none)."""
-    return FASHION_DEFAULT_DIR if name == "fashion_mnist" else ""
+    return DATASETS[name].default_dir if name in DATASETS else ""
 
 
 def load_dataset(name: str, data_dir: str | Path = "") -> Dataset:
-    """Load a dataset by name: ``digits``, ``cifar10``, ``fashion_mnist`` or ``synthetic``.
+    """Load a dataset by name (a key of :data:`DATASETS`).
 
     Fashion-MNIST is read from ``data_dir``, or without one from Debian's
-    ``dataset-fashion-mnist`` folder (:data:`FASHION_DEFAULT_DIR`).
+    ``dataset-fashion-mnist`` folder (:data:`FASHION_DEFAULT_DIR`). Nothing downloads.
+
+    Raises
+    ------
+    ValueError
+        On an unknown name, or a folder dataset without ``data_dir`` nor a default.
+    FileNotFoundError
+        When the folder or one of its files is missing (naming them and the Debian package).
     """
-    if name == "digits":
-        return load_digits()
-    if name == "synthetic":
-        return load_synthetic()
-    loaders = {"cifar10": load_cifar10, "fashion_mnist": load_fashion_mnist}
-    if name not in loaders:
+    if name not in DATASETS:
         raise ValueError(f"dataset = {name!r} is not one of {sorted(DATASETS)}")
-    data_dir = data_dir or default_data_dir(name)
+    src = DATASETS[name]
+    if not src.files:
+        return src.load()
+    data_dir = data_dir or src.default_dir
     if not data_dir:
         raise ValueError(f"dataset = {name!r} needs data_dir, a local folder holding its files")
-    files = CIFAR10_FILES if name == "cifar10" else FASHION_FILES
-    hint = (" (on Debian: apt-get install dataset-fashion-mnist puts them in "
-            f"{FASHION_DEFAULT_DIR})" if name == "fashion_mnist" else "")
+    hint = (f" (on Debian: apt-get install {src.package} puts them in {src.default_dir})"
+            if src.package else "")
     if not Path(data_dir).expanduser().is_dir():
         raise FileNotFoundError(
-            f"{name}: data_dir = {str(data_dir)!r} is not a folder; it must hold {list(files)}"
-            + hint)
+            f"{name}: data_dir = {str(data_dir)!r} is not a folder; it must hold "
+            f"{list(src.files)}" + hint)
     try:
-        return loaders[name](data_dir)
+        return src.load(data_dir)
     except FileNotFoundError as exc:
         raise FileNotFoundError(str(exc) + hint) from None
