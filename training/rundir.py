@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from mechanism.atomic import atomic_write_bytes, atomic_write_text
+from ipfl.atomic import atomic_write_bytes, atomic_write_text
 
 __all__ = ["RunDir", "atomic_write_bytes", "atomic_write_text"]
 
