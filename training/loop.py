@@ -281,6 +281,7 @@ def train(cfg: Config | None, run_dir: str | Path, *, resume: bool = False,
     if resume:
         if not rd.path.is_dir():
             raise RunDirError(f"resume: run_dir {str(rd.path)!r} does not exist")
+        rd.read_config_bytes()  # not a run: say so before taking the lock
     elif cfg is None:
         raise ValueError("train: cfg is required for a new run")
     elif overrides:
@@ -293,7 +294,8 @@ def train(cfg: Config | None, run_dir: str | Path, *, resume: bool = False,
             return _train_locked(cfg, rd, resume, progress, model, data, list(overrides or []))
     except BaseException:
         if not resume and not rd.config.exists():  # a new run that wrote nothing: no trace
-            rd.lockfile.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                rd.lockfile.unlink(missing_ok=True)
             for folder in (rd.rounds, None if existed else rd.path):
                 if folder is not None:
                     with contextlib.suppress(OSError):
