@@ -8,6 +8,7 @@ imports torch and ``ipfl --help`` stays fast.
 from __future__ import annotations
 
 import importlib
+import os
 
 import click
 
@@ -19,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("compare", "Greedy (Algorithm 2) versus exact optimal graphs, measured."),
     "audit": ("audit", "Property-based audit of the paper's incentive claims -> CLAIMS.md."),
     "train": ("train", "Run iPFL (Algorithm 1) from a TOML config; resumable."),
-    "audit-run": ("audit_run", "Recompute every recorded round of a run and report mismatches."),
+    "audit-run": ("audit_run", "Verify a run's hash chain and recompute its rounds (exit 0/1/2)."),
 }
 
 
@@ -35,6 +36,22 @@ class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         """Names of the sub-commands whose module is installed."""
         return sorted(name for name, (mod, _) in COMMANDS.items() if _available(mod))
+
+    def invoke(self, ctx: click.Context) -> object:
+        """Run the sub-command; an unexpected exception becomes one line and exit code 2.
+
+        Set ``IPFL_TRACEBACK=1`` to see the traceback instead.
+        """
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except Exception as exc:  # noqa: BLE001 (no traceback for users: one line, exit 2)
+            if os.environ.get("IPFL_TRACEBACK"):
+                raise
+            where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+            raise InputError(f"{type(exc).__name__}{where}: {exc} (set IPFL_TRACEBACK=1 "
+                             "for the traceback and report it if the input was valid)") from None
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         """Import and return the sub-command ``cmd_name`` (``None`` if unknown)."""

@@ -12,25 +12,20 @@ The paper settles for Algorithm 2 and claims its output is a local optimum
 * per market: the social-welfare gap (eq. (3)), whether every row is optimal,
   wall time of each method.
 
-Pure numpy (plus the exact solver); plotting lives in :mod:`ipfl.figures`.
+Pure numpy (plus the exact solver), no file I/O: :func:`ipfl.compare_files.write_outputs`
+writes the results, plotting lives in :mod:`ipfl.figures`.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .atomic import atomic_write_text
 from .exact import EXACT_SOLVERS, exact_graph
 from .graph import VARIANTS, greedy_graph
 from .market import Market, require_market
@@ -43,7 +38,6 @@ __all__ = [
     "compare_market",
     "eq9_violations",
     "jaccard_rows",
-    "write_outputs",
 ]
 
 #: relative tolerance under which a greedy row counts as optimal
@@ -343,21 +337,3 @@ def _summarise(res: CompareResult) -> dict:
                         "certified_rows": int(sum(r["exact_certified_rows"] for r in first)),
                         "time": float(sum(r["time_exact"] for r in first))}
     return summary
-
-
-def write_outputs(res: CompareResult, outdir: str | os.PathLike) -> dict[str, Path]:
-    """Write ``markets.csv``, ``rows.csv`` and ``compare.json`` atomically; return their paths."""
-    outdir = Path(outdir)
-    paths = {}
-    for name, records in (("markets", res.markets), ("rows", res.rows)):
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(records[0]))
-        writer.writeheader()
-        writer.writerows(records)
-        paths[name] = outdir / f"{name}.csv"
-        atomic_write_text(paths[name], buf.getvalue())
-    paths["json"] = outdir / "compare.json"
-    payload = {"options": res.options, "summary": res.summary, "example": res.example,
-               "markets": res.markets}
-    atomic_write_text(paths["json"], json.dumps(payload, indent=1, allow_nan=True))
-    return paths

@@ -1,15 +1,18 @@
-"""Re-check a run: recompute every recorded round with the mechanism layer.
+"""Re-check a run: verify its hash chain, then recompute every recorded round.
 
-For each ``rounds/NNNN.json`` the recorded market inputs (reported N, c, K, budgets,
-distance matrix, lambda, solver, clients still in) are fed to :mod:`mechanism` again,
-including the quit-and-recompute rule, by :func:`mechanism.settle` (as the run did); the
-recomputed graph, remittances, payments and utilities must equal the recorded outputs
-(graph exactly, money to ``atol``), and the ledger must hold exactly the recorded
-remittances and sum to zero per round.
+First every artefact is checked against the run's hash chain (:meth:`RunDir.verify`):
+config, round records, metrics rows, ledger rows and checkpoint must be those the run
+committed. Then, for each ``rounds/NNNN.json``, the recorded market inputs (reported N,
+c, K, budgets, distance matrix, lambda, solver, clients still in) are fed to
+:mod:`mechanism` again, including the quit-and-recompute rule, by
+:func:`mechanism.settle` (as the run did); the recomputed graph, remittances, payments
+and utilities must equal the recorded outputs (graph exactly, money to ``atol``), and
+the ledger must hold exactly the recorded remittances and sum to zero per round.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,10 +28,16 @@ __all__ = ["AuditReport", "audit_run", "recompute_round"]
 
 @dataclass
 class AuditReport:
-    """Result of :func:`audit_run`: rounds checked and a list of problems found."""
+    """Result of :func:`audit_run`: rounds recomputed, problems found, the chain's head.
+
+    ``committed`` is the last committed round (-1 for none), ``head`` the SHA-256 of the
+    last chain entry: publish it to make a wholesale rewrite of the run detectable.
+    """
 
     rounds: list[int]
     problems: list[str]
+    committed: int = -1
+    head: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -53,25 +62,46 @@ def recompute_round(inputs: dict) -> dict[str, np.ndarray]:
 
 
 def audit_run(run_dir: str | Path, atol: float = 1e-9) -> AuditReport:
-    """Recompute every recorded round of ``run_dir`` and report each one that differs."""
+    """Verify ``run_dir``'s hash chain, recompute every recorded round, report what differs.
+
+    Raises
+    ------
+    RunDirError
+        When ``run_dir`` is not a run directory (no folder, no ``config.json``) or its
+        config cannot be read.
+    """
     rd = RunDir(run_dir)
-    if not rd.path.is_dir():
-        raise FileNotFoundError(f"audit-run: {str(rd.path)!r} is not a run directory")
-    records = rd.read_rounds()
-    ledger = Ledger(rd.ledger) if rd.ledger.is_file() else None
-    problems: list[str] = []
+    check = rd.verify()
+    problems = list(check.problems)
+    records = {}
+    for p in sorted(rd.rounds.glob("[0-9][0-9][0-9][0-9].json")):
+        try:
+            rec = json.loads(p.read_bytes().decode("utf-8"))
+            if not isinstance(rec, dict) or not isinstance(rec.get("clients"), list):
+                raise ValueError
+            records[int(p.stem)] = rec
+        except ValueError:  # includes bad UTF-8 and bad JSON
+            problems.append(f"round {int(p.stem)}: rounds/{p.name} is not a round record")
+    ledger = None
+    if rd.ledger.is_file() and not any(x.startswith("ledger.sqlite") for x in problems):
+        ledger = Ledger(rd.ledger, create=False)
     for t, rec in sorted(records.items()):
         if rec.get("kind") == "sharing":
             problems += _check_sharing(t, rec, atol)
             continue
         try:
             got = recompute_round(rec["inputs"])
-        except (KeyError, ValueError) as exc:
+            out = rec["outputs"]
+            np.asarray([out[k] for k in ("stays", "A", "r", "p", "U")], dtype=object)
+        except (KeyError, ValueError, TypeError) as exc:
             problems.append(f"round {t}: inputs cannot be recomputed ({exc})")
             continue
-        out = rec["outputs"]
         for key in ("stays", "A", "r", "p", "U"):
-            want = np.asarray(out[key], dtype=float)
+            try:
+                want = np.asarray(out[key], dtype=float)
+            except (ValueError, TypeError):
+                problems.append(f"round {t}: recorded {key} is not numeric")
+                continue
             have = np.asarray(got[key], dtype=float)
             exact = key in ("stays", "A")
             if want.shape != have.shape or not (
@@ -85,14 +115,20 @@ def audit_run(run_dir: str | Path, atol: float = 1e-9) -> AuditReport:
             problems.append(f"round {t}: no ledger.sqlite in the run directory")
             continue
         clients = rec["clients"]
+        try:
+            r = np.asarray(out["r"], dtype=float)
+            want_entries = Ledger.double_entries(t, r, clients)
+        except (ValueError, TypeError, IndexError):
+            problems.append(f"round {t}: recorded r and clients do not fit together")
+            continue
         entries = ledger.entries(t)
         if abs(sum(a for *_, a in entries)) > atol:
             problems.append(f"round {t}: ledger entries sum to {sum(a for *_, a in entries)!r}")
-        r = np.asarray(out["r"], dtype=float)
-        if sorted(entries) != Ledger.double_entries(t, r, clients):
+        if sorted(entries) != want_entries:
             if not _ledger_matches(entries, t, r, clients, atol):
                 problems.append(f"round {t}: ledger entries differ from the recorded r_ij")
-    return AuditReport(rounds=sorted(records), problems=problems)
+    return AuditReport(rounds=sorted(records), problems=problems, committed=check.committed,
+                       head=check.head)
 
 
 def _check_sharing(t: int, rec: dict, atol: float) -> list[str]:

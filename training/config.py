@@ -38,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import time
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -50,10 +51,17 @@ from .models import MODELS
 from .partition import PARTITIONERS
 from .profiles import parse_roles
 
-__all__ = ["Config", "load_config", "parse_override"]
+__all__ = ["RESUMABLE", "Config", "load_config", "parse_override", "resume_config"]
 
 #: keys that may be a scalar or a list of one value per client
 PER_CLIENT = ("c", "K_per_sample", "budget")
+
+#: common keys ``--resume DIR --set`` may change (plus the algorithm's own table); every
+#: other key is structural: it fixes the data split, the model or the market's clients
+RESUMABLE = ("rounds", "epochs", "batch_size", "lr", "threads")
+
+#: the largest float32: a larger learning rate overflows every SGD step
+_F32_MAX = 3.4028234663852886e38
 
 
 @dataclass(frozen=True)
@@ -246,6 +254,9 @@ def _validate(cfg: Config) -> None:
         v = getattr(cfg, key)
         if not (v > 0 and math.isfinite(v)):
             raise ValueError(f"config: {key} = {v!r} must be finite and > 0")
+    if cfg.lr > _F32_MAX:
+        raise ValueError(f"config: lr = {cfg.lr!r} overflows the float32 parameters' SGD step "
+                         f"(the largest float32 is {_F32_MAX:.4g}); choose a usual lr, e.g. 0.1")
     if cfg.dataset == "cifar10" and not cfg.data_dir:
         raise ValueError("config: dataset = 'cifar10' needs data_dir (a local folder holding "
                          "data_batch_1..5 and test_batch)")
@@ -351,3 +362,55 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         else:
             data[key] = value
     return Config.from_dict(data)
+
+
+def resume_config(doc: dict[str, Any], overrides: list[str], next_round: int,
+                  previous_sha256: str) -> tuple[Config, dict[str, Any] | None]:
+    """Apply ``--resume DIR --set key=value`` changes to a run's ``config.json`` document.
+
+    Only :data:`RESUMABLE` keys and the run's algorithm table may change; the change is
+    appended to the document's ``history`` (the round it applies from, each key's old and
+    new value, the SHA-256 of the file it replaces). Returns the new config and the new
+    document, or None for the document when nothing changed.
+
+    Raises
+    ------
+    ValueError
+        For a structural key (naming it), an invalid value, or ``rounds`` below the
+        rounds already committed.
+    """
+    old = {k: v for k, v in doc.items() if k != "history"}
+    new = json.loads(json.dumps(old))
+    algorithm = old.get("algorithm")
+    for item in overrides:
+        key, value = parse_override(item)
+        table, dot, sub = key.partition(".")
+        if dot and table == algorithm:
+            new.setdefault(table, {})[sub] = value
+        elif dot or key not in RESUMABLE:
+            raise ValueError(
+                f"--set {key}: cannot change on resume: it is structural (it fixes the data "
+                f"split, the model or the market's clients); resume may change "
+                f"{', '.join(RESUMABLE)} and [{algorithm}] keys. Start a new run for a "
+                "different setting")
+        else:
+            new[key] = value
+    cfg = Config.from_dict(new)
+    if cfg.rounds < next_round - 1:
+        raise ValueError(f"--set rounds = {cfg.rounds}: the run has already committed round "
+                         f"{next_round - 1}; rounds can only grow")
+    now = cfg.to_dict()
+    changes = {}
+    for key in sorted(now):
+        if isinstance(now[key], dict):
+            for sub in sorted(now[key]):
+                if now[key][sub] != old.get(key, {}).get(sub):
+                    changes[f"{key}.{sub}"] = {"was": old[key].get(sub), "now": now[key][sub]}
+        elif now[key] != old.get(key):
+            changes[key] = {"was": old.get(key), "now": now[key]}
+    if not changes:
+        return cfg, None
+    history = [*doc.get("history", []),
+               {"round": next_round, "set": changes, "sha256": previous_sha256,
+                "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}]
+    return cfg, {**now, "history": history}

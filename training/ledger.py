@@ -37,12 +37,21 @@ CREATE TRIGGER IF NOT EXISTS no_delete BEFORE DELETE ON entries
 class Ledger:
     """The ledger file of a run directory."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+        """Open (with ``create``, create) the ledger; ``create=False`` opens it read-only."""
         self.path = Path(path)
-        with self._connect() as con:
-            con.executescript(_SCHEMA)
+        self.readonly = not create
+        if create:
+            con = self._connect()
+            try:
+                con.executescript(_SCHEMA)
+            finally:
+                con.close()
 
     def _connect(self) -> sqlite3.Connection:
+        if self.readonly:
+            return sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
+                                   isolation_level=None)
         return sqlite3.connect(self.path, isolation_level=None)
 
     @staticmethod

@@ -23,8 +23,10 @@ round is re-run, so a run killed at any moment resumes to identical metrics.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,20 +37,22 @@ import torch
 from torch import nn
 
 from mechanism import IR_TOL, sharing_utilities
+from mechanism.market import DOMAIN
 
 from .algorithms import Algorithm, ServerInput, ServerOutput, get_algorithm
 from .algorithms.base import ClientOutput, Message
 from .client import ClientContext, LocalData, derive_seed, run_client
-from .config import Config
+from .config import Config, resume_config
 from .data import Dataset, load_dataset
 from .ledger import Ledger
 from .models import build_model, get_flat, shared_mask
 from .partition import client_splits, partition
 from .profiles import Profiles, Reports, build_profiles
-from .rundir import RunDir, atomic_write_text
+from .rundir import RunDir, RunDirError, is_finite_json, sha256
 
-__all__ = ["Federation", "IRViolationWarning", "ServerPhase", "collect", "finish_round",
-           "prepare", "run_round", "server_phase", "train"]
+__all__ = ["Federation", "IRViolationWarning", "NonFiniteRound", "ServerPhase",
+           "check_round_finite", "collect", "commit_round", "finish_round", "prepare",
+           "run_round", "server_phase", "train"]
 
 
 class IRViolationWarning(UserWarning):
@@ -120,6 +124,8 @@ def prepare(cfg: Config, model: nn.Module | None = None, data: Any = None) -> Fe
     X, y = torch.from_numpy(ds.X), torch.from_numpy(ds.y)
     local = [LocalData(X[s.train], y[s.train], X[s.val], y[s.val], X[s.test], y[s.test])
              for s in splits]
+    if model is None:
+        _check_memory(cfg, tuple(ds.X.shape[1:]), ds.n_classes)
     torch.manual_seed(derive_seed(cfg.seed, 3))
     if model is None:
         model = build_model(cfg.model, tuple(ds.X.shape[1:]), ds.n_classes, cfg.hidden)
@@ -128,6 +134,7 @@ def prepare(cfg: Config, model: nn.Module | None = None, data: Any = None) -> Fe
     theta0, buffers0 = get_flat(model)
     shared = shared_mask(model, cfg.share)
     N = np.array([d.n_train for d in local], dtype=float)
+    _check_market_domain(cfg, N)
     profiles = build_profiles(
         N, c=cfg.per_client("c"), K_per_sample=cfg.per_client("K_per_sample"),
         budget=cfg.per_client("budget"), roles=cfg.role_list, liars=list(cfg.liar),
@@ -135,6 +142,59 @@ def prepare(cfg: Config, model: nn.Module | None = None, data: Any = None) -> Fe
         rng=np.random.default_rng(derive_seed(cfg.seed, 4)))
     groups = getattr(parts, "groups", None)
     return Federation(cfg, model, local, profiles, theta0, buffers0, shared, groups)
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available now (Linux ``MemAvailable``, else physical), or None."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_memory(cfg: Config, input_shape: tuple[int, ...], n_classes: int) -> None:
+    """Refuse, before allocating, a model whose run cannot fit in memory.
+
+    The model is built on the ``meta`` device (no memory) to count its parameters ``P``;
+    a run holds at least two float32 copies per client (its state and its upload) plus
+    the template: ``4 P (2 m + 1)`` bytes, a lower bound.
+    """
+    with torch.device("meta"):
+        probe = build_model(cfg.model, input_shape, n_classes, cfg.hidden)
+    P = sum(p.numel() for p in probe.parameters())
+    need = 4 * P * (2 * cfg.clients + 1)
+    have = _available_memory()
+    if have is not None and need > have:
+        raise ValueError(
+            f"config: hidden = {cfg.hidden} gives a model of {P:,} parameters; {cfg.clients} "
+            f"clients need at least {need / 2**30:,.3g} GiB (two float32 copies each), more "
+            f"than the {have / 2**30:,.3g} GiB available; lower hidden or clients")
+
+
+def _check_market_domain(cfg: Config, N: np.ndarray) -> None:
+    """Refuse profiles outside the market's numeric domain (:data:`mechanism.DOMAIN`)."""
+    lo, hi = DOMAIN["K"]
+    for key, factor in (("K_per_sample", cfg.liar_K), ("c", cfg.liar_c)):
+        for i, v in enumerate(cfg.per_client(key)):
+            x = v * (float(N[i]) if key == "K_per_sample" else 1.0)
+            limit = hi if key == "K_per_sample" else DOMAIN["c"][1]
+            if key == "c" and math.isinf(v):
+                continue
+            if not x * max(factor, 1.0) <= limit:
+                name = f"{key}[{i}]" if isinstance(getattr(cfg, key), tuple) else key
+                what = f"K_{i} = {v:g} x N_{i} = {x:g}" if key == "K_per_sample" else f"{x:g}"
+                liars = f" (x liar factor {factor:g})" if factor > 1 else ""
+                raise ValueError(f"config: {name} = {v:g} gives {what}{liars}, outside the "
+                                 f"market's numeric domain "
+                                 f"[{lo:g}, {limit:g}] (mechanism.DOMAIN); choose a smaller "
+                                 f"{key}")
 
 
 def _check_model(model: nn.Module, batch: torch.Tensor, n_classes: int) -> nn.Module:
@@ -184,7 +244,7 @@ def _fresh_state(algo: Algorithm, fed: Federation) -> dict[str, Any]:
 
 def train(cfg: Config | None, run_dir: str | Path, *, resume: bool = False,
           progress: bool = True, model: nn.Module | None = None,
-          data: Any = None) -> list[dict[str, Any]]:
+          data: Any = None, overrides: list[str] | None = None) -> list[dict[str, Any]]:
     """Run (or resume) a training run in ``run_dir`` and return all metric rows.
 
     Parameters
@@ -195,7 +255,8 @@ def train(cfg: Config | None, run_dir: str | Path, *, resume: bool = False,
     run_dir : path
         The run directory (created if needed; a new run refuses a non-empty one).
     resume : bool
-        Continue from the last checkpoint.
+        Continue from the last committed round, after checking every artefact against
+        the run's hash chain (:meth:`RunDir.verify`).
     progress : bool
         Show a tqdm bar with mean accuracy and mean utility.
     model : torch.nn.Module, optional
@@ -203,28 +264,79 @@ def train(cfg: Config | None, run_dir: str | Path, *, resume: bool = False,
         the same architecture again (its parameter count is checked).
     data : optional
         Your own data instead of ``cfg.dataset`` (see :func:`prepare`).
+    overrides : list of str, optional
+        On resume only, ``key=value`` changes of non-structural keys
+        (:data:`training.config.RESUMABLE` and the algorithm's table), recorded in the
+        history inside ``config.json``; ``rounds=30`` extends a finished run.
+
+    Raises
+    ------
+    ValueError
+        Before any work, for a bad setting or run directory
+        (:class:`~training.rundir.RunDirError`, :class:`~training.rundir.RunLocked` when
+        another process writes the run); after a round whose numbers are not finite
+        (:class:`NonFiniteRound`: nothing of that round is committed).
     """
     rd = RunDir(run_dir)
     if resume:
-        saved = Config.from_dict(rd.read_config())
+        if not rd.path.is_dir():
+            raise RunDirError(f"resume: run_dir {str(rd.path)!r} does not exist")
+        rd.read_config_bytes()  # not a run: say so before taking the lock
+    elif cfg is None:
+        raise ValueError("train: cfg is required for a new run")
+    elif overrides:
+        raise ValueError("train: overrides apply to a resumed run; pass a changed cfg instead")
+    else:
+        rd.check_new()
+    existed = rd.path.exists()
+    try:
+        with rd.lock():
+            return _train_locked(cfg, rd, resume, progress, model, data, list(overrides or []))
+    except BaseException:
+        if not resume and not rd.config.exists():  # a new run that wrote nothing: no trace
+            with contextlib.suppress(OSError):
+                rd.lockfile.unlink(missing_ok=True)
+            for folder in (rd.rounds, None if existed else rd.path):
+                if folder is not None:
+                    with contextlib.suppress(OSError):
+                        folder.rmdir()
+        raise
+
+
+def _train_locked(cfg: Config | None, rd: RunDir, resume: bool, progress: bool,
+                  model: nn.Module | None, data: Any,
+                  overrides: list[str]) -> list[dict[str, Any]]:
+    doc = None
+    state = None
+    if resume:
+        current = rd.read_config_doc()
+        saved = _config_from(rd, current)
         if cfg is not None and cfg != saved:
             raise ValueError(f"resume: config differs from the one in {str(rd.config)!r}")
         cfg = saved
-    elif cfg is None:
-        raise ValueError("train: cfg is required for a new run")
-    elif rd.path.exists() and any(rd.path.iterdir()):
-        raise ValueError(f"run_dir = {str(rd.path)!r} is not empty; use --resume to continue it")
+        state = rd.load_checkpoint()
+        check = rd.verify(resuming=True, state=state)
+        if check.problems:
+            raise RunDirError(
+                f"resume: {str(rd.path)!r} fails verification: {check.problems[0]} "
+                f"({len(check.problems)} problem(s); `ipfl audit-run {str(rd.path)}` lists "
+                "them); it is not extended")
+        if overrides:
+            cfg, doc = resume_config(current, overrides, check.committed + 1,
+                                     sha256(rd.read_config_bytes()))
+    else:
+        rd.check_new()
+        doc = cfg.to_dict()
     algo = get_algorithm(cfg)
     fed = prepare(cfg, model, data)
     check_stability(algo, fed)
-    state = rd.load_checkpoint() if resume else None
     if state is not None and state["uploads"].shape[1] != int(fed.shared.sum()):
         raise ValueError(f"resume: the checkpoint holds {state['uploads'].shape[1]} shared "
                          f"parameters per client, the model has {int(fed.shared.sum())}; pass "
                          "the model the run was started with")
+    if doc is not None:
+        rd.write_config(doc)  # the first write of a new run, or a recorded resume change
     rd.create()
-    if not resume:
-        atomic_write_text(rd.config, cfg.dumps())
     ledger = Ledger(rd.ledger) if algo.uses_market else None
     state = state or _fresh_state(algo, fed)
     rows = [r for r in rd.read_metrics() if r["round"] <= state["round"]]
@@ -234,19 +346,82 @@ def train(cfg: Config | None, run_dir: str | Path, *, resume: bool = False,
 
         bar = tqdm(total=cfg.rounds + 1, initial=state["round"] + 1, desc=cfg.algorithm,
                    unit="round")
-    for t in range(state["round"] + 1, cfg.rounds + 1):
-        new_rows = run_round(algo, fed, state, t, rd, ledger)
-        rows = [r for r in rows if r["round"] < t] + new_rows
-        rd.write_metrics(rows)
-        state["round"] = t
-        rd.save_checkpoint(state)
+    try:
+        for t in range(state["round"] + 1, cfg.rounds + 1):
+            new_rows = run_round(algo, fed, state, t, rd, ledger)
+            check_round_finite(t, state, new_rows, rd)
+            rows = [r for r in rows if r["round"] < t] + new_rows
+            commit_round(rd, state, t, rows)
+            if bar is not None:
+                bar.set_postfix(acc=f"{np.mean([r['acc'] for r in new_rows]):.3f}",
+                                U=f"{np.mean([r['U'] for r in new_rows]):.3f}")
+                bar.update(1)
+    finally:
         if bar is not None:
-            bar.set_postfix(acc=f"{np.mean([r['acc'] for r in new_rows]):.3f}",
-                            U=f"{np.mean([r['U'] for r in new_rows]):.3f}")
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+            bar.close()
     return rows
+
+
+def _config_from(rd: RunDir, doc: dict[str, Any]) -> Config:
+    try:
+        return Config.from_dict({k: v for k, v in doc.items() if k != "history"})
+    except ValueError as exc:
+        raise RunDirError(f"{str(rd.config)!r}: {exc} (the file was edited; restore the "
+                          "one the run wrote)") from None
+
+
+class NonFiniteRound(ValueError):
+    """A round produced NaN or infinity; it was not committed."""
+
+
+def check_round_finite(t: int, state: dict[str, Any], rows: list[dict[str, Any]],
+                       rd: RunDir) -> None:
+    """Refuse to commit round ``t`` if an upload, model, metric, utility or record is not finite.
+
+    Raises :class:`NonFiniteRound` naming the first offender; the checkpoint of round
+    ``t - 1`` stays the commit point, so the run resumes with a changed setting.
+    """
+    bad = None
+    uploads = state["uploads"]
+    if not torch.isfinite(uploads).all():
+        who = torch.nonzero(~torch.isfinite(uploads).all(dim=1)).flatten().tolist()
+        bad = f"the uploaded models of clients {who}"
+    for i, cs in enumerate(state["clients"]):
+        if bad is None and not _finite_tensors(cs):
+            bad = f"client {i}'s state"
+    for r in rows:
+        for key in ("acc", "best_acc", "U", "cum_U", "p", "paid", "received"):
+            if bad is None and not math.isfinite(r[key]):
+                bad = f"{key} of client {r['client']} ({r[key]!r})"
+    rec = rd.round_path(t)
+    if bad is None and t > 0 and rec.is_file() and not is_finite_json(rec.read_text()):
+        bad = f"the round record {str(rec)!r}"
+    if bad is not None:
+        raise NonFiniteRound(
+            f"round {t}: {bad} holds NaN or infinity; round {t} is not committed, the run "
+            f"stays at round {t - 1}. Change the setting that diverged (e.g. a smaller lr) "
+            f"and continue: ipfl train --resume {str(rd.path)} --set lr=...")
+
+
+def _finite_tensors(obj: Any) -> bool:
+    if isinstance(obj, torch.Tensor):
+        return not obj.is_floating_point() or bool(torch.isfinite(obj).all())
+    if isinstance(obj, dict):
+        return all(_finite_tensors(v) for v in obj.values())
+    if isinstance(obj, list | tuple):
+        return all(_finite_tensors(v) for v in obj)
+    return True
+
+
+def commit_round(rd: RunDir, state: dict[str, Any], t: int, rows: list[dict[str, Any]]) -> None:
+    """Commit round ``t``: write all metric rows, then the checkpoint with its chain entry.
+
+    Every transport calls this after :func:`finish_round` (and :func:`check_round_finite`);
+    the checkpoint is the commit point.
+    """
+    rd.write_metrics(rows)
+    state["round"] = t
+    rd.save_checkpoint(state)
 
 
 def _server_input(fed: Federation, state: dict[str, Any], idx: np.ndarray, t: int) -> ServerInput:

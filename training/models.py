@@ -8,6 +8,7 @@ trainable parameters (what the server sees, eq. (6)) plus one flat vector of buf
 
 from __future__ import annotations
 
+import math
 import re
 
 import torch
@@ -58,7 +59,7 @@ def build_model(name: str, input_shape: tuple[int, ...], n_classes: int,
     if name == "auto":
         name = "cnn" if len(input_shape) == 3 else "mlp"
     factories = {
-        "mlp": lambda: MLP(int(torch.tensor(input_shape).prod()), n_classes, hidden),
+        "mlp": lambda: MLP(math.prod(input_shape), n_classes, hidden),
         "cnn": lambda: SmallCNN(input_shape[0], n_classes, input_shape[-1], hidden),
     }
     if name not in factories:

@@ -1,30 +1,129 @@
-"""The run directory: resolved config, metrics, ledger, per-round market records, checkpoint.
+"""The run directory: config, metrics, ledger, round records, checkpoint, bound by a hash chain.
 
 Layout::
 
-    RUN_DIR/config.json          resolved configuration (resume reads it)
+    RUN_DIR/config.json          resolved configuration and its history of resume changes
     RUN_DIR/metrics.jsonl        one JSON line per client per completed round
     RUN_DIR/ledger.sqlite        append-only payments (training.ledger)
-    RUN_DIR/rounds/NNNN.json     market inputs and outputs of round NNNN (audit)
-    RUN_DIR/checkpoint.pt        state after the last completed round (the commit point)
+    RUN_DIR/rounds/NNNN.json     market (or sharing) inputs and outputs of round NNNN
+    RUN_DIR/checkpoint.pt        state after the last committed round, and the hash chain
+    RUN_DIR/run.lock             the writer's lock (pid, host, start time while held)
 
-Every file except the SQLite ledger is written atomically (temporary file in the same
-folder, ``fsync``, :func:`os.replace`), so a ``kill -9`` leaves either the old or the
-new version, never a torn one.
+Guarantees
+----------
+* **Atomic writes.** Every file except the SQLite ledger is written atomically
+  (:mod:`ipfl.atomic`), so a ``kill -9`` leaves either the old or the new version.
+* **One commit point per round.** :meth:`RunDir.save_checkpoint` is the last write of a
+  round. It appends the round's *chain entry* to the checkpoint: the SHA-256 of
+  ``config.json``, of ``rounds/NNNN.json`` (or null), of the round's lines of
+  ``metrics.jsonl``, of the round's ledger rows and of the run state itself, plus the
+  hash of the previous round's entry. The entry is computed from the files on disk, so
+  whatever a transport wrote before committing is what gets bound; re-committing a
+  round replaces its entry (a round re-run after a crash commits identically).
+* **Verified.** :meth:`RunDir.verify` recomputes every hash: a deleted, added or edited
+  record, metrics row, ledger row, checkpoint or config is reported. Whoever rewrites
+  *all* files and re-hashes the whole chain is not detected (there is no external
+  anchor); :attr:`Verification.head` is the hash to publish if that matters.
+* **No code from a run directory.** The checkpoint is read with
+  ``torch.load(weights_only=True)``: tensors and plain containers only.
+* **One writer.** :meth:`RunDir.lock` holds an ``fcntl.flock`` on ``run.lock`` for the
+  life of a run; the kernel releases it when the process dies.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import hashlib
 import io
 import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from mechanism.atomic import atomic_write_bytes, atomic_write_text
+from ipfl.atomic import atomic_write_bytes, atomic_write_text
 
-__all__ = ["RunDir", "atomic_write_bytes", "atomic_write_text"]
+try:  # POSIX; elsewhere a run is not locked
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None
+
+__all__ = ["RunDir", "RunDirError", "RunLocked", "Verification", "atomic_write_bytes",
+           "atomic_write_text", "config_text", "digest_state", "is_finite_json",
+           "sha256"]
+
+#: entries a folder may hold and still count as empty for a new run: leftovers of a
+#: first write that was killed (the lock file, an empty ``rounds/``)
+_PARTIAL = {"run.lock", "rounds"}
+
+
+class RunDirError(ValueError):
+    """A run directory that cannot be used as asked: missing, not a run, unreadable, damaged."""
+
+
+class RunLocked(RunDirError):
+    """Another process holds the run directory's writer lock."""
+
+
+def sha256(data: bytes) -> str:
+    """Return the hex SHA-256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def config_text(doc: dict[str, Any]) -> str:
+    """Return the canonical text of ``config.json`` (sorted keys, indent 2)."""
+    return json.dumps(doc, indent=2, sort_keys=True)
+
+
+def _feed(h: Any, obj: Any) -> None:
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().contiguous().cpu().reshape(-1)
+        h.update(f"T{t.dtype}{tuple(obj.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    elif isinstance(obj, np.ndarray):
+        h.update(f"A{obj.dtype}{obj.shape}".encode())
+        h.update(np.ascontiguousarray(obj).tobytes())
+    elif isinstance(obj, dict):
+        h.update(f"D{len(obj)}".encode())
+        for k in sorted(obj, key=repr):
+            _feed(h, k)
+            _feed(h, obj[k])
+    elif isinstance(obj, list | tuple):
+        h.update(f"{type(obj).__name__[0]}{len(obj)}".encode())
+        for v in obj:
+            _feed(h, v)
+    elif obj is None or isinstance(obj, bool | int | float | str | np.generic):
+        h.update(f"{type(obj).__name__}:{obj!r};".encode())
+    else:
+        raise TypeError(f"checkpoint: cannot hash a {type(obj).__name__} in the run state")
+
+
+def digest_state(state: dict[str, Any]) -> str:
+    """Return the SHA-256 of a run state (every tensor's dtype, shape and bytes), chain excluded."""
+    h = hashlib.sha256()
+    _feed(h, {k: v for k, v in state.items() if k != "chain"})
+    return h.hexdigest()
+
+
+def _entry_hash(entry: dict[str, Any]) -> str:
+    return sha256(json.dumps(entry, sort_keys=True, separators=(",", ":")).encode())
+
+
+@dataclass
+class Verification:
+    """Result of :meth:`RunDir.verify`: the last committed round, the chain head, problems."""
+
+    committed: int
+    head: str | None
+    problems: list[str] = field(default_factory=list)
 
 
 class RunDir:
@@ -38,26 +137,144 @@ class RunDir:
     ledger = property(lambda self: self.path / "ledger.sqlite")
     rounds = property(lambda self: self.path / "rounds")
     checkpoint = property(lambda self: self.path / "checkpoint.pt")
+    lockfile = property(lambda self: self.path / "run.lock")
+
+    # -- the writer's lock --------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run's writer lock (creating the folder); :class:`RunLocked` if held.
+
+        The lock is an ``fcntl.flock`` on ``run.lock``, released by the kernel when the
+        holder dies, so a ``kill -9`` never leaves the run locked. While held, the file
+        names the holder. Temporary files of writes killed earlier are removed.
+        """
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fh = open(self.lockfile, "a+", encoding="utf-8")  # noqa: SIM115 (held for the run)
+        except OSError as exc:
+            raise RunDirError(f"run_dir {str(self.path)!r} is not writable ({exc.strerror}); "
+                              "choose a folder you can write to") from None
+        try:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    fh.seek(0)
+                    raise RunLocked(f"run_dir {str(self.path)!r} is in use by another ipfl "
+                                    f"process ({_holder(fh.read())}); wait for it to finish "
+                                    "or stop it, then retry") from None
+        except BaseException:
+            fh.close()
+            raise
+        try:
+            fh.seek(0)
+            fh.truncate()
+            fh.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                 "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}) + "\n")
+            fh.flush()
+            for tmp in [*self.path.glob(".*.tmp"), *self.rounds.glob(".*.tmp")]:
+                tmp.unlink(missing_ok=True)
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                fh.truncate(0)
+            fh.close()  # closing releases the flock
+
+    def check_new(self) -> None:
+        """Refuse a folder that holds anything but leftovers of a killed first write."""
+        if not self.path.exists():
+            return
+        if not self.path.is_dir():
+            raise RunDirError(f"run_dir {str(self.path)!r} is a file, not a folder")
+        for p in self.path.iterdir():
+            if p.name.startswith(".") and p.name.endswith(".tmp"):
+                continue
+            if p.name not in _PARTIAL or (p.is_dir() and any(p.iterdir())):
+                raise RunDirError(f"run_dir {str(self.path)!r} is not empty; use --resume to "
+                                  "continue the run in it, or choose another folder")
 
     def create(self) -> None:
         """Create the folders."""
         self.rounds.mkdir(parents=True, exist_ok=True)
 
-    def read_config(self) -> dict[str, Any]:
-        """Return the resolved config as a dict; :class:`FileNotFoundError` if absent."""
+    # -- config -------------------------------------------------------------------------
+
+    def read_config_bytes(self) -> bytes:
+        """Return ``config.json``'s bytes; :class:`RunDirError` (with what to do) if absent."""
+        if not self.path.is_dir():
+            raise RunDirError(f"{str(self.path)!r} is not a folder, so not a run directory")
         if not self.config.is_file():
-            raise FileNotFoundError(f"run dir {str(self.path)!r} has no config.json")
-        return json.loads(self.config.read_text())
+            if self.checkpoint.exists() or self.metrics.exists():
+                raise RunDirError(f"{str(self.config)!r} is missing: the run's configuration "
+                                  "was deleted; restore it, the run cannot be read without it")
+            raise RunDirError(
+                f"{str(self.path)!r} has no config.json, so it is not a run (or one stopped "
+                "before its first write, with nothing committed): start the run again with "
+                f"--run-dir {str(self.path)!r} (leftovers are replaced) or remove the folder")
+        try:
+            return self.config.read_bytes()
+        except OSError as exc:
+            raise RunDirError(f"{str(self.config)!r} cannot be read ({exc.strerror})") from None
+
+    def read_config_doc(self) -> dict[str, Any]:
+        """Return ``config.json`` as written: the config plus its ``history`` of changes."""
+        raw = self.read_config_bytes()
+        try:
+            doc = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise RunDirError(f"{str(self.config)!r} is not UTF-8 text; restore the file "
+                              "the run wrote") from None
+        except json.JSONDecodeError as exc:
+            raise RunDirError(f"{str(self.config)!r} is not valid JSON ({exc}); restore the "
+                              "file the run wrote") from None
+        if not isinstance(doc, dict):
+            raise RunDirError(f"{str(self.config)!r} does not hold a JSON object")
+        return doc
+
+    def read_config(self) -> dict[str, Any]:
+        """Return the resolved config as a dict (without its history)."""
+        return {k: v for k, v in self.read_config_doc().items() if k != "history"}
+
+    def write_config(self, doc: dict[str, Any]) -> None:
+        """Write ``config.json`` atomically in its canonical form."""
+        atomic_write_text(self.config, config_text(doc))
+
+    # -- metrics and round records ------------------------------------------------------
 
     def write_metrics(self, rows: list[dict[str, Any]]) -> None:
         """Rewrite the whole metrics file atomically."""
         atomic_write_text(self.metrics, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
-    def read_metrics(self) -> list[dict[str, Any]]:
-        """Return all metric rows (empty if none yet)."""
+    def metric_lines(self) -> tuple[dict[int, list[str]], list[str]]:
+        """Return the raw lines of ``metrics.jsonl`` by round, and a problem per unreadable line."""
+        out: dict[int, list[str]] = {}
+        problems = []
         if not self.metrics.is_file():
-            return []
-        return [json.loads(line) for line in self.metrics.read_text().splitlines() if line]
+            return out, problems
+        try:
+            text = self.metrics.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            return out, ["metrics.jsonl is not UTF-8 text"]
+        for k, line in enumerate(text.splitlines(), 1):
+            try:
+                t = json.loads(line)["round"]
+                if isinstance(t, bool) or not isinstance(t, int):
+                    raise TypeError
+            except (ValueError, KeyError, TypeError):
+                problems.append(f"metrics.jsonl line {k} is not a metric row")
+                continue
+            out.setdefault(t, []).append(line)
+        return out, problems
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        """Return all metric rows (empty if none yet); :class:`RunDirError` on a damaged line."""
+        lines, problems = self.metric_lines()
+        if problems:
+            raise RunDirError(f"{str(self.metrics)!r}: {problems[0]}; run `ipfl audit-run "
+                              f"{str(self.path)}` for the full check")
+        rows = [json.loads(line) for t in sorted(lines) for line in lines[t]]
+        return rows
 
     def round_path(self, t: int) -> Path:
         """Path of round ``t``'s market record."""
@@ -69,10 +286,62 @@ class RunDir:
 
     def read_rounds(self) -> dict[int, dict[str, Any]]:
         """Return every recorded round, by round number."""
-        return {int(p.stem): json.loads(p.read_text()) for p in sorted(self.rounds.glob("*.json"))}
+        out = {}
+        for p in sorted(self.rounds.glob("[0-9][0-9][0-9][0-9].json")):
+            try:
+                out[int(p.stem)] = json.loads(p.read_bytes().decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                raise RunDirError(f"{str(p)!r} is not a round record (not JSON); run "
+                                  f"`ipfl audit-run {str(self.path)}`") from None
+        return out
+
+    def ledger_rows(self, t: int) -> list[list[Any]]:
+        """Return round ``t``'s ledger rows, read-only (empty without a ledger file)."""
+        if not self.ledger.is_file():
+            return []
+        con = sqlite3.connect(f"{self.ledger.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            rows = con.execute("SELECT round, payer, payee, account, amount FROM entries "
+                               "WHERE round = ? ORDER BY payer, payee, account", (t,)).fetchall()
+        finally:
+            con.close()
+        return [list(r) for r in rows]
+
+    def ledger_rounds(self) -> set[int]:
+        """Return every round with ledger rows or a booking mark."""
+        if not self.ledger.is_file():
+            return set()
+        con = sqlite3.connect(f"{self.ledger.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            return {r for (r,) in con.execute("SELECT round FROM entries UNION "
+                                              "SELECT round FROM booked")}
+        finally:
+            con.close()
+
+    # -- checkpoint and hash chain ------------------------------------------------------
+
+    def chain_entry(self, state: dict[str, Any], prev: str | None) -> dict[str, Any]:
+        """Return the chain entry of round ``state["round"]`` from the files on disk."""
+        t = state["round"]
+        rec = self.round_path(t)
+        lines, _ = self.metric_lines()
+        return {
+            "round": t, "prev": prev,
+            "config": sha256(self.config.read_bytes()),
+            "record": sha256(rec.read_bytes()) if rec.is_file() else None,
+            "metrics": sha256("\n".join(lines.get(t, [])).encode()),
+            "ledger": sha256(json.dumps(self.ledger_rows(t)).encode()),
+            "state": digest_state(state),
+        }
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
-        """Save ``state`` atomically with :func:`torch.save`."""
+        """Commit round ``state["round"]``: append its chain entry, save ``state`` atomically.
+
+        Re-committing a round (after a crash) replaces its entry and any later one.
+        """
+        chain = [e for e in state.get("chain", []) if e["round"] < state["round"]]
+        entry = self.chain_entry(state, _entry_hash(chain[-1]) if chain else None)
+        state["chain"] = [*chain, entry]
         buf = io.BytesIO()
         torch.save(state, buf)
         atomic_write_bytes(self.checkpoint, buf.getvalue())
@@ -88,6 +357,148 @@ class RunDir:
         try:
             return torch.load(self.checkpoint, weights_only=True)
         except Exception as exc:  # noqa: BLE001 (a damaged or foreign file: never run its code)
-            raise ValueError(
-                f"resume: {str(self.checkpoint)!r} is not a checkpoint this package wrote "
+            raise RunDirError(
+                f"{str(self.checkpoint)!r} is not a checkpoint this package wrote "
                 f"({type(exc).__name__}); it is refused unread") from None
+
+    def verify(self, *, resuming: bool = False,
+               state: dict[str, Any] | None = None) -> Verification:
+        """Check every artefact against the hash chain; return the problems found.
+
+        With ``resuming``, the files of the one round after the last committed one (a
+        round a crash interrupted, re-run identically on resume) are not problems.
+        Raises :class:`RunDirError` when the folder is not a run or its config unreadable.
+        """
+        doc = self.read_config_doc()
+        raw = self.read_config_bytes()
+        problems: list[str] = []
+        versions = _config_versions(raw, doc, problems)
+        if state is None:
+            try:
+                state = self.load_checkpoint()
+            except RunDirError as exc:
+                return Verification(-1, None, [str(exc)])
+        chain = [] if state is None else state.get("chain")
+        if not isinstance(chain, list):
+            return Verification(-1, None, ["checkpoint.pt holds no hash chain (written by "
+                                           "an older ipfl, or edited)"])
+        committed = chain[-1]["round"] if chain else -1
+        if state is not None:
+            if not chain:
+                problems.append("checkpoint.pt holds an empty hash chain")
+            elif state.get("round") != committed:
+                problems.append(f"checkpoint.pt: round counter {state.get('round')!r} differs "
+                                f"from the last committed round {committed}")
+            elif digest_state(state) != chain[-1].get("state"):
+                problems.append(f"checkpoint.pt: the run state differs from what round "
+                                f"{committed} committed (parameters or counters edited)")
+        elif not resuming:
+            problems.append("checkpoint.pt is missing: no round is committed (a run stopped "
+                            "inside round 0, or the checkpoint was deleted)")
+        lines, bad = self.metric_lines()
+        problems += bad
+        records = {}
+        for p in sorted(self.rounds.glob("*")) if self.rounds.is_dir() else []:
+            if p.name.startswith(".") and p.name.endswith(".tmp"):
+                continue
+            if len(p.stem) == 4 and p.stem.isdigit() and p.suffix == ".json" and p.is_file():
+                records[int(p.stem)] = p
+            else:
+                problems.append(f"rounds/{p.name} is not a round record")
+        try:
+            ledger_rounds = self.ledger_rounds()
+            wanted = ledger_rounds | set(range(committed + 1))
+            ledger_rows = {t: self.ledger_rows(t) for t in wanted}
+        except sqlite3.DatabaseError as exc:
+            problems.append(f"ledger.sqlite cannot be read ({exc})")
+            ledger_rounds, ledger_rows = set(), dict.fromkeys(range(committed + 1))
+        prev = None
+        for k, e in enumerate(chain):
+            t = e.get("round") if isinstance(e, dict) else None
+            if t != k or e.get("prev") != prev:
+                problems.append(f"hash chain: entry {k} is not linked to entry {k - 1} (edited)")
+                break
+            prev = _entry_hash(e)
+            want_cfg = [s for r, s in versions if r <= t][-1]
+            if e.get("config") != want_cfg:
+                problems.append(f"round {t}: config.json differs from the config the round "
+                                "ran with (edited)")
+            rec = records.get(t)
+            have = sha256(rec.read_bytes()) if rec is not None else None
+            if have != e.get("record"):
+                what = ("deleted" if have is None else "added" if e.get("record") is None
+                        else "edited")
+                problems.append(f"round {t}: rounds/{t:04d}.json was {what}")
+            if sha256("\n".join(lines.get(t, [])).encode()) != e.get("metrics"):
+                problems.append(f"round {t}: metrics.jsonl rows were edited, deleted or "
+                                f"duplicated ({len(lines.get(t, []))} rows found)")
+            rows = ledger_rows.get(t)
+            if rows is not None and sha256(json.dumps(rows).encode()) != e.get("ledger"):
+                problems.append(f"round {t}: ledger rows differ from those committed")
+        allowed = committed + 1 if resuming else committed
+        for what, rounds in (("round record", records), ("metrics rows", lines),
+                             ("ledger rows", ledger_rounds)):
+            for t in sorted(r for r in rounds if r > allowed or r < 0):
+                problems.append(
+                    f"round {t}: {what} of a round that was never committed (the run stopped "
+                    f"inside round {t}: `ipfl train --resume {str(self.path)}` completes it; "
+                    "or they were added by hand)")
+        return Verification(committed, prev, problems)
+
+
+def _holder(text: str) -> str:
+    try:
+        h = json.loads(text)
+        return f"pid {h['pid']} on host {h['host']}, since {h['since']}"
+    except (ValueError, KeyError, TypeError):
+        return "holder unknown"
+
+
+def _config_versions(raw: bytes, doc: dict[str, Any],
+                     problems: list[str]) -> list[tuple[int, str]]:
+    """Return ``(first round, sha256)`` of every version of the config, oldest first.
+
+    Each ``history`` item records a resume change (``set``: key -> was/now) and the round
+    it applies from; undoing the items one by one must give back each earlier file.
+    """
+    history = doc.get("history", [])
+    versions = [(0, sha256(raw))]
+    if not history:
+        return versions
+    try:
+        cur = copy.deepcopy(doc)
+        versions = [(history[-1]["round"], sha256(raw))]
+        for k in range(len(history) - 1, -1, -1):
+            item = history[k]
+            for key, change in item["set"].items():
+                table, dot, sub = key.partition(".")
+                if dot:
+                    cur[table][sub] = change["was"]
+                else:
+                    cur[key] = change["was"]
+            if k:
+                cur["history"] = history[:k]
+            else:
+                cur.pop("history")
+            s = sha256(config_text(cur).encode())
+            if s != item.get("sha256"):
+                problems.append(f"config.json: history item {k} does not give back the "
+                                "config it replaced (edited)")
+            versions.insert(0, (history[k - 1]["round"] if k else 0, s))
+    except (KeyError, TypeError, AttributeError, IndexError):
+        problems.append("config.json: its history is malformed (edited)")
+        return [(0, sha256(raw))]
+    return versions
+
+
+def is_finite_json(text: str) -> bool:
+    """Return True when ``text`` parses as JSON without NaN or infinity."""
+    def refuse(_: str) -> float:
+        raise ValueError
+
+    try:
+        json.loads(text, parse_constant=refuse)
+    except ValueError:
+        return False
+    return True
+

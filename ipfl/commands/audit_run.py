@@ -1,8 +1,15 @@
-"""``ipfl audit-run RUN_DIR``: recompute every recorded round with the mechanism layer."""
+"""``ipfl audit-run RUN_DIR``: verify a run's hash chain and recompute every recorded round.
+
+Exit codes: 0 verified; 1 a mismatch (an artefact differs from what the run committed,
+or a recorded market differs from its recomputation); 2 not a run directory, or one
+whose config cannot be read.
+"""
 
 from __future__ import annotations
 
 import click
+
+from ..cli import InputError
 
 
 @click.command("audit-run")
@@ -10,15 +17,22 @@ import click
 @click.option("--atol", type=float, default=1e-9, show_default=True,
               help="Tolerance for money amounts (the graph must match exactly).")
 def command(run_dir: str, atol: float) -> None:
-    """Recompute every recorded round of RUN_DIR; exit 1 if any recorded output differs."""
+    """Verify RUN_DIR's hash chain and recompute its rounds: exit 0 ok, 1 mismatch, 2 not a run.
+
+    Every artefact (config.json, rounds/*.json, metrics.jsonl, the ledger's rows,
+    checkpoint.pt) must be what the run committed, and every recorded market must equal
+    its recomputation by the mechanism layer.
+    """
     from training.audit import audit_run
 
     try:
         report = audit_run(run_dir, atol=atol)
-    except FileNotFoundError as exc:
-        raise click.ClickException(str(exc)) from None
+    except ValueError as exc:
+        raise InputError(f"audit-run: {exc}") from None
     for line in report.problems:
         click.echo(f"MISMATCH {line}")
-    click.echo(f"{len(report.rounds)} rounds checked, {len(report.problems)} mismatches")
+    click.echo(f"{report.committed + 1} committed rounds verified against the hash chain "
+               f"(head {report.head or 'none'}), {len(report.rounds)} round records "
+               f"recomputed, {len(report.problems)} mismatches")
     if not report.ok:
         raise SystemExit(1)

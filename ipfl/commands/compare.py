@@ -60,7 +60,9 @@ def command(sizes: str, markets: int, seed: int, c_range: str, k_range: str, n_r
             lam: str, spread: float, buyers: float, sellers: float, solver: str,
             time_limit: float | None, out: str, no_figures: bool) -> None:
     """Compare Algorithm 2 ("paper", "skip") with the exact optimum of eq. (8)."""
-    from mechanism.compare import compare, write_outputs
+    from mechanism.compare import compare
+
+    from ..compare_files import write_outputs
 
     kwargs = {"sizes": _ints(sizes), "markets": markets, "seed": seed, "c_range": _pair(c_range),
               "K_range": _pair(k_range), "N_range": _pair(n_range), "lam": _floats(lam),

@@ -18,12 +18,13 @@ def command(seed: int, overrides: tuple[str, ...], run_dir: str | None) -> None:
     """Train iPFL and local models on digits; print a per-client table and write plots."""
     from training import load_config, train
 
+    from ..cli import InputError
     from ..run_report import client_table, ir_summary, write_plots
 
     try:
         base = load_config(None, [f"seed={seed}", *overrides])
     except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise InputError(str(exc)) from None
     out = Path(run_dir or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}")
     runs = {}
     t0 = time.perf_counter()
@@ -31,8 +32,8 @@ def command(seed: int, overrides: tuple[str, ...], run_dir: str | None) -> None:
         cfg = base if algo == base.algorithm else base.replace(algorithm=algo)
         try:
             runs[algo] = train(cfg, out / algo, progress=True)
-        except ValueError as exc:
-            raise click.ClickException(str(exc)) from None
+        except (ValueError, OSError) as exc:
+            raise InputError(str(exc)) from None
     click.echo(f"\n{base.clients} clients, digits, {base.partition} beta={base.beta}, "
                f"{base.rounds} rounds, seed {seed}\n")
     click.echo(client_table(runs["ipfl"], local=runs["local"]))

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ipfl.compare_files import write_outputs
 from mechanism import Market, greedy_graph, objective, random_market
-from mechanism.compare import compare, compare_market, eq9_violations, jaccard_rows, write_outputs
+from mechanism.compare import compare, compare_market, eq9_violations, jaccard_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 

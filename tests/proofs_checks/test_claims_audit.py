@@ -4,8 +4,8 @@ import json
 
 from click.testing import CliRunner
 
+from ipfl.atomic import atomic_write_text
 from ipfl.commands.audit import command
-from mechanism.atomic import atomic_write_text
 from proofs_checks.audit import HEADER, render_markdown, run_audit
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training import RunDir, train
+from training import RunDir, audit_run, train
 from training.ledger import Ledger
 
 
@@ -98,3 +98,6 @@ def test_sigkill_then_resume_gives_identical_metrics(tmp_path, ref, point):
     for t in (1, 2, 3):
         assert led_a.entries(t) == led_b.entries(t)
     assert np.isclose(sum(led_a.round_sum(t) for t in (1, 2, 3)), 0.0)
+    report = audit_run(run)  # the resumed run's hash chain equals the uninterrupted one's
+    assert report.ok, report.problems
+    assert report.head == audit_run(ref).head

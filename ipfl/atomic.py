@@ -3,7 +3,14 @@
 A temporary file in the destination folder is written, flushed and fsync'ed, then
 renamed over the destination with :func:`os.replace` (atomic on POSIX and Windows).
 A crash or ``kill -9`` at any moment leaves either the old file or the new one, never
-a half-written one, and no temporary file survives an exception.
+a half-written one, and no temporary file survives an exception (one killed mid-write
+is named ``.NAME.*.tmp``; run directories remove such leftovers when next opened).
+
+The file gets the permissions of a plain ``open(path, "w")``: ``0o666`` less the
+user's umask (:func:`tempfile.mkstemp` alone would leave ``0o600``).
+
+This module lives in :mod:`ipfl`, not :mod:`mechanism`: the mechanism layer does no
+file I/O.
 """
 
 from __future__ import annotations
@@ -12,7 +19,14 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "default_mode"]
+
+
+def default_mode() -> int:
+    """Return the mode a new file gets from the current umask (``0o666 & ~umask``)."""
+    umask = os.umask(0o022)  # read it (there is no getter) and put it back at once
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -22,6 +36,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
+            if hasattr(os, "fchmod"):
+                os.fchmod(fh.fileno(), default_mode())
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
