@@ -135,6 +135,7 @@ build-backend = "hatchling.build"
 name = "ipfl-flower-app"
 version = "0.1.0"
 description = "iPFL on Flower: the app is the installed ipfl package"
+license = "MIT"
 dependencies = []
 
 [tool.flwr.app]
@@ -171,10 +172,21 @@ class _Processes:
         return proc
 
     def stop(self, grace: float = 10.0) -> list[str]:
-        """SIGTERM every group started here, wait ``grace`` s, SIGKILL what is left."""
+        """SIGTERM every group started here, wait ``grace`` s, SIGKILL what is left.
+
+        Descendants that left the group (the SuperLink starts its SuperExec detached)
+        are found in ``/proc`` first and stopped by their PID too.
+        """
+        strays: list[int] = []
+        for _, proc, _ in self.procs:
+            strays += [pid for pid in _descendants(proc.pid) if _pgid(pid) != proc.pid]
+        self.pids += strays
         for _, proc, _ in reversed(self.procs):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
+        for pid in strays:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
         killed = []
         for name, proc, out in self.procs:
@@ -187,7 +199,55 @@ class _Processes:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
             out.close()
+        deadline = time.monotonic() + grace
+        for pid in strays:
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _alive(pid):
+                killed.append(str(pid))
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         return killed
+
+
+def _children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            kids.setdefault(ppid, []).append(int(entry.name))
+    return kids
+
+
+def _descendants(pid: int) -> list[int]:
+    """Return the PIDs below ``pid`` in the process tree (Linux ``/proc``; else none)."""
+    if not Path("/proc").is_dir():
+        return []
+    kids, out, todo = _children(), [], [pid]
+    while todo:
+        for k in kids.get(todo.pop(), []):
+            out.append(k)
+            todo.append(k)
+    return out
+
+
+def _pgid(pid: int) -> int:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return -1
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def deploy_local(cfg: Any, run_dir: Path, *, resume: bool = False,
@@ -213,8 +273,9 @@ def deploy_local(cfg: Any, run_dir: Path, *, resume: bool = False,
     if not resume:
         cfg_file.write_text(cfg.dumps())
     m = cfg.clients if not resume else json.loads((run_dir / "config.json").read_text())["clients"]
-    env = {**os.environ, **flower_env(folder)}
     bindir = Path(sys.executable).parent
+    env = {**os.environ, **flower_env(folder),
+           "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
     procs = _Processes(logs, env)
     link_port = _free_port()
     out: dict[str, Any] = {"error": None, "seconds": [], "pids": procs.pids}
@@ -247,10 +308,9 @@ def deploy_local(cfg: Any, run_dir: Path, *, resume: bool = False,
                 [str(bindir / "flwr"), "run", str(app), "loopback", "--stream",
                  "--run-config", rc], stdout=fh, stderr=subprocess.STDOUT,
                 env={**env, "FLWR_HOME": str(home)}, timeout=budget, cwd=folder)
-        text = run_log.read_text()
-        for line in text.splitlines():
-            if "ipfl round" in line and "s)" in line:
-                out["seconds"].append(float(line.rsplit("(", 1)[1].split(" s)")[0]))
+        timings = folder / "timings.json"
+        if timings.is_file():
+            out["seconds"] = json.loads(timings.read_text())["seconds"]
         err = folder / "error.txt"
         if err.is_file():
             out["error"] = err.read_text().strip()

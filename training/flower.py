@@ -28,9 +28,9 @@ keys ``run-dir``, ``config`` (a JSON file of the resolved config), ``resume``,
 from __future__ import annotations
 
 import json
-import logging
 import time
 from dataclasses import dataclass
+from logging import ERROR, INFO, WARNING
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ from flwr.app import (  # noqa: E402
     RecordDict,
 )
 from flwr.clientapp import ClientApp  # noqa: E402
+from flwr.common.logger import log  # noqa: E402 (Flower's logger: streamed by flwr run)
 from flwr.serverapp import Grid, ServerApp  # noqa: E402
 
 from .config import Config  # noqa: E402
@@ -61,8 +62,6 @@ from .remote import (  # noqa: E402
 )
 
 __all__ = ["FlowerSettings", "client_app", "make_server_app", "server_app", "server_main"]
-
-log = logging.getLogger("ipfl.flower")
 
 
 @dataclass
@@ -301,7 +300,7 @@ def _round(grid: Grid, coord: Coordinator, node_of: dict[int, int], t: int,
     rows = coord.finish(ph, replies)
     for d in coord.drops:
         if d.round == t:
-            log.warning("round %d: client %d dropped (%s)", t, d.client, d.why)
+            log(WARNING, "round %d: client %d dropped (%s)", t, d.client, d.why)
     return rows
 
 
@@ -337,19 +336,24 @@ def server_main(grid: Grid, context: Context, settings: FlowerSettings | None = 
         coord = Coordinator(s.config, s.run_dir, resume=s.resume)
         nodes = _wait_for_nodes(grid, coord.cfg.clients, s.node_timeout)
         node_of = _profiles(grid, coord, nodes, s.round_timeout)
-        for t in range(coord.next_round, coord.cfg.rounds + 1):
+        timings = coord.rd.path / "flower" / "timings.json"
+        timings.parent.mkdir(exist_ok=True)
+        first = coord.next_round
+        for t in range(first, coord.cfg.rounds + 1):
             t0 = time.perf_counter()
             rows = _round(grid, coord, node_of, t, s.round_timeout)
             outcome["seconds"].append(time.perf_counter() - t0)
+            timings.write_text(json.dumps({"first_round": first,
+                                           "seconds": outcome["seconds"]}))
             acc = np.mean([r["acc"] for r in rows])
-            log.info("ipfl round %d/%d: mean acc %.4f (%.2f s)", t, coord.cfg.rounds, acc,
+            log(INFO, "ipfl round %d/%d: mean acc %.4f (%.2f s)", t, coord.cfg.rounds, acc,
                      outcome["seconds"][-1])
         _final_evaluation(grid, coord, node_of, s.round_timeout)
         outcome["rows"] = coord.rows
         outcome["drops"] = [vars(d) for d in coord.drops]
     except (ValueError, FileNotFoundError) as exc:  # ProtocolError is a ValueError
         outcome["error"] = str(exc)
-        log.error("ipfl: %s", exc)
+        log(ERROR, "ipfl: %s", exc)
         run_dir = getattr(settings, "run_dir", None) or dict(context.run_config).get("run-dir")
         if run_dir and Path(str(run_dir)).is_dir():
             folder = Path(str(run_dir)) / "flower"
