@@ -6,14 +6,15 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test lint bench audit clean
+.PHONY: venv demo test lint bench audit clean flower-sim
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# The CPU build of torch, pinned so pip never pulls the multi-GB CUDA build.
 	$(BIN)/python -m pip install -q "torch==2.13.0"
-	$(BIN)/python -m pip install -q -e ".[train,explore,dev]"
+	# flower: the Flower equivalence test runs in CI (no Ray: `make flower-sim` adds it).
+	$(BIN)/python -m pip install -q -e ".[train,explore,dev,flower]"
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -24,6 +25,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest -q --doctest-modules mechanism proofs_checks training tests
+
+flower-sim: $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[flower-sim]"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_mechanism.py

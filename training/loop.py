@@ -303,9 +303,16 @@ def train(cfg: Config | None, run_dir: str | Path, *, resume: bool = False,
         raise
 
 
-def _train_locked(cfg: Config | None, rd: RunDir, resume: bool, progress: bool,
-                  model: nn.Module | None, data: Any,
-                  overrides: list[str]) -> list[dict[str, Any]]:
+def open_run(rd: RunDir, cfg: Config | None, resume: bool, overrides: list[str],
+             allow: tuple[str, ...] = ()) -> tuple[Config, dict[str, Any] | None,
+                                                   dict[str, Any] | None]:
+    """Return (config, config document to write or None, checkpointed state or None).
+
+    A new run checks that the folder is empty (``allow``: a transport's own entries);
+    a resumed run reads its config, verifies every artefact against the hash chain and
+    applies ``overrides`` to non-structural keys (recorded in the config's history).
+    Every transport calls this while holding the run's lock.
+    """
     doc = None
     state = None
     if resume:
@@ -324,9 +331,18 @@ def _train_locked(cfg: Config | None, rd: RunDir, resume: bool, progress: bool,
         if overrides:
             cfg, doc = resume_config(current, overrides, check.committed + 1,
                                      sha256(rd.read_config_bytes()))
+    elif cfg is None:
+        raise ValueError("train: cfg is required for a new run")
     else:
-        rd.check_new()
+        rd.check_new(allow)
         doc = cfg.to_dict()
+    return cfg, doc, state
+
+
+def _train_locked(cfg: Config | None, rd: RunDir, resume: bool, progress: bool,
+                  model: nn.Module | None, data: Any,
+                  overrides: list[str]) -> list[dict[str, Any]]:
+    cfg, doc, state = open_run(rd, cfg, resume, overrides)
     algo = get_algorithm(cfg)
     fed = prepare(cfg, model, data)
     check_stability(algo, fed)

@@ -181,14 +181,17 @@ class RunDir:
                 fh.truncate(0)
             fh.close()  # closing releases the flock
 
-    def check_new(self) -> None:
-        """Refuse a folder that holds anything but leftovers of a killed first write."""
+    def check_new(self, allow: tuple[str, ...] = ()) -> None:
+        """Refuse a folder that holds anything but leftovers of a killed first write.
+
+        ``allow`` names further entries a transport keeps there (Flower's ``flower/``).
+        """
         if not self.path.exists():
             return
         if not self.path.is_dir():
             raise RunDirError(f"run_dir {str(self.path)!r} is a file, not a folder")
         for p in self.path.iterdir():
-            if p.name.startswith(".") and p.name.endswith(".tmp"):
+            if (p.name.startswith(".") and p.name.endswith(".tmp")) or p.name in allow:
                 continue
             if p.name not in _PARTIAL or (p.is_dir() and any(p.iterdir())):
                 raise RunDirError(f"run_dir {str(self.path)!r} is not empty; use --resume to "

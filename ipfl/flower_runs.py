@@ -1,0 +1,328 @@
+"""Run a Flower app on this machine: Ray simulation, or SuperLink + SuperNodes on loopback.
+
+Both keep everything Flower and Ray write inside ``RUN_DIR/flower/`` (Flower's home, Ray's
+temporary folder, the processes' logs), switch telemetry, update checks and run-time
+dependency installation off, and leave nothing running: the simulation shuts Ray down,
+the loopback deployment stops every process it started by its PID (process group).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["deploy_local", "flower_env", "simulate"]
+
+#: Ray's socket paths must stay under the 107-byte limit of a Unix socket path
+_RAY_PATH_MAX = 50
+
+
+def flower_env(folder: Path) -> dict[str, str]:
+    """Return the environment switches of every Flower / Ray process of a run."""
+    return {
+        "FLWR_HOME": str(folder / "home"),
+        "FLWR_TELEMETRY_ENABLED": "0",
+        "FLWR_DISABLE_UPDATE_CHECK": "1",
+        "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
+        "RAY_TMPDIR": str(folder / "ray"),
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_DEDUP_LOGS": "0",
+    }
+
+
+def _folder(run_dir: Path) -> Path:
+    folder = run_dir.resolve() / "flower"
+    (folder / "home").mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _check_run_dir(run_dir: Path, resume: bool) -> None:
+    if resume:
+        if not (run_dir / "config.json").is_file():
+            raise ValueError(f"resume: {str(run_dir)!r} has no config.json")
+    elif run_dir.exists() and any(p.name != "flower" for p in run_dir.iterdir()):
+        raise ValueError(f"run_dir = {str(run_dir)!r} is not empty; use --resume to continue it")
+
+
+def simulate(cfg: Any, run_dir: Path, *, resume: bool = False, round_timeout: float = 600.0,
+             cpus: int | None = None) -> dict[str, Any]:
+    """Run ``cfg`` in Flower's Ray simulation (one virtual SuperNode per client).
+
+    Returns the ServerApp's outcome (``rows``, ``seconds`` per round, ``error``) plus
+    ``startup`` (seconds before round 0 began) and ``total``.
+    """
+    from training.remote import require_flower
+
+    require_flower(simulation=True)
+    run_dir = Path(run_dir)
+    _check_run_dir(run_dir, resume)
+    folder = _folder(run_dir)
+    ray_tmp = folder / "ray"
+    if len(str(ray_tmp)) > _RAY_PATH_MAX:  # Ray's session sockets live under it
+        ray_tmp = Path("/tmp") / f"ipfl-ray-{os.getpid()}"
+        (folder / "ray-tmp-location.txt").write_text(f"{ray_tmp}\n")
+    env = flower_env(folder)
+    env["RAY_TMPDIR"] = str(ray_tmp)
+    os.environ.update(env)
+    ray_tmp.mkdir(parents=True, exist_ok=True)
+
+    from flwr.simulation import run_simulation
+
+    from training.config import Config
+    from training.flower import FlowerSettings, client_app, make_server_app
+
+    if resume:
+        cfg = Config.from_dict(json.loads((run_dir / "config.json").read_text()))
+    settings = FlowerSettings(run_dir=str(run_dir), config=None if resume else cfg,
+                              resume=resume, round_timeout=round_timeout, node_timeout=120.0)
+    outcome: dict[str, Any] = {}
+    n_cpus = cpus or min(cfg.clients, os.cpu_count() or 1)
+    backend = {"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+               "init_args": {"num_cpus": n_cpus, "num_gpus": 0, "_temp_dir": str(ray_tmp),
+                             "include_dashboard": False, "log_to_driver": False}}
+    t0 = time.perf_counter()
+    try:
+        run_simulation(server_app=make_server_app(settings, outcome), client_app=client_app,
+                       num_supernodes=cfg.clients, backend_config=backend)
+    finally:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+        if ray_tmp.parent == Path("/tmp"):
+            shutil.rmtree(ray_tmp, ignore_errors=True)
+    outcome["total"] = time.perf_counter() - t0
+    if outcome.get("error") is None and "rows" not in outcome:
+        outcome["error"] = "the Flower simulation ended without running the ServerApp"
+    return outcome
+
+
+# ----- loopback deployment ------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, proc: subprocess.Popen, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode} before listening "
+                               f"on 127.0.0.1:{port}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {timeout:g} s")
+
+
+_APP_TOML = """\
+[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+
+[project]
+name = "ipfl-flower-app"
+version = "0.1.0"
+description = "iPFL on Flower: the app is the installed ipfl package"
+license = "MIT"
+dependencies = []
+
+[tool.flwr.app]
+publisher = "ipfl"
+
+[tool.flwr.app.components]
+serverapp = "training.flower:server_app"
+clientapp = "training.flower:client_app"
+
+[tool.flwr.app.config]
+run-dir = ""
+config = ""
+resume = false
+round-timeout = 600.0
+node-timeout = 120.0
+"""
+
+
+class _Processes:
+    """Processes started here, each in its own process group, stopped by PID at exit."""
+
+    def __init__(self, logs: Path, env: dict[str, str]) -> None:
+        self.logs, self.env, self.procs = logs, env, []
+        self.pids: list[int] = []
+
+    def start(self, name: str, argv: list[str], home: Path) -> subprocess.Popen:
+        home.mkdir(parents=True, exist_ok=True)
+        env = {**self.env, "FLWR_HOME": str(home)}
+        out = open(self.logs / f"{name}.log", "w")  # noqa: SIM115 (closed in stop)
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
+        self.procs.append((name, proc, out))
+        self.pids.append(proc.pid)
+        return proc
+
+    def stop(self, grace: float = 10.0) -> list[str]:
+        """SIGTERM every group started here, wait ``grace`` s, SIGKILL what is left.
+
+        Descendants that left the group (the SuperLink starts its SuperExec detached)
+        are found in ``/proc`` first and stopped by their PID too.
+        """
+        strays: list[int] = []
+        for _, proc, _ in self.procs:
+            strays += [pid for pid in _descendants(proc.pid) if _pgid(pid) != proc.pid]
+        self.pids += strays
+        for _, proc, _ in reversed(self.procs):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        for pid in strays:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        killed = []
+        for name, proc, out in self.procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                killed.append(name)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # children of the group, if any
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+            out.close()
+        deadline = time.monotonic() + grace
+        for pid in strays:
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _alive(pid):
+                killed.append(str(pid))
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        return killed
+
+
+def _children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            kids.setdefault(ppid, []).append(int(entry.name))
+    return kids
+
+
+def _descendants(pid: int) -> list[int]:
+    """Return the PIDs below ``pid`` in the process tree (Linux ``/proc``; else none)."""
+    if not Path("/proc").is_dir():
+        return []
+    kids, out, todo = _children(), [], [pid]
+    while todo:
+        for k in kids.get(todo.pop(), []):
+            out.append(k)
+            todo.append(k)
+    return out
+
+
+def _pgid(pid: int) -> int:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return -1
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def deploy_local(cfg: Any, run_dir: Path, *, resume: bool = False,
+                 round_timeout: float = 600.0, node_timeout: float = 120.0,
+                 echo: Any = print) -> dict[str, Any]:
+    """Start a SuperLink and one SuperNode per client on 127.0.0.1, run the app, stop all.
+
+    Insecure mode (no TLS, no node authentication): loopback only. Returns ``seconds``
+    per round (parsed from the ServerApp's log), ``total``, ``pids`` and ``error``.
+    """
+    from training.remote import require_flower
+
+    require_flower()
+    run_dir = Path(run_dir).resolve()
+    _check_run_dir(run_dir, resume)
+    folder = _folder(run_dir)
+    logs = folder / "logs"
+    logs.mkdir(exist_ok=True)
+    app = folder / "app"
+    app.mkdir(exist_ok=True)
+    (app / "pyproject.toml").write_text(_APP_TOML)
+    cfg_file = folder / "config-in.json"
+    if not resume:
+        cfg_file.write_text(cfg.dumps())
+    m = cfg.clients if not resume else json.loads((run_dir / "config.json").read_text())["clients"]
+    bindir = Path(sys.executable).parent
+    env = {**os.environ, **flower_env(folder),
+           "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    procs = _Processes(logs, env)
+    link_port = _free_port()
+    out: dict[str, Any] = {"error": None, "seconds": [], "pids": procs.pids}
+    t0 = time.perf_counter()
+    try:
+        link = procs.start("superlink", [
+            str(bindir / "flower-superlink"), "--insecure", "--host", "127.0.0.1",
+            "--port", str(link_port), "--disable-runtime-dependency-installation",
+            "--database", str(folder / "superlink.db")], folder / "home" / "superlink")
+        _wait_port(link_port, link, 60, "flower-superlink")
+        for i in range(m):
+            port = _free_port()
+            procs.start(f"supernode-{i}", [
+                str(bindir / "flower-supernode"), "--insecure", "--superlink",
+                f"127.0.0.1:{link_port}", "--host", "127.0.0.1", "--port", str(port),
+                "--node-config", f"partition-id={i} num-partitions={m}"],
+                folder / "home" / f"supernode-{i}")
+        home = folder / "home" / "cli"
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "config.toml").write_text(
+            f'[superlink]\ndefault = "loopback"\n\n[superlink.loopback]\n'
+            f'address = "127.0.0.1:{link_port}"\ninsecure = true\n')
+        rc = (f'run-dir="{run_dir}" config="{cfg_file if not resume else ""}" '
+              f'resume={"true" if resume else "false"} round-timeout={float(round_timeout)} '
+              f'node-timeout={float(node_timeout)}')
+        budget = node_timeout + (cfg.rounds + 3) * round_timeout + 60
+        run_log = logs / "flwr-run.log"
+        with open(run_log, "w") as fh:
+            done = subprocess.run(
+                [str(bindir / "flwr"), "run", str(app), "loopback", "--stream",
+                 "--run-config", rc], stdout=fh, stderr=subprocess.STDOUT,
+                env={**env, "FLWR_HOME": str(home)}, timeout=budget, cwd=folder)
+        timings = folder / "timings.json"
+        if timings.is_file():
+            out["seconds"] = json.loads(timings.read_text())["seconds"]
+        err = folder / "error.txt"
+        if err.is_file():
+            out["error"] = err.read_text().strip()
+        elif done.returncode != 0 or not (run_dir / "checkpoint.pt").is_file():
+            out["error"] = (f"flwr run failed (exit code {done.returncode}); see "
+                            f"{run_log}")
+    except subprocess.TimeoutExpired:
+        out["error"] = f"flwr run did not finish within {budget:g} s; see {logs}"
+    except RuntimeError as exc:
+        out["error"] = f"{exc}; see {logs}"
+    finally:
+        out["killed"] = procs.stop()
+        out["total"] = time.perf_counter() - t0
+    echo(f"stopped PIDs {procs.pids}")
+    return out

@@ -1,0 +1,206 @@
+"""The Flower transport records exactly what ``ipfl train`` records (no Ray: a stand-in Grid).
+
+The stand-in ``LocalGrid`` below delivers each message to the real ClientApp in this
+process, with one ``Context`` per node (its ``partition-id`` and its own ``state``), as a
+SuperNode would. It is pinned to flwr 1.42: building a ``Message`` outside Flower's
+runtime needs the internal ``TaskIdentity`` set.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import pytest
+
+pytest.importorskip("flwr")
+
+from flwr.app import Context, RecordDict  # noqa: E402
+from flwr.supercore.task_identity import TaskIdentity  # noqa: E402
+
+from training import Config, audit_run, train  # noqa: E402
+from training.flower import FlowerSettings, client_app, server_main  # noqa: E402
+from training.ledger import Ledger  # noqa: E402
+from training.rundir import RunDir  # noqa: E402
+
+
+class LocalGrid:
+    """A pinned, in-process stand-in for ``flwr.serverapp.Grid`` calling the real ClientApp.
+
+    ``silent`` maps a round (the message's group id) to partition ids that never answer
+    (a timeout); ``partitions`` lists each node's partition id (default 0 .. m-1).
+    """
+
+    def __init__(self, partitions, silent=None):
+        self.nodes = {1000 + 7 * k: Context(run_id=1, node_id=1000 + 7 * k,
+                                            node_config={"partition-id": p,
+                                                         "num-partitions": len(partitions)},
+                                            state=RecordDict(), run_config={})
+                      for k, p in enumerate(partitions)}
+        self.silent = silent or {}
+
+    def get_node_ids(self):
+        return list(self.nodes)
+
+    def send_and_receive(self, messages, *, timeout=None):
+        replies = []
+        for msg in messages:
+            ctx = self.nodes[msg.metadata.dst_node_id]
+            if ctx.node_config["partition-id"] in self.silent.get(msg.metadata.group_id, ()):
+                continue
+            replies.append(self.deliver(msg, ctx))
+        return replies
+
+    def deliver(self, msg, ctx):
+        return client_app(msg, ctx)
+
+
+@pytest.fixture(autouse=True)
+def _task_identity():
+    TaskIdentity.run_id, TaskIdentity.task_id, TaskIdentity.node_id = 1, 1, 0
+    yield
+
+
+def _cfg(**kw) -> Config:
+    return Config(clients=4, rounds=3, epochs=1, hidden=16, max_samples=400, beta=0.5, **kw)
+
+
+def _flower(cfg, run_dir, grid=None, **kw):
+    grid = grid or LocalGrid(range(cfg.clients))
+    outcome = {}
+    server_main(grid, Context(0, 0, {}, RecordDict(), {}),
+                FlowerSettings(run_dir=str(run_dir), config=cfg, round_timeout=5,
+                               node_timeout=1, **kw), outcome)
+    return outcome
+
+
+def _rows(path):
+    return RunDir(path).read_metrics()
+
+
+@pytest.mark.parametrize("algorithm", ["ipfl", "fedavg", "ditto", "fedfomo"])
+def test_flower_run_records_what_train_records(tmp_path, algorithm):
+    """Same seed, partition, config: same graphs, payments (1e-9), accuracies (1e-6)."""
+    # Prepare
+    cfg = _cfg().replace(algorithm=algorithm)
+    # Execute
+    train(cfg, tmp_path / "train", progress=False)
+    outcome = _flower(cfg, tmp_path / "flower")
+    # Assert
+    assert outcome["error"] is None
+    a, b = _rows(tmp_path / "train"), _rows(tmp_path / "flower")
+    assert [(r["round"], r["client"], r["active"]) for r in a] == \
+        [(r["round"], r["client"], r["active"]) for r in b]
+    for ra, rb in zip(a, b, strict=True):
+        for key in ("acc", "val_acc", "best_acc"):
+            assert math.isclose(ra[key], rb[key], abs_tol=1e-6), (key, ra, rb)
+        for key in ("U", "cum_U", "p", "paid", "received"):
+            assert math.isclose(ra[key], rb[key], abs_tol=1e-9), (key, ra, rb)
+        assert (ra["imports"], ra["importers"]) == (rb["imports"], rb["importers"])
+    ra, rb = RunDir(tmp_path / "train").read_rounds(), RunDir(tmp_path / "flower").read_rounds()
+    assert sorted(ra) == sorted(rb)
+    for t in ra:
+        assert ra[t]["outputs"]["A"] == rb[t]["outputs"]["A"]
+    if algorithm == "ipfl":
+        la, lb = Ledger(tmp_path / "train/ledger.sqlite"), Ledger(tmp_path / "flower/ledger.sqlite")
+        for t in ra:
+            ea, eb = la.entries(t), lb.entries(t)
+            assert [e[:4] for e in ea] == [e[:4] for e in eb]
+            assert all(abs(x[4] - y[4]) <= 1e-9 for x, y in zip(ea, eb, strict=True))
+    assert audit_run(tmp_path / "flower").ok
+
+
+def test_flower_run_resumes_and_train_resumes_it(tmp_path):
+    """A Flower checkpoint has train's layout: Flower and ``train`` both resume it."""
+    # Prepare: two Flower runs stopped after round 1 (a config of 1 round, then 3)
+    cfg = _cfg()
+    train(cfg, tmp_path / "train", progress=False)
+    for name in ("flower", "mixed"):
+        _flower(cfg.replace(rounds=1, hyper=cfg.hyper), tmp_path / name)
+    # Execute: extend one over Flower with fresh nodes (empty state), the other in process
+    outcome = _flower(None, tmp_path / "flower", LocalGrid(range(4)), resume=True,
+                      overrides=("rounds=3",))
+    train(None, tmp_path / "mixed", resume=True, progress=False, overrides=["rounds=3"])
+    # Assert
+    assert outcome["error"] is None
+    want = [r["acc"] for r in _rows(tmp_path / "train")]
+    for name in ("flower", "mixed"):
+        assert [r["acc"] for r in _rows(tmp_path / name)] == pytest.approx(want, abs=1e-6)
+
+
+def test_silent_client_is_dropped_and_market_settled_without_it(tmp_path):
+    """A client that misses round 2's timeout is recorded as dropped and leaves the market."""
+    # Execute
+    outcome = _flower(_cfg(), tmp_path, LocalGrid(range(4), silent={"2": {1}}))
+    # Assert
+    assert outcome["error"] is None
+    rows = _rows(tmp_path)
+    r2 = next(r for r in rows if r["round"] == 2 and r["client"] == 1)
+    assert r2["dropped"] == 1.0 and not r2["active"]
+    assert RunDir(tmp_path).read_rounds()[3]["clients"] == [0, 2, 3]
+    drops = [json.loads(x) for x in (tmp_path / "drops.jsonl").read_text().splitlines()]
+    assert drops == [{"client": 1, "round": 2, "why": "timeout"}]
+    assert audit_run(tmp_path).ok
+
+
+def test_quitting_client_matches_train(tmp_path):
+    """A client whose bill exceeds its budget quits by flag, as in ``ipfl train``."""
+    # Prepare
+    cfg = _cfg(budget=(0.0, math.inf, math.inf, math.inf))
+    # Execute
+    train(cfg, tmp_path / "train", progress=False)
+    outcome = _flower(cfg, tmp_path / "flower")
+    # Assert
+    assert outcome["error"] is None
+    a, b = _rows(tmp_path / "train"), _rows(tmp_path / "flower")
+    assert [r["active"] for r in a] == [r["active"] for r in b]
+    assert [r["p"] for r in a] == pytest.approx([r["p"] for r in b], abs=1e-9)
+
+
+@pytest.mark.parametrize(("partitions", "message"), [
+    ([0, 1, 2], "only 3 nodes connected"),
+    ([0, 1, 2, 7], "out of range"),
+    ([0, 1, 1, 2], "held by two nodes"),
+])
+def test_bad_federation_is_one_clear_error(tmp_path, partitions, message):
+    """Too few nodes, a partition id out of range or duplicated: one line, no traceback."""
+    outcome = _flower(_cfg(), tmp_path, LocalGrid(partitions))
+    assert message in outcome["error"]
+    assert "\n" not in outcome["error"]
+
+
+def test_profile_reply_missing_a_field_is_one_clear_error(tmp_path):
+    """A node whose profile reply lacks ``n_train`` stops the run with one line."""
+    # Prepare
+    class Lacking(LocalGrid):
+        def deliver(self, msg, ctx):
+            rep = client_app(msg, ctx)
+            if msg.metadata.message_type == "query.profile":
+                del rep.content["profile"]["n_train"]
+            return rep
+
+    # Execute
+    outcome = _flower(_cfg(), tmp_path, Lacking(range(4)))
+    # Assert
+    assert "profile reply lacks ['n_train']" in outcome["error"]
+
+
+@pytest.mark.parametrize(("version", "message"), [
+    (None, "Flower is not installed: pip install 'ipfl[flower]'"),
+    ("1.43.0", "Flower 1.43.0 is installed, but ipfl needs flwr>=1.42,<1.43"),
+])
+def test_missing_or_other_flower_is_one_line(monkeypatch, version, message):
+    """Without flwr 1.42 the import error names the extra, on one line."""
+    from importlib import metadata
+
+    from training.remote import require_flower
+
+    def fake(name):
+        if version is None:
+            raise metadata.PackageNotFoundError(name)
+        return version
+
+    monkeypatch.setattr(metadata, "version", fake)
+    with pytest.raises(ImportError, match=re.escape(message)):
+        require_flower()

@@ -1,0 +1,390 @@
+r"""Flower transport (flwr 1.42, Message API): a ServerApp and a ClientApp for every algorithm.
+
+Importing this module needs ``pip install 'ipfl[flower]'``; without it (or with another
+Flower version) the import raises :class:`ImportError` with one line naming the extra.
+
+* ``server_app`` (:class:`flwr.serverapp.ServerApp`, ``@app.main()`` over a ``Grid``)
+  wraps :class:`training.remote.Coordinator`: it queries every node once for its profile
+  (``query.profile``), maps each node to its **partition id** (the node config's
+  ``partition-id``; node ids are random and never used as client identities), then
+  for every round sends each client its own ``train`` message (its start point,
+  prox-centre, weight, bill and extras: there is no single global model) and settles
+  the market with the same :func:`training.loop.server_phase` as ``ipfl train``. Every
+  wait has a timeout: ``node-timeout`` for the nodes to connect, ``round-timeout`` for
+  a round's replies; a client that does not answer in time is dropped and recorded.
+  At the end every client still in is asked to ``evaluate`` the model it keeps, and
+  the answers go to ``RUN_DIR/flower/final_evaluation.json``.
+* ``client_app`` (:class:`flwr.clientapp.ClientApp`) answers ``query.profile``,
+  ``train`` and ``evaluate`` with :func:`training.remote.client_profile` and
+  :func:`training.remote.client_round`; the client's algorithm state lives in the
+  node's ``context.state`` (an ``ArrayRecord``), so it survives a deployed client
+  starting a fresh process for every message.
+
+Settings come from :class:`FlowerSettings`, or, under ``flwr run``, from the run config
+keys ``run-dir``, ``config`` (a JSON file of the resolved config), ``resume``,
+``round-timeout`` and ``node-timeout``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from logging import ERROR, INFO, WARNING
+from pathlib import Path
+from typing import Any
+
+from .remote import require_flower
+
+require_flower()
+
+import numpy as np  # noqa: E402
+from flwr.app import (  # noqa: E402
+    Array,
+    ArrayRecord,
+    ConfigRecord,
+    Context,
+    Message,
+    MetricRecord,
+    RecordDict,
+)
+from flwr.clientapp import ClientApp  # noqa: E402
+from flwr.common.logger import log  # noqa: E402 (Flower's logger: streamed by flwr run)
+from flwr.serverapp import Grid, ServerApp  # noqa: E402
+
+from .config import Config  # noqa: E402
+from .remote import (  # noqa: E402
+    PROFILE_FIELDS,
+    Coordinator,
+    ProtocolError,
+    client_profile,
+    client_round,
+)
+from .rundir import RunDir, atomic_write_text  # noqa: E402
+
+__all__ = ["FlowerSettings", "client_app", "make_server_app", "server_app", "server_main"]
+
+
+@dataclass
+class FlowerSettings:
+    """What the ServerApp needs besides the grid.
+
+    Attributes
+    ----------
+    run_dir : str
+        The run directory (as ``ipfl train --run-dir``).
+    config : Config or None
+        The config of a new run (None: ``resume``).
+    resume : bool
+        Continue the run in ``run_dir``.
+    overrides : tuple of str
+        On resume, ``key=value`` changes of non-structural keys (as ``ipfl train
+        --resume DIR --set``), e.g. ``rounds=30`` to extend a finished run.
+    round_timeout, node_timeout : float
+        Seconds to wait for a round's replies, and for the nodes to connect.
+    """
+
+    run_dir: str
+    config: Config | None = None
+    resume: bool = False
+    round_timeout: float = 600.0
+    node_timeout: float = 120.0
+    overrides: tuple[str, ...] = ()
+
+    @classmethod
+    def from_run_config(cls, rc: dict[str, Any]) -> FlowerSettings:
+        """Read the settings from a Flower run config (``flwr run --run-config``)."""
+        if "run-dir" not in rc:
+            raise ProtocolError("the run config lacks run-dir (flwr run --run-config "
+                                "'run-dir=\"DIR\" config=\"FILE\"')")
+        cfg = None
+        if rc.get("config"):
+            cfg = Config.from_dict(json.loads(Path(str(rc["config"])).read_text()))
+        sets = tuple(x for x in str(rc.get("overrides", "")).split("|") if x)
+        return cls(run_dir=str(rc["run-dir"]), config=cfg, resume=bool(rc.get("resume", False)),
+                   overrides=sets,
+                   round_timeout=float(rc.get("round-timeout", 600.0)),
+                   node_timeout=float(rc.get("node-timeout", 120.0)))
+
+
+# ----- records <-> payloads -----------------------------------------------------------------
+def _arrays(d: dict[str, np.ndarray]) -> ArrayRecord:
+    return ArrayRecord({k: Array(np.ascontiguousarray(v)) for k, v in d.items()})
+
+
+def _numpy(rec: ArrayRecord) -> dict[str, np.ndarray]:
+    return {k: v.numpy() for k, v in rec.items()}
+
+
+def _train_content(config_text: str, p: dict[str, Any]) -> RecordDict:
+    rd = RecordDict({
+        "settings": ConfigRecord({"config": config_text, "round": int(p["round"]),
+                                  "stays": bool(p["stays"]), "bill": float(p["bill"]),
+                                  "prox": float(p["prox"])}),
+        "model": _arrays({"start": p["start"], "center": p["center"]}),
+        "extras": _arrays(p["extras"]),
+    })
+    if "state" in p:
+        rd["state"] = _arrays(p["state"])
+    return rd
+
+
+def _train_payload(content: RecordDict) -> tuple[str, dict[str, Any]]:
+    s = content["settings"]
+    model = _numpy(content["model"])
+    p = {"round": int(s["round"]), "stays": bool(s["stays"]), "bill": float(s["bill"]),
+         "prox": float(s["prox"]), "start": model["start"], "center": model["center"],
+         "extras": _numpy(content["extras"])}
+    if "state" in content:
+        p["state"] = _numpy(content["state"])
+    return str(s["config"]), p
+
+
+def _reply_payload(content: RecordDict) -> dict[str, Any] | str:
+    head = content["reply"]
+    if "error" in head:
+        return str(head["error"])
+    if head["quit"]:
+        return {"quit": True}
+    return {"quit": False, "upload": _numpy(content["upload"])["upload"],
+            "info": _numpy(content["info"]), "state": _numpy(content["state"]),
+            "metrics": {k: float(v) for k, v in content["metrics"].items()}}
+
+
+def _error(text: str) -> RecordDict:
+    return RecordDict({"reply": ConfigRecord({"error": text})})
+
+
+# ----- the client ---------------------------------------------------------------------------
+client_app = ClientApp()
+
+
+def _partition(context: Context) -> int:
+    pid = context.node_config.get("partition-id")
+    if pid is None or isinstance(pid, bool) or not float(pid).is_integer():
+        raise ProtocolError(f"the node config has no integer partition-id (got {pid!r}); "
+                            "start the SuperNode with --node-config 'partition-id=I'")
+    return int(pid)
+
+
+@client_app.query("profile")
+def _query_profile(msg: Message, context: Context) -> Message:
+    """Answer the one-time profile query: partition id, data sizes, shapes, model digest."""
+    try:
+        prof = client_profile(str(msg.content["settings"]["config"]), _partition(context))
+        n = context.node_config.get("num-partitions")
+        if n is not None and int(n) != json.loads(str(msg.content["settings"]["config"]))[
+                "clients"]:
+            raise ProtocolError(f"node config num-partitions = {n} differs from the config's "
+                                "clients")
+        content = RecordDict({"profile": ConfigRecord(prof)})
+    except (ValueError, KeyError, FileNotFoundError) as exc:
+        content = _error(str(exc))
+    return Message(content, reply_to=msg)
+
+
+@client_app.train()
+def _train(msg: Message, context: Context) -> Message:
+    """Run one round of this client's algorithm; keep its state in ``context.state``."""
+    try:
+        config_text, payload = _train_payload(msg.content)
+        pid = _partition(context)
+        held = context.state.get("ipfl.state")
+        meta = context.state.get("ipfl.meta")
+        state = None if held is None else _numpy(held)
+        state_round = -1 if meta is None else int(meta["round"])
+        reply, new_state = client_round(config_text, pid, payload, state, state_round)
+    except (ValueError, KeyError, FileNotFoundError) as exc:
+        return Message(_error(str(exc)), reply_to=msg)
+    if reply["quit"]:
+        return Message(RecordDict({"reply": ConfigRecord({"quit": True})}), reply_to=msg)
+    context.state["ipfl.state"] = _arrays(new_state)
+    context.state["ipfl.meta"] = ConfigRecord({"round": payload["round"]})
+    content = RecordDict({
+        "reply": ConfigRecord({"quit": False}),
+        "upload": _arrays({"upload": reply["upload"]}),
+        "info": _arrays(reply["info"]),
+        "state": _arrays(new_state),
+        "metrics": MetricRecord(reply["metrics"]),
+    })
+    return Message(content, reply_to=msg)
+
+
+@client_app.evaluate()
+def _evaluate(msg: Message, context: Context) -> Message:
+    """Evaluate the model this client keeps (its state's parameters) on its own splits."""
+    import torch
+
+    from .client import evaluate
+    from .remote import _own
+
+    try:
+        config_text = str(msg.content["settings"]["config"])
+        pid = _partition(context)
+        _, fed = _own(config_text, pid)
+        held = context.state.get("ipfl.state")
+        if held is None:
+            raise ProtocolError(f"client {pid} holds no model to evaluate")
+        st = _numpy(held)
+        params, buffers = torch.from_numpy(st["params"]), torch.from_numpy(st["buffers"])
+        d = fed.data[pid]
+        acc, loss = evaluate(fed.model, params, buffers, d.X_test, d.y_test)
+        content = RecordDict({"reply": ConfigRecord({"quit": False}),
+                              "metrics": MetricRecord({"acc": acc, "loss": loss})})
+    except (ValueError, KeyError, FileNotFoundError) as exc:
+        content = _error(str(exc))
+    return Message(content, reply_to=msg)
+
+
+# ----- the server ---------------------------------------------------------------------------
+def _wait_for_nodes(grid: Grid, m: int, timeout: float) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while True:
+        nodes = sorted(grid.get_node_ids())
+        if len(nodes) >= m:
+            return nodes
+        if time.monotonic() >= deadline:
+            raise ProtocolError(f"only {len(nodes)} nodes connected within {timeout:g} s, "
+                                f"but the config has clients = {m}")
+        time.sleep(0.5)
+
+
+def _profiles(grid: Grid, coord: Coordinator, nodes: list[int],
+              timeout: float) -> dict[int, int]:
+    """Query every node once; return partition id -> node id (refusing bad ids)."""
+    content = RecordDict({"settings": ConfigRecord({"config": coord.config_text})})
+    msgs = [Message(content, dst_node_id=n, message_type="query.profile", group_id="profile")
+            for n in nodes]
+    replies = {r.metadata.src_node_id: r for r in grid.send_and_receive(msgs, timeout=timeout)}
+    m = coord.cfg.clients
+    node_of: dict[int, int] = {}
+    profiles: dict[int, dict[str, Any]] = {}
+    for n in nodes:
+        rep = replies.get(n)
+        if rep is None:
+            raise ProtocolError(f"node {n} did not answer the profile query within "
+                                f"{timeout:g} s")
+        if rep.has_error():
+            raise ProtocolError(f"node {n} failed the profile query: {rep.error.reason}")
+        if "reply" in rep.content:
+            raise ProtocolError(f"node {n}: {rep.content['reply']['error']}")
+        if "profile" not in rep.content:
+            raise ProtocolError(f"node {n}'s profile reply has no profile record")
+        prof = dict(rep.content["profile"])
+        lacks = [f for f in PROFILE_FIELDS if f not in prof]
+        if lacks:
+            raise ProtocolError(f"node {n}'s profile reply lacks {lacks}")
+        pid = int(prof["partition"])
+        if not 0 <= pid < m:
+            raise ProtocolError(f"node {n} has partition id {pid}, out of range "
+                                f"0 <= partition-id < {m}")
+        if pid in node_of:
+            raise ProtocolError(f"partition id {pid} is held by two nodes ({node_of[pid]} and "
+                                f"{n}); give every SuperNode its own partition-id")
+        node_of[pid], profiles[pid] = n, prof
+    coord.setup(profiles)
+    return node_of
+
+
+def _round(grid: Grid, coord: Coordinator, node_of: dict[int, int], t: int,
+           timeout: float) -> list[dict[str, Any]]:
+    ph, payloads = coord.messages(t)
+    pid_of = {n: i for i, n in node_of.items()}
+    msgs = [Message(_train_content(coord.config_text, p), dst_node_id=node_of[i],
+                    message_type="train", group_id=str(t)) for i, p in payloads.items()]
+    replies: dict[int, dict[str, Any] | str | None] = {}
+    for rep in grid.send_and_receive(msgs, timeout=timeout):
+        i = pid_of.get(rep.metadata.src_node_id)
+        if i is None:
+            continue
+        if rep.has_error():
+            replies[i] = f"{rep.error.reason}"
+        else:
+            try:
+                replies[i] = _reply_payload(rep.content)
+            except KeyError as exc:
+                replies[i] = f"malformed reply (no {exc})"
+    rows = coord.finish(ph, replies)
+    for d in coord.drops:
+        if d.round == t:
+            log(WARNING, "round %d: client %d dropped (%s)", t, d.client, d.why)
+    return rows
+
+
+def _final_evaluation(grid: Grid, coord: Coordinator, node_of: dict[int, int],
+                      timeout: float) -> None:
+    active = [i for i in range(coord.cfg.clients) if bool(coord.state["active"][i])]
+    content = RecordDict({"settings": ConfigRecord({"config": coord.config_text})})
+    msgs = [Message(content, dst_node_id=node_of[i], message_type="evaluate", group_id="final")
+            for i in active]
+    pid_of = {n: i for i, n in node_of.items()}
+    out: dict[str, Any] = {}
+    for rep in grid.send_and_receive(msgs, timeout=timeout):
+        i = pid_of.get(rep.metadata.src_node_id)
+        if i is None or rep.has_error() or "metrics" not in rep.content:
+            continue
+        out[str(i)] = dict(rep.content["metrics"])
+    folder = coord.rd.path / "flower"
+    folder.mkdir(exist_ok=True)
+    atomic_write_text(folder / "final_evaluation.json", json.dumps(out, indent=1, sort_keys=True))
+
+
+def server_main(grid: Grid, context: Context, settings: FlowerSettings | None = None,
+                outcome: dict[str, Any] | None = None) -> None:
+    """Run a whole run over ``grid``; errors become one logged line and ``outcome["error"]``.
+
+    ``outcome`` (optional) receives ``rows`` (all metric rows), ``seconds`` (per round)
+    and ``error`` (None or the one-line reason).
+    """
+    outcome = {} if outcome is None else outcome
+    outcome.update(error=None, rows=[], seconds=[])
+    try:
+        s = settings or FlowerSettings.from_run_config(dict(context.run_config))
+        with RunDir(s.run_dir).lock():  # one writer at a time, as ipfl train
+            _serve(grid, s, outcome)
+    except (ValueError, FileNotFoundError) as exc:  # ProtocolError is a ValueError
+        outcome["error"] = str(exc)
+        log(ERROR, "ipfl: %s", exc)
+        run_dir = getattr(settings, "run_dir", None) or dict(context.run_config).get("run-dir")
+        if run_dir and Path(str(run_dir)).is_dir():
+            folder = Path(str(run_dir)) / "flower"
+            folder.mkdir(exist_ok=True)
+            atomic_write_text(folder / "error.txt", str(exc) + "\n")
+
+
+def _serve(grid: Grid, s: FlowerSettings, outcome: dict[str, Any]) -> None:
+    """Run the rounds of :func:`server_main` while it holds the run's lock."""
+    coord = Coordinator(s.config, s.run_dir, resume=s.resume, overrides=list(s.overrides))
+    nodes = _wait_for_nodes(grid, coord.cfg.clients, s.node_timeout)
+    node_of = _profiles(grid, coord, nodes, s.round_timeout)
+    timings = coord.rd.path / "flower" / "timings.json"
+    timings.parent.mkdir(exist_ok=True)
+    first = coord.next_round
+    for t in range(first, coord.cfg.rounds + 1):
+        t0 = time.perf_counter()
+        rows = _round(grid, coord, node_of, t, s.round_timeout)
+        outcome["seconds"].append(time.perf_counter() - t0)
+        atomic_write_text(timings, json.dumps({"first_round": first,
+                                       "seconds": outcome["seconds"]}))
+        acc = np.mean([r["acc"] for r in rows])
+        log(INFO, "ipfl round %d/%d: mean acc %.4f (%.2f s)", t, coord.cfg.rounds, acc,
+                 outcome["seconds"][-1])
+    _final_evaluation(grid, coord, node_of, s.round_timeout)
+    outcome["rows"] = coord.rows
+    outcome["drops"] = [vars(d) for d in coord.drops]
+
+
+def make_server_app(settings: FlowerSettings | None = None,
+                    outcome: dict[str, Any] | None = None) -> ServerApp:
+    """Return a ServerApp running :func:`server_main` (settings None: from the run config)."""
+    app = ServerApp()
+
+    @app.main()
+    def _main(grid: Grid, context: Context) -> None:
+        server_main(grid, context, settings, outcome)
+
+    return app
+
+
+#: the ServerApp ``flwr run`` loads (settings from the run config)
+server_app = make_server_app()

@@ -1,0 +1,390 @@
+r"""The two halves of a round for a transport whose clients run elsewhere (no Flower here).
+
+:mod:`training.loop` runs server and clients in one process. A transport whose clients
+are remote (:mod:`training.flower`) splits that work in two halves that exchange
+*payloads*: plain dicts of numbers, strings and numpy arrays, so any message format can
+carry them.
+
+* :class:`Coordinator` is the server half. It never sees a client's data: it builds its
+  view of the federation from the config and the clients' profile replies
+  (:func:`profile_reply`), runs :func:`training.loop.server_phase` (server step,
+  settlement, round record, ledger), turns its decisions into one payload per client,
+  gathers the replies (a reply may be missing: the client is dropped and the drop
+  recorded) and calls :func:`training.loop.finish_round`, then writes the metrics and
+  the checkpoint exactly as :func:`training.loop.train` does. The run directory is
+  therefore the same as ``ipfl train``'s and ``ipfl audit-run`` checks it unchanged.
+* :func:`client_round` is the client half: it loads the client's own split (by its
+  partition id, deterministically from the config's seed, as :func:`training.loop.prepare`
+  splits), runs :func:`training.client.run_client` and returns its reply payload and its
+  new state. It holds no state between calls: the caller keeps the state (Flower: in
+  the node's ``context.state``).
+
+Neither half implements any part of an algorithm or of the mechanism: both call the
+same functions as ``ipfl train``, which is why a Flower run records the same graphs,
+payments and accuracies (``tests/training/test_flower.py``).
+
+Protocol (one message per client and step):
+
+1. *profile* (once): the server sends the config; the client answers its partition id,
+   true data sizes, input shape, number of classes, group, and a digest of its initial
+   model (the server refuses a run whose clients start from different models).
+2. *train* (rounds ``0 .. rounds``): the server sends each client still in its start
+   point, proximal centre and weight, bill, extras and whether the market kept it
+   (``stays``); a client refused by the quit rule, or whose bill exceeds its own budget,
+   answers ``quit`` without training. The others answer their upload, info, metrics
+   and new state (the server keeps a copy of every state in its checkpoint, as
+   ``train`` does, so a killed run resumes; the first round after a resume sends each
+   client its state back).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .algorithms import Algorithm, get_algorithm
+from .client import derive_seed, run_client
+from .config import Config
+from .ledger import Ledger
+from .loop import (
+    Federation,
+    ServerPhase,
+    _fresh_state,
+    check_round_finite,
+    check_stability,
+    collect,
+    commit_round,
+    finish_round,
+    open_run,
+    prepare,
+    server_phase,
+)
+from .models import build_model, get_flat, shared_mask
+from .profiles import build_profiles
+from .rundir import RunDir, atomic_write_text
+
+__all__ = ["FLOWER_EXTRA", "PROFILE_FIELDS", "Coordinator", "ProtocolError", "client_profile",
+           "client_round", "require_flower"]
+
+#: the supported Flower versions and the extra that installs them
+FLOWER_SPEC, FLOWER_EXTRA = ">=1.42,<1.43", "ipfl[flower]"
+
+#: fields every profile reply must carry
+PROFILE_FIELDS = ("partition", "n_train", "n_val", "n_test", "input_shape", "n_classes",
+                  "group", "theta0_digest")
+
+
+class ProtocolError(ValueError):
+    """Bad input from the federation (nodes, partition ids, replies): one clear line."""
+
+
+def require_flower(simulation: bool = False) -> None:
+    """Raise :class:`ImportError` with one line naming the extra unless flwr 1.42 is installed."""
+    from importlib import metadata
+
+    extra = "ipfl[flower-sim]" if simulation else FLOWER_EXTRA
+    try:
+        version = metadata.version("flwr")
+    except metadata.PackageNotFoundError:
+        raise ImportError(f"Flower is not installed: pip install '{extra}' "
+                          f"(flwr{FLOWER_SPEC}, Python >= 3.11)") from None
+    if not version.startswith("1.42."):
+        raise ImportError(f"Flower {version} is installed, but ipfl needs flwr{FLOWER_SPEC}: "
+                          f"pip install '{extra}'")
+    if simulation:
+        try:
+            metadata.version("ray")
+        except metadata.PackageNotFoundError:
+            raise ImportError("the Flower simulation needs Ray: pip install "
+                              "'ipfl[flower-sim]'") from None
+
+
+# ----- payload helpers --------------------------------------------------------------------
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy().copy()
+
+
+def _tensors(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(np.array(v, copy=True)) for k, v in arrays.items()}
+
+
+def _digest(t: torch.Tensor) -> str:
+    return hashlib.sha256(_np(t.contiguous()).tobytes()).hexdigest()[:16]
+
+
+def _config_text(cfg: Config) -> str:
+    return cfg.dumps()
+
+
+@functools.lru_cache(maxsize=2)
+def _client_federation(config_text: str) -> Federation:
+    """Return the federation as :func:`prepare` builds it (cached: a simulated node reuses it)."""
+    return prepare(Config.from_dict(json.loads(config_text)))
+
+
+def _own(config_text: str, partition: int) -> tuple[Config, Federation]:
+    cfg = Config.from_dict(json.loads(config_text))
+    if not 0 <= partition < cfg.clients:
+        raise ProtocolError(f"partition id {partition} is out of range: the config has "
+                            f"clients = {cfg.clients} (0 <= partition-id < {cfg.clients})")
+    return cfg, _client_federation(config_text)
+
+
+# ----- the client half --------------------------------------------------------------------
+def client_profile(config_text: str, partition: int) -> dict[str, Any]:
+    """Return client ``partition``'s profile reply: sizes, shapes, group, model digest."""
+    cfg, fed = _own(config_text, partition)
+    d = fed.data[partition]
+    with torch.no_grad():
+        n_classes = int(fed.model(d.X_train[:1]).shape[1])
+    return {"partition": partition, "n_train": d.n_train, "n_val": int(d.y_val.shape[0]),
+            "n_test": int(d.y_test.shape[0]), "input_shape": list(d.X_train.shape[1:]),
+            "n_classes": n_classes,
+            "group": -1 if fed.groups is None else int(fed.groups[partition]),
+            "theta0_digest": _digest(fed.theta0)}
+
+
+def client_round(config_text: str, partition: int, payload: dict[str, Any],
+                 state: dict[str, np.ndarray] | None, state_round: int,
+                 ) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
+    """Run client ``partition``'s round ``payload["round"]``; return its reply and new state.
+
+    ``state`` / ``state_round`` are what the caller kept from the last call (None / -1
+    before the first). A quitting client returns ``({"quit": True, ...}, state)``.
+    """
+    from .algorithms.base import Message
+
+    cfg, fed = _own(config_text, partition)
+    t = int(payload["round"])
+    budget = cfg.per_client("budget")[partition]
+    bill = float(payload["bill"])
+    if not payload["stays"] or bill > budget:
+        return {"quit": True, "bill": bill}, state
+    algo = get_algorithm(cfg)
+    if "state" in payload:
+        own = _tensors(payload["state"])
+    elif state is not None and state_round == t - 1:
+        own = _tensors(state)
+    elif t == 0:
+        own = algo.init_client_state(partition, fed.theta0, fed.buffers0)
+    else:
+        raise ProtocolError(f"client {partition} has no state of round {t - 1} "
+                            f"(it holds round {state_round})")
+    msg = Message(start=torch.from_numpy(np.array(payload["start"])),
+                  center=torch.from_numpy(np.array(payload["center"])),
+                  prox=float(payload["prox"]), bill=bill,
+                  extras=_tensors(payload.get("extras", {})))
+    out, metrics = run_client(algo, msg, own, fed.data[partition], fed.context(partition, t))
+    new_state = {k: _np(v) for k, v in out.state.items()}
+    reply = {"quit": False, "upload": _np(out.upload),
+             "info": {k: _np(v) for k, v in out.info.items()},
+             "metrics": {k: float(v) for k, v in metrics.items()}, "state": new_state}
+    return reply, new_state
+
+
+# ----- the server half --------------------------------------------------------------------
+class _ServerFederation(Federation):
+    """A :class:`Federation` without client data: its size comes from the profiles."""
+
+    @property
+    def m(self) -> int:
+        """Number of clients."""
+        return len(self.profiles.roles)
+
+
+@dataclass
+class Drop:
+    """A client that left in a round: ``why`` is ``"quit"``, ``"timeout"`` or an error."""
+
+    client: int
+    round: int
+    why: str
+
+
+class Coordinator:
+    """The server side of a remote run: its view, its state, its run directory.
+
+    Parameters
+    ----------
+    cfg : Config or None
+        The run's config (None on ``resume``: read from the run directory).
+    run_dir : path
+        As :func:`training.loop.train`'s: a new run refuses a non-empty folder, except
+        for the transport's own ``flower/`` sub-folder.
+    resume : bool
+        Continue from the checkpoint.
+    """
+
+    def __init__(self, cfg: Config | None, run_dir: str | Path, *, resume: bool = False,
+                 overrides: list[str] | None = None) -> None:
+        rd = RunDir(run_dir)
+        if not resume and cfg is None:
+            raise ValueError("flower: a config is required for a new run")
+        cfg, self._doc, self._state = open_run(rd, cfg, resume, list(overrides or []),
+                                               allow=("flower",))
+        self.cfg, self.rd, self.resume = cfg, rd, resume
+        self.algo: Algorithm = get_algorithm(cfg)
+        self.fed: Federation | None = None
+        self.state: dict[str, Any] = {}
+        self.ledger: Ledger | None = None
+        self.rows: list[dict[str, Any]] = []
+        self.drops: list[Drop] = []
+        self._send_state = resume
+
+    @property
+    def config_text(self) -> str:
+        """The config as sent to the clients (JSON)."""
+        return _config_text(self.cfg)
+
+    # ----- setup ------------------------------------------------------------------------
+    def setup(self, replies: dict[int, dict[str, Any]]) -> None:
+        """Build the server's view from the profile replies (partition id -> reply).
+
+        Raises
+        ------
+        ProtocolError
+            On a missing client, a reply missing a field, or clients whose initial
+            models differ from the server's.
+        """
+        cfg, m = self.cfg, self.cfg.clients
+        missing = sorted(set(range(m)) - set(replies))
+        if missing:
+            raise ProtocolError(f"no profile reply from partition ids {missing} "
+                                f"(the config has clients = {m})")
+        for i in range(m):
+            lacks = [f for f in PROFILE_FIELDS if f not in replies[i]]
+            if lacks:
+                raise ProtocolError(f"the profile reply of client {i} lacks {lacks}")
+        shapes = {json.dumps(replies[i]["input_shape"]) for i in range(m)}
+        classes = {int(replies[i]["n_classes"]) for i in range(m)}
+        if len(shapes) > 1 or len(classes) > 1:
+            raise ProtocolError(f"clients disagree on the input shape {sorted(shapes)} or the "
+                                f"number of classes {sorted(classes)}")
+        torch.set_num_threads(cfg.threads)
+        torch.use_deterministic_algorithms(True)
+        # the initial model as training.loop.prepare builds it (checked by digest below)
+        torch.manual_seed(derive_seed(cfg.seed, 3))
+        model = build_model(cfg.model, tuple(replies[0]["input_shape"]), classes.pop(),
+                            cfg.hidden)
+        theta0, buffers0 = get_flat(model)
+        digest = _digest(theta0)
+        differ = [i for i in range(m) if replies[i]["theta0_digest"] != digest]
+        if differ:
+            raise ProtocolError(f"clients {differ} start from another initial model than the "
+                                "server (different torch version or config?)")
+        N = np.array([float(replies[i]["n_train"]) for i in range(m)])
+        profiles = build_profiles(
+            N, c=cfg.per_client("c"), K_per_sample=cfg.per_client("K_per_sample"),
+            budget=cfg.per_client("budget"), roles=cfg.role_list, liars=list(cfg.liar),
+            liar_N=cfg.liar_N, liar_c=cfg.liar_c, liar_K=cfg.liar_K,
+            rng=np.random.default_rng(derive_seed(cfg.seed, 4)))
+        groups = [int(replies[i]["group"]) for i in range(m)]
+        fed = _ServerFederation(cfg, model, [], profiles, theta0, buffers0,
+                                shared_mask(model, cfg.share),
+                                None if min(groups) < 0 else np.array(groups))
+        check_stability(self.algo, fed)
+        state = self._state
+        if self.resume and state is None:
+            raise ValueError(f"resume: {str(self.rd.checkpoint)!r} does not exist")
+        if self._doc is not None:
+            self.rd.write_config(self._doc)  # a new run's first write, or a resume change
+        self.rd.create()
+        self.ledger = Ledger(self.rd.ledger) if self.algo.uses_market else None
+        self.state = state or _fresh_state(self.algo, fed)
+        self.rows = [r for r in self.rd.read_metrics() if r["round"] <= self.state["round"]]
+        self.fed = fed
+
+    @property
+    def next_round(self) -> int:
+        """The first round not yet completed."""
+        return int(self.state["round"]) + 1
+
+    # ----- one round --------------------------------------------------------------------
+    def messages(self, t: int) -> tuple[ServerPhase, dict[int, dict[str, Any]]]:
+        """Run round ``t``'s server phase; return it and one payload per client still in.
+
+        A client the quit rule removed gets a payload with ``stays = False`` (it answers
+        ``quit``); clients that left earlier get none.
+        """
+        ph = server_phase(self.algo, self.fed, self.state, t, self.rd, self.ledger)
+        payloads: dict[int, dict[str, Any]] = {}
+        for local, i in enumerate(ph.idx.tolist()):
+            stays = bool(ph.trains[i])
+            msg = ph.out.message(local)
+            p = {"round": t, "stays": stays, "bill": msg.bill, "prox": msg.prox,
+                 "start": _np(msg.start), "center": _np(msg.center),
+                 "extras": {k: _np(v) for k, v in msg.extras.items()}}
+            if self._send_state and stays:
+                p["state"] = {k: _np(v) for k, v in self.state["clients"][i].items()}
+            payloads[i] = p
+        return ph, payloads
+
+    def finish(self, ph: ServerPhase, replies: dict[int, dict[str, Any] | str | None],
+               ) -> list[dict[str, Any]]:
+        """Gather round ``ph.t``'s replies, write its rows and the checkpoint; return the rows.
+
+        ``replies[i]`` is client ``i``'s reply payload, an error text (the client
+        failed: dropped), or None / absent (no answer within the timeout: dropped).
+        A client that quits is dropped too; every drop is recorded in the round's
+        rows (``dropped``) and in ``drops.jsonl``.
+        """
+        t, m = ph.t, self.fed.m
+        metrics: dict[int, dict[str, float]] = {}
+        dropped = np.full(m, np.nan)
+        round_drops = []
+        for i in np.flatnonzero(ph.trains).tolist():
+            rep = replies.get(i)
+            why = None
+            if rep is None:
+                why = "timeout"
+            elif isinstance(rep, str):
+                why = f"error: {rep}"
+            elif rep.get("quit"):
+                why = "quit"
+            else:
+                bad = [f for f in ("upload", "metrics", "state") if f not in rep]
+                if bad:
+                    why = f"error: reply lacks {bad}"
+            if why is not None:
+                ph.trains[i] = False
+                dropped[i] = 1.0
+                round_drops.append(Drop(i, t, why))
+                continue
+            res = _output(rep)
+            metrics[i] = rep["metrics"]
+            collect(self.state, i, res, m)
+        if round_drops:
+            ph.columns["dropped"] = dropped
+            self.drops += round_drops
+            self._record_drops(round_drops)
+        new_rows = finish_round(self.fed, self.state, ph, metrics, self.algo.uses_market)
+        check_round_finite(t, self.state, new_rows, self.rd)
+        self.rows = [r for r in self.rows if r["round"] < t] + new_rows
+        commit_round(self.rd, self.state, t, self.rows)
+        self._send_state = False
+        return new_rows
+
+    def _record_drops(self, drops: list[Drop]) -> None:
+        path = self.rd.path / "drops.jsonl"
+        old = path.read_text() if path.is_file() else ""
+        keep = "".join(line + "\n" for line in old.splitlines()
+                       if line and json.loads(line)["round"] != drops[0].round)
+        new = "".join(json.dumps({"round": d.round, "client": d.client, "why": d.why},
+                                 sort_keys=True) + "\n" for d in drops)
+        atomic_write_text(path, keep + new)
+
+
+def _output(rep: dict[str, Any]) -> Any:
+    from .algorithms.base import ClientOutput
+
+    upload = torch.from_numpy(np.array(rep["upload"]))
+    return ClientOutput(upload=upload, evaluated=upload, buffers=upload,
+                        state=_tensors(rep["state"]), info=_tensors(rep.get("info", {})))
+
