@@ -7,8 +7,9 @@ Each measurement runs in a fresh subprocess so that its peak resident memory
 ``--repeat`` runs (one run at m = 10000). The second table times the
 implementation before the closed-form filter (``_greedy_graph_unfiltered``, same
 payments) against today's in the same run. Wall-clock and CPU (process) time are both
-reported: on a shared machine CPU time is the steadier measure. The reference is mechanism/reference.py:
-one scipy brentq per client pair and Python loops, as the paper prints it.
+reported: on a shared machine CPU time is the steadier measure. The reference is
+mechanism/reference.py: one scipy brentq per client pair and Python loops, as the
+paper prints it.
 """
 
 from __future__ import annotations
