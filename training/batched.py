@@ -12,9 +12,9 @@ gradient), and one masked SGD step updates them all.
 Equivalence with the loop. Each client draws exactly the mini-batches the loop draws:
 per epoch ``torch.randperm(n_i, generator=ctx.generator(0))``, cut into batches of
 ``batch_size`` with a smaller last batch. A client with fewer steps than the longest
-one is padded: in a padded step its samples have weight 0 and its parameters are
-left exactly unchanged (``torch.where``), so every client takes the steps it takes
-today. The loss of a step is the mean cross-entropy over the client's real samples
+one is masked out of the steps it does not take (they run on the other clients only;
+its parameters are left exactly unchanged), and a client's short last batch is padded
+with samples of weight 0, so every client takes the steps it takes today. The loss of a step is the mean cross-entropy over the client's real samples
 plus the algorithm's local objective (:meth:`Algorithm.vmap_objective`), the SGD
 step is ``theta - lr * grad`` (plain SGD, no momentum). Results equal the loop's up
 to floating-point rounding (sums taken in another order).
@@ -106,7 +106,7 @@ def train_batched(algo: Algorithm, msgs: list[Message], states: list[State],
     shared mask and SGD settings). Equal to calling ``algo.client_step`` per client up
     to floating-point rounding.
     """
-    from .algorithms.base import ClientOutput
+    from .algorithms.base import Algorithm, ClientOutput
 
     C = len(ctxs)
     if C == 0:
@@ -141,25 +141,40 @@ def train_batched(algo: Algorithm, msgs: list[Message], states: list[State],
         return functional_call(net, params, (x,))
 
     batched_forward = torch.vmap(forward)
-    objective = torch.vmap(algo.vmap_objective) if use_prox else None
+    objective = None
+    if use_prox and type(algo).vmap_objective is Algorithm.vmap_objective:
+        def objective(loss: torch.Tensor, part: torch.Tensor, c: torch.Tensor,
+                      pr: torch.Tensor) -> torch.Tensor:  # the default term, batched directly
+            return loss + 0.5 * pr * ((part - c) ** 2).sum(dim=1)
+    elif use_prox:
+        objective = torch.vmap(algo.vmap_objective)
     lr = ctx0.lr
     epochs, steps = idx.shape[0], idx.shape[2]
+    # clients still stepping at step s (all of a client's real batches come first)
+    n_steps = weight[0].any(dim=2).sum(dim=1).cpu()  # (C,)
     for e in range(epochs):
         for s in range(steps):
+            act = torch.nonzero(n_steps > s).squeeze(1).to(dev)
+            full_step = act.numel() == C
             ib, wb = idx[e, :, s], weight[e, :, s]  # (C, B)
+            if not full_step:  # only the clients with a real batch: no padded compute
+                ib, wb = ib[act], wb[act]
             count = wb.sum(dim=1)
-            active = count > 0
-            theta = flat.detach().requires_grad_(True)
+            theta = (flat if full_step else flat[act]).detach().requires_grad_(True)
             logits = batched_forward(theta, X_all[ib])
             ce = F.cross_entropy(logits.flatten(0, 1), y_all[ib].flatten(),
                                  reduction="none").view_as(wb)
-            loss = (ce * wb).sum(dim=1) / count.clamp_min(1)
+            loss = (ce * wb).sum(dim=1) / count
             if objective is not None:
                 part = theta if everything else theta[:, shared_idx]
-                loss = objective(loss, part, center, prox)
+                c, pr = (center, prox) if full_step else (center[act], prox[act])
+                loss = objective(loss, part, c, pr)
             (grad,) = torch.autograd.grad(loss.sum(), theta)
             with torch.no_grad():
-                flat = torch.where(active[:, None], flat - lr * grad, flat)
+                if full_step:
+                    flat = flat - lr * grad
+                else:  # the others are left exactly unchanged
+                    flat = flat.index_copy(0, act, theta.detach() - lr * grad)
     out = flat.detach().to("cpu")
     res = []
     for i in range(C):
