@@ -14,9 +14,10 @@ per epoch ``torch.randperm(n_i, generator=ctx.generator(0))``, cut into batches 
 ``batch_size`` with a smaller last batch. A client with fewer steps than the longest
 one is masked out of the steps it does not take (they run on the other clients only;
 its parameters are left exactly unchanged), and a client's short last batch is padded
-with samples of weight 0, so every client takes the steps it takes today. The loss of a step is the mean cross-entropy over the client's real samples
-plus the algorithm's local objective (:meth:`Algorithm.vmap_objective`), the SGD
-step is ``theta - lr * grad`` (plain SGD, no momentum). Results equal the loop's up
+with samples of weight 0, so every client takes the steps it takes today. The loss
+of a step is the mean cross-entropy over the client's real samples plus the
+algorithm's local objective (:meth:`Algorithm.vmap_objective`), the SGD step is
+``theta - lr * grad`` (plain SGD, no momentum). Results equal the loop's up
 to floating-point rounding (sums taken in another order).
 
 What is batched: algorithms that keep the base client step
