@@ -71,10 +71,13 @@ def model_obstacle(model: nn.Module) -> str | None:
 
 
 def check_batching(mode: str, algo: Algorithm | type[Algorithm],
-                   model: nn.Module | None = None) -> bool:
+                   model: nn.Module | None = None, device: str = "cpu") -> bool:
     """Return whether to train batched under ``client_batching = mode``.
 
     ``algo`` is an algorithm or its class; ``model`` None checks the algorithm only.
+    ``"auto"`` on the CPU leaves convolutional models to the loop: there the loop is
+    compute-bound and ``vmap``'s grouped convolutions were measured slower (0.7x,
+    ``benchmarks/bench_clients.py``); ``"on"`` batches them anyway.
 
     Raises
     ------
@@ -88,6 +91,8 @@ def check_batching(mode: str, algo: Algorithm | type[Algorithm],
     if reason is not None and mode == "on":
         raise ValueError(f"config: client_batching = 'on' but {reason}; use 'auto' (falls "
                          "back to the per-client loop) or 'off'")
+    if reason is None and mode == "auto" and device == "cpu" and model is not None:
+        return not any(isinstance(mod, nn.modules.conv._ConvNd) for mod in model.modules())
     return reason is None
 
 

@@ -375,7 +375,7 @@ def client_results(algo: Algorithm, fed: Federation, state: dict[str, Any], ph: 
     ids = [int(i) for i in np.flatnonzero(ph.trains)]
     items = [(ph.message(i), state["clients"][i], fed.data[i], fed.context(i, t)) for i in ids]
     cfg = fed.cfg
-    if check_batching(cfg.client_batching, algo, fed.model) and len(ids) > 1:
+    if check_batching(cfg.client_batching, algo, fed.model, cfg.device) and len(ids) > 1:
         return list(zip(ids, run_clients_batched(algo, items, cfg.device), strict=True))
     return [(i, run_client(algo, *item)) for i, item in zip(ids, items, strict=True)]
 

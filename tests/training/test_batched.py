@@ -102,6 +102,17 @@ def test_on_refuses_a_model_with_batch_norm(tiny, tmp_path):
     assert len(rows) == 2 * tiny.clients
 
 
+def test_auto_leaves_convolutions_on_the_cpu_to_the_loop():
+    """Measured slower batched on one CPU thread (bench_clients.py); "on" batches them."""
+    cnn = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.LazyLinear(10))
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    ipfl = ALGORITHMS["ipfl"]
+    assert not check_batching("auto", ipfl, cnn, "cpu")
+    assert check_batching("on", ipfl, cnn, "cpu")
+    assert check_batching("auto", ipfl, cnn, "cuda")
+    assert check_batching("auto", ipfl, mlp, "cpu")
+
+
 def test_bad_values_are_refused():
     with pytest.raises(ValueError, match="client_batching = 'yes' is not one of"):
         Config(client_batching="yes")
