@@ -81,7 +81,11 @@ def greedy_graph(market: Market, variant: Variant = "paper") -> NDArray[np.int8]
         raise ValueError(f"greedy_graph: variant = {variant!r} is not one of {VARIANTS}")
     m, N, K, gain = market.m, market.N, market.K, market.gain
     A = np.zeros((m, m), dtype=np.int8)
-    cut_ok = type(gain).threshold is SqrtGain.threshold and m >= CUT_MIN_M
+    if type(gain).threshold is SqrtGain.threshold and m >= CUT_MIN_M:
+        pre = _Prefilter(market)
+        for rows in row_blocks(m):
+            _cut_block(A, market, rows, variant, pre)
+        return A
     for rows in row_blocks(m):
         w = weight_block(market, rows)
         Ni, Ki = N[rows, None], K[rows, None]
@@ -89,17 +93,23 @@ def greedy_graph(market: Market, variant: Variant = "paper") -> NDArray[np.int8]
             gn = gain.value(N[None, :], Ni, Ki)  # g_i(N_j): the most j is ever worth to i
             keep = (gn > 0) & (w <= gn)  # exactly the candidates with a threshold > 0
         del gn
-        x = _first_cut(market, rows, w, keep) if cut_ok else np.zeros(w.shape[0])
-        todo = np.arange(w.shape[0])
-        while todo.size:
-            total, settled = _greedy_rows(A, rows.start, todo, w[todo], keep[todo], x[todo],
-                                          market, variant)
-            # not settled: candidates with thresholds <= x(1 + CUT_RTOL) might still pass;
-            # lower the cut to the total reached (it cannot fall), which settles every row
-            x[todo] = np.where(settled, x[todo], total * (1.0 - 2.0 * CUT_RTOL))
-            todo = todo[~settled]
-            A[rows.start + todo] = 0
+        _greedy_rows(A, rows.start, np.arange(w.shape[0]), w, keep, np.zeros(w.shape[0]),
+                     market, variant)
     return A
+
+
+def _cut_block(A: NDArray[np.int8], market: Market, rows: slice, variant: str,
+               pre: _Prefilter) -> None:
+    """Algorithm 2 on the rows ``rows`` with cuts (square-root gain, ``m >= CUT_MIN_M``)."""
+    x = _first_cut(market, rows)
+    todo = np.arange(rows.stop - rows.start)
+    while todo.size:
+        total, settled = _cut_rows(A, rows.start + todo, x[todo], market, variant, pre)
+        # not settled: candidates with thresholds <= x(1 + CUT_RTOL) might still pass;
+        # lower the cut to the total reached (it cannot fall), which settles every row
+        x[todo] = np.where(settled, x[todo], total * (1.0 - 2.0 * CUT_RTOL))
+        todo = todo[~settled]
+        A[rows.start + todo] = 0
 
 
 #: relative margin of the cut test (the sqrt threshold is accurate to ~1e-14 relative)
@@ -110,8 +120,7 @@ SAMPLE = 256
 CUT_MIN_M = 4 * SAMPLE
 
 
-def _first_cut(market: Market, rows: slice, w: NDArray[np.float64],
-               keep: NDArray[np.bool_]) -> NDArray[np.float64]:
+def _first_cut(market: Market, rows: slice) -> NDArray[np.float64]:
     """Guess a first cut per row: the second-largest threshold of ``SAMPLE`` columns.
 
     Only a guess (about the ``2 m / SAMPLE``-th largest threshold of the row); the
@@ -119,10 +128,144 @@ def _first_cut(market: Market, rows: slice, w: NDArray[np.float64],
     """
     N, K = market.N, market.K
     cols = np.linspace(0, market.m - 1, SAMPLE).astype(np.intp)
-    ws = np.where(keep[:, cols], w[:, cols], np.inf)
+    ii = np.arange(rows.start, rows.stop)[:, None]
+    ws = market.c[cols][None, :] + market.lam * (N[cols][None, :] / N[rows, None]) * (
+        market.d[rows][:, cols])
+    ws[ii == cols[None, :]] = np.inf
     th = market.gain.threshold(ws, N[None, cols], N[rows, None], K[rows, None])
     second = -np.partition(-th, 1, axis=1)[:, 1]
     return np.where(np.isfinite(second), second, 0.0)
+
+
+#: entries per chunk of the float32 pre-filter (its temporaries stay in cache)
+CHUNK_ENTRIES = 1 << 17
+#: relative margin of the float32 pre-filter (its rounding error is below 2e-6)
+PRE_RTOL = 1e-5
+
+
+class _Prefilter:
+    r"""Float32 pre-filter of the cut test for the square-root gain.
+
+    For a cut :math:`x_i > 0` and a candidate with :math:`N_j < x_i`, the threshold
+    is below :math:`x_i` exactly when :math:`g_i(x_i) - g_i(x_i - N_j) < w_{ij}`; with
+    :math:`\alpha_i = \sqrt{K_i / (N_i + x_i)}` this reads, without square roots,
+
+    .. math:: (w_{ij} + \alpha_i)^2 (N_i + x_i - N_j) > K_i .
+
+    The pre-filter evaluates the left side in float32 (a few cache-sized passes) with
+    :math:`N_i + x_i` lowered by a safe slack and :math:`K_i` raised by ``PRE_RTOL``,
+    far more than float32's rounding (below ``2e-6`` relative for the row scales it
+    accepts), so that it drops only candidates whose threshold is certainly below
+    :math:`x_i`; the survivors' thresholds are then solved in float64 as before.
+    A NaN (an overflowed product times 0) keeps the candidate. Rows outside the scales
+    it accepts (:math:`x_i = 0`, :math:`K_i < 10^{-30}`, :math:`N_i + x_i > 10^{30}`)
+    use the float64 test on the whole row.
+    """
+
+    def __init__(self, market: Market) -> None:
+        N = market.N
+        self.N32 = N.astype(np.float32)
+        self.lamN = market.lam * N  # float64: d * lamN rounds once, to float32
+        self.c32 = market.c.astype(np.float32)
+        self.order = np.argsort(N, kind="stable")
+        self.N_sorted = N[self.order]
+
+    def eligible(self, market: Market, gi: NDArray[np.intp],
+                 x: NDArray[np.float64]) -> NDArray[np.bool_]:
+        """Rows (global ids ``gi``, cuts ``x``) whose float32 pre-filter is safe."""
+        K, N = market.K[gi], market.N[gi]
+        return (x > 0) & (K >= 1e-30) & (N + x <= 1e30)
+
+    def candidates(self, market: Market, gi: NDArray[np.intp], x: NDArray[np.float64]
+                   ) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+        """Pairs ``(r, j)`` (``r`` indexes ``gi``) that may have a threshold above ``x``.
+
+        ``gi`` are eligible rows; pairs come row-major, ``j`` ascending within a row.
+        """
+        m = market.m
+        Ni, Ki = market.N[gi], market.K[gi]
+        alpha = np.sqrt(Ki / (Ni + x)).astype(np.float32)
+        B = ((Ni + x) * (1.0 - 4e-7)).astype(np.float32)
+        Kthr = (Ki * (1.0 + PRE_RTOL)).astype(np.float32)
+        invN = (1.0 / Ni).astype(np.float32)
+        step = max(1, CHUNK_ENTRIES // m)
+        rs, js = [np.zeros(0, np.intp)], [np.zeros(0, np.intp)]
+        contiguous = gi.size > 0 and gi[-1] - gi[0] == gi.size - 1
+        u = np.empty((min(step, gi.size), m), dtype=np.float32)
+        t = np.empty_like(u)
+        ok = np.empty(u.shape, dtype=bool)
+        for s in range(0, gi.size, step):
+            e = min(s + step, gi.size)
+            n = e - s
+            d = market.d[gi[s]:gi[s] + n] if contiguous else market.d[gi[s:e]]
+            uu, tt, kk = u[:n], t[:n], ok[:n]
+            with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+                np.multiply(d, self.lamN[None, :], out=uu, casting="unsafe")
+                uu *= invN[s:e, None]
+                uu += self.c32[None, :]
+                uu += alpha[s:e, None]
+                uu *= uu
+                np.subtract(B[s:e, None], self.N32[None, :], out=tt)
+                uu *= tt
+                np.greater(uu, Kthr[s:e, None], out=kk)
+            np.logical_not(kk, out=kk)
+            r, j = np.nonzero(kk)
+            rs.append(r + s)
+            js.append(j)
+        r = np.concatenate(rs)
+        j = np.concatenate(js)
+        low = market.N[j] < x[r]  # N_j >= x_i: the cut says nothing, listed below
+        r, j = r[low], j[low]
+        # every N_j >= x_i, from the sorted data sizes
+        first = np.searchsorted(self.N_sorted, x, side="left")
+        counts = m - first
+        if counts.sum():
+            r2 = np.repeat(np.arange(gi.size), counts)
+            offs = np.arange(r2.size) - np.repeat(np.cumsum(counts) - counts, counts)
+            j2 = self.order[first[r2] + offs]
+            r, j = np.concatenate([r, r2]), np.concatenate([j, j2])
+            key = np.sort(r.astype(np.int64) * m + j)
+            r, j = key // m, key % m
+        return r.astype(np.intp), j.astype(np.intp)
+
+
+def _cut_rows(A: NDArray[np.int8], gi: NDArray[np.intp], x: NDArray[np.float64],
+              market: Market, variant: str, pre: _Prefilter
+              ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """Algorithm 2 on the rows ``gi`` (global ids) above the cuts ``x`` (see ``_greedy_rows``).
+
+    Candidates come from the float32 pre-filter (:class:`_Prefilter`) for eligible rows
+    and from the float64 test of ``_greedy_rows`` on the whole row for the others; their
+    weights and thresholds are then computed in float64, bit for bit as in
+    :func:`~mechanism.thresholds.weight_block`.
+    """
+    N, K, gain = market.N, market.K, market.gain
+    total = np.zeros(gi.size)
+    settled = np.ones(gi.size, dtype=bool)
+    live = K[gi] > 0  # a pure seller's row is empty (g = 0)
+    fast = live & pre.eligible(market, gi, x)
+    slow = np.flatnonzero(live & ~fast)
+    if slow.size:
+        w = market.c[None, :] + market.lam * (N[None, :] / N[gi[slow], None]) * market.d[gi[slow]]
+        w[np.arange(slow.size), gi[slow]] = np.inf
+        with np.errstate(invalid="ignore"):
+            gn = gain.value(N[None, :], N[gi[slow], None], K[gi[slow], None])
+            keep = (gn > 0) & (w <= gn)
+        del gn
+        total[slow], settled[slow] = _greedy_rows(A, 0, gi[slow], w, keep, x[slow], market,
+                                                  variant)
+        del w, keep
+    idx = np.flatnonzero(fast)
+    if idx.size == 0:
+        return total, settled
+    r_idx, j_idx = pre.candidates(market, gi[idx], x[idx])
+    i_glob = gi[idx][r_idx]
+    w = market.c[j_idx] + market.lam * (N[j_idx] / N[i_glob]) * market.d[i_glob, j_idx]
+    w[i_glob == j_idx] = np.inf
+    th = gain.threshold(w, N[j_idx], N[i_glob], K[i_glob])
+    total[idx], settled[idx] = _pack_and_accept(A, gi[idx], r_idx, j_idx, th, x[idx], N,
+                                                variant)
+    return total, settled
 
 
 def _greedy_rows(A: NDArray[np.int8], start: int, rows: NDArray[np.intp], w: NDArray[np.float64],
@@ -142,7 +285,6 @@ def _greedy_rows(A: NDArray[np.int8], start: int, rows: NDArray[np.intp], w: NDA
     """
     N, K, gain = market.N, market.K, market.gain
     Ni, Ki = N[start + rows, None], K[start + rows, None]
-    x_hi = x * (1.0 + CUT_RTOL)
     if np.any(x > 0):
         xc = x[:, None]
         with np.errstate(invalid="ignore", over="ignore"):
@@ -151,19 +293,32 @@ def _greedy_rows(A: NDArray[np.int8], start: int, rows: NDArray[np.intp], w: NDA
         del inc
     r_idx, j_idx = np.nonzero(keep)
     th = gain.threshold(w[r_idx, j_idx], N[j_idx], Ni[r_idx, 0], Ki[r_idx, 0])
+    return _pack_and_accept(A, start + rows, r_idx, j_idx, th, x, N, variant)
+
+
+def _pack_and_accept(A: NDArray[np.int8], gi: NDArray[np.intp], r_idx: NDArray[np.intp],
+                     j_idx: NDArray[np.intp], th: NDArray[np.float64], x: NDArray[np.float64],
+                     N: NDArray[np.float64], variant: str
+                     ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """Run Algorithm 2's loop on rows ``gi`` over the candidates above the cuts.
+
+    Keeps the candidates ``(r_idx, j_idx)`` whose thresholds ``th`` exceed
+    ``x (1 + CUT_RTOL)`` and packs them left per row (``j`` ascending).
+    """
+    x_hi = x * (1.0 + CUT_RTOL)
     above = th > x_hi[r_idx]
     r_idx, j_idx, th = r_idx[above], j_idx[above], th[above]
-    counts = np.bincount(r_idx, minlength=rows.size)
+    counts = np.bincount(r_idx, minlength=gi.size)
     if r_idx.size == 0:
-        return np.zeros(rows.size), x_hi <= 0
+        return np.zeros(gi.size), x_hi <= 0
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     col = np.arange(r_idx.size) - starts[r_idx]  # position within the row, j ascending
     width = int(counts.max())
-    th_pad = np.full((rows.size, width), -1.0)  # padding fails every test, sorts last
-    j_pad = np.zeros((rows.size, width), dtype=np.intp)
+    th_pad = np.full((gi.size, width), -1.0)  # padding fails every test, sorts last
+    j_pad = np.zeros((gi.size, width), dtype=np.intp)
     th_pad[r_idx, col] = th
     j_pad[r_idx, col] = j_idx
-    return _accept_rows(A, start + rows, th_pad, j_pad, counts, x_hi, N, variant)
+    return _accept_rows(A, gi, th_pad, j_pad, counts, x_hi, N, variant)
 
 
 def _accept_rows(A: NDArray[np.int8], rows: NDArray[np.intp], th: NDArray[np.float64],

@@ -27,8 +27,6 @@ Readings of the paper:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -57,30 +55,71 @@ __all__ = [
 IR_RTOL = 1e-9
 
 
-@dataclass(frozen=True)
 class Payments:
     """Outcome of eq. (10): remittances and net payments.
+
+    Stored as the graph's edge list (``edges``: rows, columns and remittances, row-major)
+    so that a large market allocates no ``m x m`` array; :attr:`r` builds the dense
+    matrix on first use. ``Payments(r=..., p=...)`` from a dense matrix also works.
 
     Attributes
     ----------
     r : ndarray, shape (m, m)
-        ``r[i, j]``: money client ``i`` remits to client ``j`` (0 where ``a_ij = 0``).
+        ``r[i, j]``: money client ``i`` remits to client ``j`` (0 where ``a_ij = 0``);
+        read-only, built on first access.
     p : ndarray, shape (m,)
         Net payment of each client; negative means it is paid.
+    edges : tuple of ndarray
+        ``(i, j, r_ij)`` of every nonzero remittance slot (every edge of the graph).
     """
 
-    r: NDArray[np.float64]
-    p: NDArray[np.float64]
+    __slots__ = ("_r", "edges", "p")
+
+    def __init__(self, r: ArrayLike | None = None, p: ArrayLike | None = None, *,
+                 edges: tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float64]]
+                 | None = None) -> None:
+        if p is None or (r is None) == (edges is None):
+            raise TypeError("Payments needs p and exactly one of r (dense) or edges")
+        self.p = np.asarray(p, dtype=float)
+        if r is not None:
+            dense = np.asarray(r, dtype=float)
+            i, j = np.nonzero(dense)
+            self.edges = (i, j, dense[i, j])
+            self._r: NDArray[np.float64] | None = dense
+        else:
+            self.edges = edges
+            self._r = None
+
+    @property
+    def m(self) -> int:
+        """Number of clients."""
+        return int(self.p.shape[0])
+
+    @property
+    def r(self) -> NDArray[np.float64]:
+        """The dense ``(m, m)`` remittance matrix (built once, on first access)."""
+        if self._r is None:
+            i, j, v = self.edges
+            r = np.zeros((self.m, self.m))
+            r[i, j] = v
+            r.setflags(write=False)
+            self._r = r
+        return self._r
 
     @property
     def paid(self) -> NDArray[np.float64]:
         r"""Money each client sends, :math:`\sum_j r_{ij}`."""
-        return self.r.sum(axis=1)
+        i, _, v = self.edges
+        return np.bincount(i, weights=v, minlength=self.m)
 
     @property
     def received(self) -> NDArray[np.float64]:
         r"""Money each client receives, :math:`\sum_j r_{ji}`."""
-        return self.r.sum(axis=0)
+        _, j, v = self.edges
+        return np.bincount(j, weights=v, minlength=self.m)
+
+    def __repr__(self) -> str:
+        return f"Payments(m={self.m}, edges={self.edges[0].size}, p={self.p!r})"
 
 
 def check_graph(market: Market, A: ArrayLike) -> NDArray[np.int8]:
@@ -101,8 +140,12 @@ def check_graph(market: Market, A: ArrayLike) -> NDArray[np.int8]:
         raise ValueError(f"graph A must be an m x m array of 0/1, got dtype {arr.dtype}")
     if arr.shape != (m, m):
         raise ValueError(f"graph A has shape {arr.shape}, expected ({m}, {m})")
-    bad = (arr != 0) & (arr != 1)  # NaN too
-    if bad.any():
+    if arr.dtype == np.int8 or arr.dtype == np.uint8:  # one pass, no temporaries
+        clean = arr.size == 0 or int(arr.view(np.uint8).max()) <= 1
+    else:
+        clean = False
+    bad = None if clean else (arr != 0) & (arr != 1)  # NaN too
+    if bad is not None and bad.any():
         i, j = np.argwhere(bad)[0]
         raise ValueError(f"graph A[{i}, {j}] = {arr[i, j].item()!r} must be 0 or 1")
     diag = np.flatnonzero(np.diagonal(arr))
@@ -180,13 +223,27 @@ def payments(market: Market, A: ArrayLike) -> Payments:
     """
     require_market("payments", market)
     A = check_graph(market, A)
-    i, j = np.nonzero(A)
+    i, j = graph_edges(A)
     m = market.m
     re = _edge_marginals(market, i, j) - market.lam * market.N[j] / market.N[i] * market.d[i, j]
-    r = np.zeros((m, m))
-    r[i, j] = re
     p = np.bincount(i, weights=re, minlength=m) - np.bincount(j, weights=re, minlength=m)
-    return Payments(r=r, p=p)
+    return Payments(p=p, edges=(i, j, re))
+
+
+def graph_edges(A: NDArray[np.int8]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """Return ``np.nonzero(A)`` of a 0/1 int8 graph, row-major, reading it 8 bytes at a time.
+
+    A sparse graph's words are mostly zero: only the nonzero 8-byte words are
+    expanded to their bytes.
+    """
+    flat = np.ascontiguousarray(A).reshape(-1)
+    if flat.dtype.itemsize != 1 or flat.size % 8:
+        return np.nonzero(A)
+    words = np.flatnonzero(flat.view(np.uint64))
+    cand = (words[:, None] * 8 + np.arange(8)).reshape(-1)
+    idx = cand[flat[cand] != 0]
+    m = A.shape[1]
+    return idx // m, idx % m
 
 
 def sharing_costs(market: Market, A: ArrayLike) -> NDArray[np.float64]:

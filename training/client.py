@@ -27,7 +27,8 @@ from .models import get_flat, set_flat
 if TYPE_CHECKING:
     from .algorithms.base import Algorithm, ClientOutput, Message, Objective, State
 
-__all__ = ["ClientContext", "LocalData", "derive_seed", "evaluate", "local_sgd", "run_client"]
+__all__ = ["ClientContext", "LocalData", "derive_seed", "evaluate", "finish_client", "local_sgd",
+           "run_client"]
 
 
 def derive_seed(*keys: int) -> int:
@@ -160,7 +161,12 @@ def run_client(algo: Algorithm, msg: Message, state: State, data: LocalData,
     ``acc`` / ``loss`` on its test split and ``val_acc`` / ``val_loss`` on its
     validation split, of the model the algorithm evaluates.
     """
-    out = algo.client_step(msg, state, data, ctx)
+    return finish_client(algo.client_step(msg, state, data, ctx), msg, data, ctx)
+
+
+def finish_client(out: ClientOutput, msg: Message, data: LocalData, ctx: ClientContext
+                  ) -> tuple[ClientOutput, dict[str, float]]:
+    """Apply an attacker's attack to a client step's output and evaluate it (see run_client)."""
     if ctx.role == "attacker":
         if ctx.attack == "random_init":
             out.upload = _fresh_init(ctx).to(out.upload.dtype)

@@ -46,12 +46,17 @@ from typing import Any
 
 from .algorithms import ALGORITHMS
 from .attacks import ATTACKS
+from .batched import check_batching, check_device
 from .data import DATASETS
 from .models import MODELS
 from .partition import PARTITIONERS
 from .profiles import parse_roles
 
 __all__ = ["RESUMABLE", "Config", "load_config", "parse_override", "resume_config"]
+
+#: values of ``client_batching`` and ``device``
+BATCHING = ("auto", "off", "on")
+DEVICES = ("cpu", "cuda")
 
 #: keys that may be a scalar or a list of one value per client
 PER_CLIENT = ("c", "K_per_sample", "budget")
@@ -99,6 +104,13 @@ class Config:
         Clients who misreport, and the factors applied to their true N, c, K.
     seed, threads : int
         Master seed; torch intra-op threads (fixed for determinism).
+    client_batching : str
+        ``"auto"`` trains the clients of a round together in one stacked computation
+        where the algorithm and model allow it (:mod:`training.batched`), else one by
+        one; ``"off"`` always one by one; ``"on"`` refuses a run that cannot be batched.
+        Both give the same results up to floating-point rounding.
+    device : str
+        ``"cpu"`` or ``"cuda"`` (refused on a machine without a GPU): where clients train.
     """
 
     algorithm: str = "ipfl"
@@ -133,6 +145,8 @@ class Config:
     liar_K: float = 1.0
     seed: int = 0
     threads: int = 1
+    client_batching: str = "auto"
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -244,6 +258,8 @@ def _validate(cfg: Config) -> None:
     _choice(cfg, "dataset", DATASETS)
     _choice(cfg, "partition", PARTITIONERS)
     _choice(cfg, "model", MODELS)
+    _choice(cfg, "client_batching", BATCHING)
+    _choice(cfg, "device", DEVICES)
     for key in ("clients", "rounds", "epochs", "batch_size", "hidden", "groups",
                 "classes_per_client", "threads"):
         if getattr(cfg, key) <= 0:
@@ -294,6 +310,8 @@ def _validate(cfg: Config) -> None:
         if not (v > 0 and math.isfinite(v)):
             raise ValueError(f"config: {key} = {v!r} must be finite and > 0")
     _validate_hyper(cfg)
+    check_batching(cfg.client_batching, ALGORITHMS[cfg.algorithm])
+    check_device(cfg.device)
 
 
 def _validate_hyper(cfg: Config) -> None:

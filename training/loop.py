@@ -41,6 +41,7 @@ from mechanism.market import DOMAIN
 
 from .algorithms import Algorithm, ServerInput, ServerOutput, get_algorithm
 from .algorithms.base import ClientOutput, Message
+from .batched import check_batching, run_clients_batched
 from .client import ClientContext, LocalData, derive_seed, run_client
 from .config import Config, resume_config
 from .data import Dataset, load_dataset
@@ -550,11 +551,24 @@ def run_round(algo: Algorithm, fed: Federation, state: dict[str, Any], t: int, r
     """Run round ``t`` in process: the server phase, every client step, the metric rows."""
     ph = server_phase(algo, fed, state, t, rd, ledger)
     metrics: dict[int, dict[str, float]] = {}
-    for i in np.flatnonzero(ph.trains):
-        res, metrics[int(i)] = run_client(algo, ph.message(int(i)), state["clients"][i],
-                                          fed.data[i], fed.context(int(i), t))
-        collect(state, int(i), res, fed.m)
+    for i, (res, metrics[i]) in client_results(algo, fed, state, ph, t):
+        collect(state, i, res, fed.m)
     return finish_round(fed, state, ph, metrics, algo.uses_market)
+
+
+def client_results(algo: Algorithm, fed: Federation, state: dict[str, Any], ph: ServerPhase,
+                   t: int) -> list[tuple[int, tuple[ClientOutput, dict[str, float]]]]:
+    """Run the client step of every client that trains in round ``t``, in client order.
+
+    Batched (:mod:`training.batched`) when ``client_batching`` allows it for this
+    algorithm and model, else one :func:`~training.client.run_client` per client.
+    """
+    ids = [int(i) for i in np.flatnonzero(ph.trains)]
+    items = [(ph.message(i), state["clients"][i], fed.data[i], fed.context(i, t)) for i in ids]
+    cfg = fed.cfg
+    if check_batching(cfg.client_batching, algo, fed.model, cfg.device) and len(ids) > 1:
+        return list(zip(ids, run_clients_batched(algo, items, cfg.device), strict=True))
+    return [(i, run_client(algo, *item)) for i, item in zip(ids, items, strict=True)]
 
 
 def finish_round(fed: Federation, state: dict[str, Any], ph: ServerPhase,

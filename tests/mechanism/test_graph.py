@@ -5,13 +5,14 @@ import math
 import numpy as np
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 from worked_markets import skip_differs_market, three_clients
 
 from mechanism import Market, greedy_graph, objective, random_market, thresholds
 from mechanism import graph as graph_module
 from mechanism.graph import _greedy_graph_unfiltered
 from mechanism.reference import reference_graph
-from proofs_checks.strategies import markets
+from proofs_checks.strategies import domain_markets, markets
 
 
 def test_three_client_worked_example():
@@ -128,3 +129,48 @@ def test_filtered_graph_equals_unfiltered_at_scale(variant, seed):
     assert mk.m >= graph_module.CUT_MIN_M
     np.testing.assert_array_equal(greedy_graph(mk, variant),
                                   _greedy_graph_unfiltered(mk, variant))
+
+
+def _with_cuts_in_chunks(market, variant):
+    """greedy_graph with the cut path forced on, 2 sampled columns and 1-row chunks."""
+    from unittest import mock
+
+    with mock.patch.object(graph_module, "CUT_MIN_M", 0), mock.patch.object(
+            graph_module, "SAMPLE", 2), mock.patch.object(graph_module, "CHUNK_ENTRIES", 1):
+        return greedy_graph(market, variant)
+
+
+@given(domain_markets(max_m=12))
+def test_float32_prefilter_is_exact_over_the_domain(market):
+    """The float32 pre-filter of the cut path changes nothing anywhere in the domain."""
+    for variant in ("paper", "skip"):
+        # Execute
+        cut = _with_cuts_in_chunks(market, variant)
+        # Assert
+        np.testing.assert_array_equal(cut, _greedy_graph_unfiltered(market, variant),
+                                      err_msg=variant)
+
+
+@given(domain_markets(max_m=12), st.floats(0.0, 1.0), st.floats(-3.0, 3.0))
+def test_float32_prefilter_keeps_every_threshold_above_the_cut(market, q, shift):
+    """Every candidate the pre-filter drops has a threshold at most x (1 + CUT_RTOL).
+
+    Cuts are drawn near the row's own thresholds (quantile ``q``, times ``10**shift``),
+    where rounding matters most.
+    """
+    # Prepare
+    market = market.replace(gain="sqrt")  # the pre-filter is the square-root gain's
+    th = thresholds(market)
+    finite = np.where(np.isfinite(th), th, 0.0)
+    x = np.quantile(finite, q, axis=1) * 10.0 ** shift
+    gi = np.arange(market.m)
+    pre = graph_module._Prefilter(market)
+    ok = pre.eligible(market, gi, x)
+    # Execute
+    r, j = pre.candidates(market, gi[ok], x[ok])
+    # Assert
+    kept = np.zeros((market.m, market.m), dtype=bool)
+    kept[gi[ok][r], j] = True
+    dropped = ~kept & ok[:, None]
+    bound = np.broadcast_to(x[:, None] * (1 + graph_module.CUT_RTOL), th.shape)
+    assert np.all(th[dropped] <= bound[dropped])

@@ -253,6 +253,20 @@ class Algorithm(ABC):
             return loss
         return loss + 0.5 * prox * ((flat - center) ** 2).sum()
 
+    def vmap_objective(self, loss: torch.Tensor, flat: torch.Tensor, center: torch.Tensor,
+                       prox: torch.Tensor) -> torch.Tensor:
+        r"""Return :meth:`local_objective` in a form :func:`torch.vmap` can batch over clients.
+
+        ``prox`` is a 0-d tensor (it may be 0: the term must then vanish exactly). The
+        batched client step (:mod:`training.batched`) uses it; an algorithm that overrides
+        :meth:`local_objective` overrides this too, or sets it to ``None`` to be trained
+        by the per-client loop.
+        """
+        if type(self).local_objective is not Algorithm.local_objective:
+            raise NotImplementedError(f"{type(self).__name__} overrides local_objective "
+                                      "without vmap_objective")
+        return loss + 0.5 * prox * ((flat - center) ** 2).sum()
+
 
 Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], torch.Tensor]
 

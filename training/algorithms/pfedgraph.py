@@ -171,3 +171,9 @@ class PFedGraph(Algorithm):
             return loss
         cos = torch.dot(flat, center) / (flat.norm() * center.norm()).clamp_min(1e-12)
         return loss - prox * cos
+
+    def vmap_objective(self, loss: torch.Tensor, flat: torch.Tensor, center: torch.Tensor,
+                       prox: torch.Tensor) -> torch.Tensor:
+        """Return :meth:`local_objective` with a tensor ``prox`` (0 leaves the loss unchanged)."""
+        cos = torch.dot(flat, center) / (flat.norm() * center.norm()).clamp_min(1e-12)
+        return loss - prox * cos

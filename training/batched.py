@@ -1,0 +1,236 @@
+r"""Clients trained together: one stacked computation for all clients of a round (issue 10).
+
+The per-client loop (:func:`training.client.local_sgd`) trains one client after the
+other, a few small mini-batches each: at the demo's sizes the time goes into Python
+and dispatch, not arithmetic. Here the clients that train in a round are trained in
+one computation: their parameters are stacked into one ``(C, P)`` tensor, the model
+runs on all clients' mini-batches at once (:func:`torch.func.functional_call` under
+:func:`torch.vmap`), one backward pass gives every client's own gradient (the
+clients' losses are independent, so the gradient of their sum is each client's
+gradient), and one masked SGD step updates them all.
+
+Equivalence with the loop. Each client draws exactly the mini-batches the loop draws:
+per epoch ``torch.randperm(n_i, generator=ctx.generator(0))``, cut into batches of
+``batch_size`` with a smaller last batch. A client with fewer steps than the longest
+one is masked out of the steps it does not take (they run on the other clients only;
+its parameters are left exactly unchanged), and a client's short last batch is padded
+with samples of weight 0, so every client takes the steps it takes today. The loss
+of a step is the mean cross-entropy over the client's real samples plus the
+algorithm's local objective (:meth:`Algorithm.vmap_objective`), the SGD step is
+``theta - lr * grad`` (plain SGD, no momentum). Results equal the loop's up
+to floating-point rounding (sums taken in another order).
+
+What is batched: algorithms that keep the base client step
+(:meth:`Algorithm.client_step` not overridden) and whose local objective has a
+vmappable form (:meth:`Algorithm.vmap_objective` not ``None``), on models without
+buffers (no batch norm) or dropout, with every parameter trainable. Everything else
+runs the per-client loop; ``client_batching = "on"`` refuses it with the reason
+before any work (:func:`check_batching`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from .client import ClientContext, LocalData, derive_seed, finish_client
+
+if TYPE_CHECKING:
+    from .algorithms.base import Algorithm, ClientOutput, Message, State
+
+__all__ = ["algorithm_obstacle", "check_batching", "check_device", "model_obstacle",
+           "run_clients_batched", "train_batched"]
+
+
+def algorithm_obstacle(cls: type[Algorithm]) -> str | None:
+    """Return why algorithm class ``cls`` cannot be trained batched, or None if it can."""
+    from .algorithms.base import Algorithm
+
+    if cls.client_step is not Algorithm.client_step:
+        return f"algorithm {cls.name!r} has its own client step (not plain local SGD)"
+    if cls.vmap_objective is None or (cls.local_objective is not Algorithm.local_objective
+                                      and cls.vmap_objective is Algorithm.vmap_objective):
+        return f"algorithm {cls.name!r} has a local objective without a batched form"
+    return None
+
+
+def model_obstacle(model: nn.Module) -> str | None:
+    """Return why ``model`` cannot be trained batched, or None if it can."""
+    what = f"model {type(model).__name__}"
+    if any(True for _ in model.buffers()):
+        return f"{what} has buffers (e.g. batch norm statistics)"
+    if any(isinstance(mod, nn.modules.dropout._DropoutNd) for mod in model.modules()):
+        return f"{what} uses dropout (random per client)"
+    if not all(p.requires_grad for p in model.parameters()):
+        return f"{what} has frozen parameters"
+    return None
+
+
+def check_batching(mode: str, algo: Algorithm | type[Algorithm],
+                   model: nn.Module | None = None, device: str = "cpu") -> bool:
+    """Return whether to train batched under ``client_batching = mode``.
+
+    ``algo`` is an algorithm or its class; ``model`` None checks the algorithm only.
+    ``"auto"`` on the CPU leaves convolutional models to the loop: there the loop is
+    compute-bound and ``vmap``'s grouped convolutions were measured slower (0.7x,
+    ``benchmarks/bench_clients.py``); ``"on"`` batches them anyway.
+
+    Raises
+    ------
+    ValueError
+        For ``mode = "on"`` when the algorithm or model cannot be batched, naming why.
+    """
+    if mode == "off":
+        return False
+    cls = algo if isinstance(algo, type) else type(algo)
+    reason = algorithm_obstacle(cls) or (None if model is None else model_obstacle(model))
+    if reason is not None and mode == "on":
+        raise ValueError(f"config: client_batching = 'on' but {reason}; use 'auto' (falls "
+                         "back to the per-client loop) or 'off'")
+    if reason is None and mode == "auto" and device == "cpu" and model is not None:
+        return not any(isinstance(mod, nn.modules.conv._ConvNd) for mod in model.modules())
+    return reason is None
+
+
+def check_device(device: str) -> None:
+    """Refuse ``device = "cuda"`` on a machine without a usable GPU, before any work."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("config: device = 'cuda' but torch finds no CUDA GPU on this machine "
+                         f"(torch {torch.__version__}); use device = 'cpu'")
+
+
+def train_batched(algo: Algorithm, msgs: list[Message], states: list[State],
+                  data: list[LocalData], ctxs: list[ClientContext],
+                  device: str = "cpu") -> list[ClientOutput]:
+    """Run the base client step of every client at once; return their outputs, in order.
+
+    ``msgs``, ``states``, ``data``, ``ctxs`` are per client (same model template,
+    shared mask and SGD settings). Equal to calling ``algo.client_step`` per client up
+    to floating-point rounding.
+    """
+    from .algorithms.base import Algorithm, ClientOutput
+
+    C = len(ctxs)
+    if C == 0:
+        return []
+    ctx0 = ctxs[0]
+    model, shared = ctx0.model, ctx0.shared
+    dev = torch.device(device)
+    full = torch.stack([s["params"] for s in states]).clone()
+    dtype = full.dtype
+    full[:, shared] = torch.stack([m.start for m in msgs]).to(dtype)
+    center = torch.stack([m.center.detach() for m in msgs]).to(dtype)
+    prox = torch.tensor([float(m.prox) for m in msgs], dtype=dtype)
+    everything = bool(shared.all())
+    shared_idx = torch.nonzero(shared).squeeze(1)
+    X_all = torch.cat([d.X_train for d in data]).to(dev)
+    y_all = torch.cat([d.y_train for d in data]).to(dev)
+    idx, weight = _batch_plan(data, ctxs)
+    idx, weight = idx.to(dev), weight.to(dtype).to(dev)
+    flat = full.to(dev)
+    center, prox, shared_idx = center.to(dev), prox.to(dev), shared_idx.to(dev)
+    use_prox = bool((prox != 0).any())
+
+    names = [n for n, _ in model.named_parameters()]
+    sizes = [p.numel() for p in model.parameters()]
+    shapes = [tuple(p.shape) for p in model.parameters()]
+    net = model if dev.type == "cpu" else _device_copy(model, dev)
+    net.train()
+
+    def forward(theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        params = {n: t.view(s) for n, t, s in zip(names, theta.split(sizes), shapes,
+                                                       strict=True)}
+        return functional_call(net, params, (x,))
+
+    batched_forward = torch.vmap(forward)
+    objective = None
+    if use_prox and type(algo).vmap_objective is Algorithm.vmap_objective:
+        def objective(loss: torch.Tensor, part: torch.Tensor, c: torch.Tensor,
+                      pr: torch.Tensor) -> torch.Tensor:  # the default term, batched directly
+            return loss + 0.5 * pr * ((part - c) ** 2).sum(dim=1)
+    elif use_prox:
+        objective = torch.vmap(algo.vmap_objective)
+    lr = ctx0.lr
+    epochs, steps = idx.shape[0], idx.shape[2]
+    # clients still stepping at step s (all of a client's real batches come first)
+    n_steps = weight[0].any(dim=2).sum(dim=1).cpu()  # (C,)
+    for e in range(epochs):
+        for s in range(steps):
+            act = torch.nonzero(n_steps > s).squeeze(1).to(dev)
+            full_step = act.numel() == C
+            ib, wb = idx[e, :, s], weight[e, :, s]  # (C, B)
+            if not full_step:  # only the clients with a real batch: no padded compute
+                ib, wb = ib[act], wb[act]
+            count = wb.sum(dim=1)
+            theta = (flat if full_step else flat[act]).detach().requires_grad_(True)
+            logits = batched_forward(theta, X_all[ib])
+            ce = F.cross_entropy(logits.flatten(0, 1), y_all[ib].flatten(),
+                                 reduction="none").view_as(wb)
+            loss = (ce * wb).sum(dim=1) / count
+            if objective is not None:
+                part = theta if everything else theta[:, shared_idx]
+                c, pr = (center, prox) if full_step else (center[act], prox[act])
+                loss = objective(loss, part, c, pr)
+            (grad,) = torch.autograd.grad(loss.sum(), theta)
+            with torch.no_grad():
+                if full_step:
+                    flat = flat - lr * grad
+                else:  # the others are left exactly unchanged
+                    flat = flat.index_copy(0, act, theta.detach() - lr * grad)
+    out = flat.detach().to("cpu")
+    res = []
+    for i in range(C):
+        params, buffers = out[i].clone(), states[i]["buffers"]
+        res.append(ClientOutput(upload=params[shared], evaluated=params, buffers=buffers,
+                                state={**states[i], "params": params, "buffers": buffers}))
+    return res
+
+
+def _batch_plan(data: list[LocalData], ctxs: list[ClientContext]
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return row indices into the stacked training sets and weights, (E, C, S, B).
+
+    Client ``i``'s batches are those of the loop: per epoch a permutation drawn from its
+    own generator, cut into ``B``-sized pieces; ``S`` is the longest client's number of
+    steps, the padding has weight 0.
+    """
+    B, E = ctxs[0].batch_size, ctxs[0].epochs
+    n = [d.n_train for d in data]
+    S = max(1, max(-(-k // B) for k in n))
+    idx = torch.zeros((E, len(n), S * B), dtype=torch.long)
+    weight = torch.zeros((E, len(n), S * B), dtype=torch.bool)
+    offset = 0
+    for i, (k, ctx) in enumerate(zip(n, ctxs, strict=True)):
+        gen = ctx.generator(0)
+        for e in range(E):
+            idx[e, i, :k] = torch.randperm(k, generator=gen) + offset
+            weight[e, i, :k] = True
+        offset += k
+    return idx.view(E, len(n), S, B), weight.view(E, len(n), S, B)
+
+
+def _device_copy(model: nn.Module, dev: torch.device) -> nn.Module:
+    import copy
+
+    return copy.deepcopy(model).to(dev)
+
+
+def run_clients_batched(algo: Algorithm, items: list[tuple[Message, State, LocalData,
+                                                            ClientContext]],
+                        device: str = "cpu") -> list[tuple[ClientOutput, dict[str, Any]]]:
+    """Batched counterpart of :func:`training.client.run_client` for many clients at once."""
+    msgs, states, data, ctxs = (list(col) for col in zip(*items, strict=True)) if items else (
+        [], [], [], [])
+    outs = train_batched(algo, msgs, states, data, ctxs, device)
+    res = [finish_client(out, msg, d, ctx) for out, msg, d, ctx in
+           zip(outs, msgs, data, ctxs, strict=True)]
+    if ctxs:  # leave torch's global generator as the loop leaves it
+        last = ctxs[-1]
+        torch.manual_seed(derive_seed(last.seed, 200 + last.round, last.client, 0))
+        if last.role == "attacker" and last.attack == "random_init":
+            torch.manual_seed(derive_seed(last.seed, 300 + last.round, last.client))
+    return res
