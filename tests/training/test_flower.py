@@ -63,7 +63,10 @@ def _task_identity():
 
 
 def _cfg(**kw) -> Config:
-    return Config(clients=4, rounds=3, epochs=1, hidden=16, max_samples=400, beta=0.5, **kw)
+    # Flower clients train one by one, as ipfl train's per-client loop does; the batched
+    # client step equals that loop only up to float rounding (tests/training/test_batched.py)
+    return Config(clients=4, rounds=3, epochs=1, hidden=16, max_samples=400, beta=0.5,
+                  client_batching="off", **kw)
 
 
 def _flower(cfg, run_dir, grid=None, **kw):
