@@ -173,29 +173,33 @@ class Gain(ABC):
         bn = n.view(np.int64)
         b_inf = np.array(np.inf).view(np.int64)
 
-        def below(bits: NDArray[np.int64], idx: NDArray[np.intp]) -> NDArray[np.bool_]:
+        def below(bits: NDArray[np.int64], idx: NDArray[np.intp] | None) -> NDArray[np.bool_]:
             """Whether the increment at the doubles ``bits`` is ``<= w`` (at ``inf``: yes)."""
-            T = bits.view(np.float64)
-            ni = n[idx]
+            sub = (n, N, K, w) if idx is None else (n[idx], N[idx], K[idx], w[idx])
             with np.errstate(over="ignore", invalid="ignore", under="ignore", divide="ignore"):
-                res = np.asarray(self.increment(T, ni, N[idx], K[idx]) <= w[idx])
+                res = np.asarray(self.increment(bits.view(np.float64), *sub[:3]) <= sub[3])
             return res | (bits >= b_inf)
 
         # invariant: the root lies in (lo, hi]; lo = bits(n) - 1 stands for "below n"
-        every = np.arange(b.size)
-        ok = below(b, every)
-        hi = np.where(ok, b, b_inf)
-        lo = np.where(ok, bn - 1, b)
-        step = 1
-        down, up = np.flatnonzero(ok & (b > bn)), np.flatnonzero(~ok & (b < b_inf))
+        ok = below(b, None)
+        # first step, on whole arrays: the doubles next to t (below if t is a root)
+        cand = np.where(ok, np.maximum(b - 1, bn), np.minimum(b + 1, b_inf))
+        is_root = below(cand, None)
+        hi = np.where(ok, np.where(is_root, cand, b), np.where(is_root, cand, b_inf))
+        lo = np.where(ok, np.where(is_root, bn - 1, cand), np.where(is_root, b, cand))
+        hi = np.where(ok & (b == bn), bn, hi)  # t = n is a root: the smallest
+        lo = np.where(ok & (b == bn), bn - 1, lo)
+        down = np.flatnonzero(ok & is_root & (cand > bn))
+        up = np.flatnonzero(~ok & ~is_root & (cand < b_inf))
+        step = 4
         while down.size or up.size:
-            if down.size:  # hi = b is a root: is the double ``step`` below still one?
+            if down.size:  # hi is a root: is the double ``step`` below t still one?
                 cand = b[down] - np.minimum(step, b[down] - bn[down])
                 is_root = below(cand, down)
                 hi[down] = np.where(is_root, cand, hi[down])
                 lo[down] = np.where(is_root, bn[down] - 1, cand)
                 down = down[is_root & (cand > bn[down])]
-            if up.size:  # lo = b is not a root: is the double ``step`` above one?
+            if up.size:  # lo is not a root: is the double ``step`` above t one?
                 cand = b[up] + np.minimum(step, b_inf - b[up])
                 is_root = below(cand, up)
                 lo[up] = np.where(is_root, lo[up], cand)
