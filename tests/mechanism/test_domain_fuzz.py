@@ -86,3 +86,17 @@ def test_just_outside_the_domain_is_a_value_error_naming_the_field(case):
     # Execute / Assert
     with pytest.raises(ValueError, match=rf"^Market: {re.escape(where)} = "):
         Market(**kw)
+
+
+def test_issue_market_with_a_subnormal_log_gain_matches_the_reference():
+    # pair (2, 0): K_2 = 1e-300 makes g_2(N_0) = w_20 = 1.008e-312 (subnormal) and the
+    # increment flat from N_0 to about 2.6; the smallest root N_0 means "never import"
+    mk = Market(N=[1.0083251838187839, 1e12, 1e12, 1538.8256936319901], c=[0.0, 0.001, 0.0, 0.001],
+                K=[0.0, 1e-250, 1e-300, 1e-250],
+                d=[[1e-300, 1e6, 1.0, 500000.5], [1e6, 0.001, 0.0, 500000.0],
+                   [1.0, 0.0, 0.0, 500000.0005], [500000.5, 500000.0, 500000.0005, 1.0]],
+                lam=1e-300, gain="log")
+    assert thresholds(mk)[2, 0] == mk.N[0]
+    for variant in ("paper", "skip"):
+        check_guarantees(mk, variant)
+        np.testing.assert_array_equal(greedy_graph(mk, variant), reference_graph(mk, variant))
