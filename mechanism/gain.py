@@ -257,6 +257,18 @@ class SqrtGain(Gain):
     def threshold(self, w: ArrayLike, n: ArrayLike, N: ArrayLike, K: ArrayLike) -> FloatArray:
         r"""Solve :math:`\sqrt{K}\,((N+T-n)^{-1/2} - (N+T)^{-1/2}) = w` for ``T``.
 
+        See :meth:`estimate_threshold` (the method) and :meth:`Gain.smallest_root`
+        (the last step, to the smallest root).
+        """
+        return self.estimate_threshold(w, n, N, K, smallest=True)
+
+    def estimate_threshold(self, w: ArrayLike, n: ArrayLike, N: ArrayLike, K: ArrayLike,
+                           smallest: bool = False) -> FloatArray:
+        r"""Return the threshold to round-off; with ``smallest=True``, the smallest root.
+
+        ``smallest=False`` may be an ulp, or a plateau, away from the smallest root:
+        enough for a guess (the first cut of :func:`mechanism.graph.greedy_graph`).
+
         With :math:`q = n/(N+T) \in (0, 1)` the equation becomes universal,
         :math:`\varphi(q) = q^{3/2} / (r(1+r)) = \sigma` with :math:`r = \sqrt{1-q}`
         and :math:`\sigma = w\sqrt{n/K}`. A table of :math:`\operatorname{logit} q`
@@ -266,7 +278,7 @@ class SqrtGain(Gain):
         any start in :math:`[n, \infty)`) then takes two steps, and more only for
         entries whose last step exceeded ``1e-7`` relative; since the error after
         a step is about :math:`1.25\,(\text{step}/T)^2`, that leaves round-off,
-        which :meth:`Gain.smallest_root` removes: the result is the smallest root.
+        which :meth:`Gain.smallest_root` removes (``smallest=True``).
 
         With :math:`s_u = \sqrt{N+T}`, :math:`s_v = \sqrt{N+T-n}`, :math:`P = s_u s_v`,
         :math:`S = s_u + s_v` the increment is :math:`\sqrt K n / (P S)` and its
@@ -315,7 +327,7 @@ class SqrtGain(Gain):
             todo = todo[np.abs(t[todo] - old) > 1e-7 * t[todo]]
             if todo.size == 0:  # one more step past the 1e-7 test: round-off
                 break
-        out[live] = self.smallest_root(t, wl, nl, Nl, K[live])
+        out[live] = self.smallest_root(t, wl, nl, Nl, K[live]) if smallest else t
         return out
 
 
