@@ -22,7 +22,18 @@ Three operations matter to the mechanism:
 ``threshold(w, n, N, K)``
     the threshold data amount :math:`T \ge n` solving
     :math:`g(T) - g(T - n) = w` (Algorithm 2). Since :math:`g` is concave the
-    left side decreases in :math:`T`, so the root is unique. By the paper's
+    left side decreases in :math:`T`, so the root is unique in exact arithmetic.
+    In floating point the computed increment is a nonincreasing step function
+    of ``T`` that may be flat over a whole interval at ``w`` (a plateau: wide
+    when the gains are subnormal, or where ``N + T - n`` rounds to ``N``), so
+    "the root" is ambiguous. Algorithm 2 imports ``j`` on top of ``x`` other
+    points iff the marginal gain strictly exceeds its price,
+    :math:`g(x + n) - g(x) > w`, so we return the **smallest root**: the
+    smallest double :math:`T^* \ge n` with ``increment(T, n, N, K) <= w``
+    (``+inf`` when there is none). Then :math:`x + n < T^*` exactly when the
+    computed increment at :math:`x + n` exceeds ``w``, and every solver (the
+    closed forms, Newton, the generic bisection, the scalar reference of
+    :mod:`mechanism.reference`) returns the same double. By the paper's
     convention the threshold is ``0`` when there is no solution (``w`` exceeds
     :math:`g(n)`, the most the ``n`` points can ever be worth). When ``w <= 0``
     and the gain is not identically zero we set it to ``+inf`` (the collaborator
@@ -104,9 +115,10 @@ class Gain(ABC):
         Returns ``0`` where there is no solution (``w > g(n)``) or the gain is
         identically zero, and ``+inf`` where ``w <= 0`` (gain not identically
         zero) or where the increments never fall to ``w`` (a gain with a
-        positive slope at infinity). Generic method: doubling bracket,
-        then 60 bisection steps on :math:`\log T`, which leaves a relative
-        error below ``1e-12``.
+        positive slope at infinity). Otherwise the smallest root (the smallest
+        double ``T >= n`` whose computed increment is ``<= w``, see the module
+        docstring). Generic method: doubling bracket, 60 bisection steps on
+        :math:`\log T`, then :meth:`smallest_root`.
         """
         w, n, N, K = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (w, n, N, K)))
         out = np.zeros(w.shape)
@@ -135,8 +147,73 @@ class Gain(ABC):
             pos = excess(mid) > 0
             lo = np.where(pos, mid, lo)
             hi = np.where(pos, hi, mid)
-        out[live] = np.where(np.isfinite(hi), 0.5 * (lo + hi), np.inf)
+        out[live] = self.smallest_root(hi, wl, nl, Nl, Kl)
         return out
+
+    def smallest_root(self, t: ArrayLike, w: ArrayLike, n: ArrayLike, N: ArrayLike,
+                      K: ArrayLike) -> FloatArray:
+        r"""Step from a root estimate ``t >= n`` to the smallest root :math:`T^*`.
+
+        :math:`T^*` is the smallest double ``T >= n`` with
+        ``increment(T, n, N, K) <= w`` (``+inf`` if none): Algorithm 2's
+        strict test at ties (see the module docstring). Positive doubles are
+        ordered like their bit patterns, so this gallops from ``t`` in steps of
+        1, 4, 16, ... units in the last place until ``T^*`` is bracketed, then
+        bisects the bit patterns until the bracket is two adjacent doubles.
+        When ``t`` is within an ulp (an accurate closed form or Newton off a
+        plateau) that costs two increments per entry; on a plateau of width
+        ``k`` ulps about ``2 log2 k`` more. Relies on the computed increment being
+        nonincreasing in ``T`` (each step of the built-in formulas is a correctly
+        rounded monotone operation, ``log1p`` up to its ulp).
+        """
+        t, w, n, N, K = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (t, w, n, N, K)))
+        shape = t.shape
+        t, w, n, N, K = (a.ravel() for a in (t, w, n, N, K))
+        b = np.maximum(t, n).view(np.int64).copy()
+        bn = n.view(np.int64)
+        b_inf = np.array(np.inf).view(np.int64)
+
+        def below(bits: NDArray[np.int64], idx: NDArray[np.intp] | None) -> NDArray[np.bool_]:
+            """Whether the increment at the doubles ``bits`` is ``<= w`` (at ``inf``: yes)."""
+            sub = (n, N, K, w) if idx is None else (n[idx], N[idx], K[idx], w[idx])
+            with np.errstate(over="ignore", invalid="ignore", under="ignore", divide="ignore"):
+                res = np.asarray(self.increment(bits.view(np.float64), *sub[:3]) <= sub[3])
+            return res | (bits >= b_inf)
+
+        # invariant: the root lies in (lo, hi]; lo = bits(n) - 1 stands for "below n"
+        ok = below(b, None)
+        # first step, on whole arrays: the doubles next to t (below if t is a root)
+        cand = np.where(ok, np.maximum(b - 1, bn), np.minimum(b + 1, b_inf))
+        is_root = below(cand, None)
+        hi = np.where(ok, np.where(is_root, cand, b), np.where(is_root, cand, b_inf))
+        lo = np.where(ok, np.where(is_root, bn - 1, cand), np.where(is_root, b, cand))
+        hi = np.where(ok & (b == bn), bn, hi)  # t = n is a root: the smallest
+        lo = np.where(ok & (b == bn), bn - 1, lo)
+        down = np.flatnonzero(ok & is_root & (cand > bn))
+        up = np.flatnonzero(~ok & ~is_root & (cand < b_inf))
+        step = 4
+        while down.size or up.size:
+            if down.size:  # hi is a root: is the double ``step`` below t still one?
+                cand = b[down] - np.minimum(step, b[down] - bn[down])
+                is_root = below(cand, down)
+                hi[down] = np.where(is_root, cand, hi[down])
+                lo[down] = np.where(is_root, bn[down] - 1, cand)
+                down = down[is_root & (cand > bn[down])]
+            if up.size:  # lo is not a root: is the double ``step`` above t one?
+                cand = b[up] + np.minimum(step, b_inf - b[up])
+                is_root = below(cand, up)
+                lo[up] = np.where(is_root, lo[up], cand)
+                hi[up] = np.where(is_root, cand, b_inf)
+                up = up[~is_root & (cand < b_inf)]
+            step = min(4 * step, np.iinfo(np.int64).max)  # then the clamps above end it
+        todo = np.flatnonzero(hi - lo > 1)
+        while todo.size:
+            mid = lo[todo] + (hi[todo] - lo[todo]) // 2
+            is_root = below(mid, todo)
+            hi[todo] = np.where(is_root, mid, hi[todo])
+            lo[todo] = np.where(is_root, lo[todo], mid)
+            todo = todo[hi[todo] - lo[todo] > 1]
+        return hi.view(np.float64).reshape(shape)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -180,6 +257,18 @@ class SqrtGain(Gain):
     def threshold(self, w: ArrayLike, n: ArrayLike, N: ArrayLike, K: ArrayLike) -> FloatArray:
         r"""Solve :math:`\sqrt{K}\,((N+T-n)^{-1/2} - (N+T)^{-1/2}) = w` for ``T``.
 
+        See :meth:`estimate_threshold` (the method) and :meth:`Gain.smallest_root`
+        (the last step, to the smallest root).
+        """
+        return self.estimate_threshold(w, n, N, K, smallest=True)
+
+    def estimate_threshold(self, w: ArrayLike, n: ArrayLike, N: ArrayLike, K: ArrayLike,
+                           smallest: bool = False) -> FloatArray:
+        r"""Return the threshold to round-off; with ``smallest=True``, the smallest root.
+
+        ``smallest=False`` may be an ulp, or a plateau, away from the smallest root:
+        enough for a guess (the first cut of :func:`mechanism.graph.greedy_graph`).
+
         With :math:`q = n/(N+T) \in (0, 1)` the equation becomes universal,
         :math:`\varphi(q) = q^{3/2} / (r(1+r)) = \sigma` with :math:`r = \sqrt{1-q}`
         and :math:`\sigma = w\sqrt{n/K}`. A table of :math:`\operatorname{logit} q`
@@ -188,7 +277,8 @@ class SqrtGain(Gain):
         the equation in ``T`` (convex and decreasing there, so it converges from
         any start in :math:`[n, \infty)`) then takes two steps, and more only for
         entries whose last step exceeded ``1e-7`` relative; since the error after
-        a step is about :math:`1.25\,(\text{step}/T)^2`, that leaves round-off.
+        a step is about :math:`1.25\,(\text{step}/T)^2`, that leaves round-off,
+        which :meth:`Gain.smallest_root` removes (``smallest=True``).
 
         With :math:`s_u = \sqrt{N+T}`, :math:`s_v = \sqrt{N+T-n}`, :math:`P = s_u s_v`,
         :math:`S = s_u + s_v` the increment is :math:`\sqrt K n / (P S)` and its
@@ -237,7 +327,7 @@ class SqrtGain(Gain):
             todo = todo[np.abs(t[todo] - old) > 1e-7 * t[todo]]
             if todo.size == 0:  # one more step past the 1e-7 test: round-off
                 break
-        out[live] = t
+        out[live] = self.smallest_root(t, wl, nl, Nl, K[live]) if smallest else t
         return out
 
 
@@ -297,15 +387,21 @@ class LogGain(Gain):
         return K * np.log1p(n / (N + y))
 
     def threshold(self, w: ArrayLike, n: ArrayLike, N: ArrayLike, K: ArrayLike) -> FloatArray:
-        """Solve in closed form: T = n / (1 - exp(-w/K)) - N (conventions as in Gain)."""
+        """Solve in closed form, T = n / (1 - exp(-w/K)) - N, then step to the smallest root.
+
+        The closed form is within a few ulps of :math:`N` of the root (``- N``
+        cancels); :meth:`Gain.smallest_root` then moves it to the smallest double
+        whose computed increment is ``<= w`` (conventions as in :class:`Gain`).
+        """
         w, n, N, K = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (w, n, N, K)))
         out = np.zeros(w.shape)
         gn = self.value(n, N, K)
         out[(w <= 0) & (gn > 0)] = np.inf
         live = (w > 0) & (gn >= w)
         wl, nl, Nl, Kl = w[live], n[live], N[live], K[live]
-        with np.errstate(divide="ignore", under="ignore"):  # w/K -> 0: T overflows to inf
-            out[live] = np.maximum(nl / -np.expm1(-wl / Kl) - Nl, nl)
+        with np.errstate(divide="ignore", under="ignore", over="ignore"):  # w/K -> 0: T = inf
+            t = np.maximum(nl / -np.expm1(-wl / Kl) - Nl, nl)
+        out[live] = self.smallest_root(t, wl, nl, Nl, Kl)
         return out
 
 

@@ -132,7 +132,9 @@ def _first_cut(market: Market, rows: slice) -> NDArray[np.float64]:
     ws = market.c[cols][None, :] + market.lam * (N[cols][None, :] / N[rows, None]) * (
         market.d[rows][:, cols])
     ws[ii == cols[None, :]] = np.inf
-    th = market.gain.threshold(ws, N[None, cols], N[rows, None], K[rows, None])
+    # a guess needs no exact tie-breaking: the estimate, without the smallest-root step
+    th = SqrtGain.estimate_threshold(market.gain, ws, N[None, cols], N[rows, None],
+                                     K[rows, None])
     second = -np.partition(-th, 1, axis=1)[:, 1]
     return np.where(np.isfinite(second), second, 0.0)
 

@@ -10,6 +10,7 @@ mechanism (:mod:`mechanism.thresholds`, :mod:`mechanism.graph`,
 from __future__ import annotations
 
 import math
+import struct
 
 import numpy as np
 from numpy.typing import NDArray
@@ -20,12 +21,31 @@ from .market import Market
 __all__ = ["reference_graph", "reference_payments", "reference_threshold"]
 
 
+def _bits(x: float) -> int:
+    """Return the bit pattern of a double ``x >= 0`` (ordered like the doubles)."""
+    return struct.unpack("<q", struct.pack("<d", x))[0]
+
+
+def _double(b: int) -> float:
+    """Return the double with bit pattern ``b`` (inverse of ``_bits``)."""
+    return struct.unpack("<d", struct.pack("<q", b))[0]
+
+
 def reference_threshold(market: Market, i: int, j: int) -> float:
-    """Threshold :math:`N^{Th}_{ij}` by bracketing and :func:`scipy.optimize.brentq`."""
+    r"""Threshold :math:`N^{Th}_{ij}` by bracketing and :func:`scipy.optimize.brentq`.
+
+    The smallest root (our reading of Algorithm 2 at ties, see
+    :mod:`mechanism.gain`): the smallest double ``T >= N_j`` at which the computed
+    increment :math:`g_i(T) - g_i(T - N_j)` is ``<= w_ij``, ``+inf`` if none.
+    ``brentq`` finds a root; a scalar bisection on the bit patterns of the doubles
+    next to it then walks down the plateau of equal increments it may have
+    landed on (subnormal gains, or ``N_i + T - N_j`` rounding to ``N_i``).
+    """
     if i == j:
         return 0.0
-    g, Ni, Ki, Nj = market.gain, market.N[i], market.K[i], market.N[j]
-    w = market.c[j] + market.lam * Nj / Ni * market.d[i, j]
+    g, Ni, Ki, Nj = market.gain, float(market.N[i]), float(market.K[i]), float(market.N[j])
+    # w_ij bit for bit as Market.weights (the order matters for subnormal lambda)
+    w = float(market.c[j] + market.lam * (Nj / Ni) * market.d[i, j])
     gain_of_j = float(g.value(Nj, Ni, Ki)) - float(g.value(0.0, Ni, Ki))
     if gain_of_j <= 0:  # g_i identically zero (K_i = 0): a pure seller buys nothing
         return 0.0
@@ -38,16 +58,47 @@ def reference_threshold(market: Market, i: int, j: int) -> float:
         # the gain's own cancellation-free difference g(t) - g(t - N_j): plain
         # differences of g lose every digit once the increment falls below
         # g's ulp (thresholds beyond ~1e8 at N_i = 1e-3, K_i = 1e12)
-        return float(g.increment_from(t - Nj, Nj, Ni, Ki)) - w
+        if math.isinf(t):
+            return -w
+        with np.errstate(over="ignore", under="ignore"):
+            return float(g.increment(t, Nj, Ni, Ki)) - w
 
-    hi = 2.0 * Nj
+    lo, hi = Nj, 2.0 * Nj
     while excess(hi) > 0:
-        hi *= 2.0
-        if not math.isfinite(hi):
-            return math.inf
-    if excess(Nj) == 0:
-        return float(Nj)
-    return brentq(excess, Nj, hi, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=500)
+        lo, hi = hi, 2.0 * hi
+        if math.isinf(hi):
+            break
+    root = hi if math.isinf(hi) or excess(lo) <= 0 else brentq(
+        excess, lo, hi, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=500)
+    # the smallest root: bracket it as (b_lo, b_hi] in bit patterns, then bisect
+    b_n, b = _bits(Nj), _bits(root)
+    if excess(root) <= 0:
+        b_hi, step = b, 1
+        while True:
+            cand = max(b - step, b_n)
+            if excess(_double(cand)) > 0:
+                b_lo = cand
+                break
+            b_hi = cand
+            if cand == b_n:
+                return Nj
+            step *= 4
+    else:
+        b_lo, step = b, 1
+        while True:
+            cand = min(b + step, _bits(math.inf))
+            if excess(_double(cand)) <= 0:
+                b_hi = cand
+                break
+            b_lo = cand
+            step *= 4
+    while b_hi - b_lo > 1:
+        mid = (b_lo + b_hi) // 2
+        if excess(_double(mid)) <= 0:
+            b_hi = mid
+        else:
+            b_lo = mid
+    return _double(b_hi)
 
 
 def reference_graph(market: Market, variant: str = "paper") -> NDArray[np.int8]:

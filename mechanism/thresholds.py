@@ -24,6 +24,15 @@ Readings of the paper (Algorithm 2 and the paragraph before eq. (9)):
   (:math:`K_i = 0`) has :math:`g_i \equiv 0`; Definition 2 says it "will not buy
   models from any other client", so its whole row is 0, even where
   :math:`w_{ij} = 0`. The diagonal is 0.
+* Ties. The computed left side is a step function of ``T`` and can equal
+  :math:`w_{ij}` on a whole interval (subnormal gains, or
+  :math:`N_i + T - N_j` rounding to :math:`N_i`). Algorithm 2 imports only when
+  the marginal gain strictly exceeds the price, so the threshold is the
+  smallest root: the smallest double :math:`T \ge N_j` at which the computed
+  increment is :math:`\le w_{ij}` (:meth:`mechanism.gain.Gain.smallest_root`).
+  Then :math:`n + N_j < N^{Th}_{ij}` holds exactly when the computed marginal
+  gain at :math:`n + N_j` exceeds :math:`w_{ij}`, and the vectorised solvers and
+  the scalar reference (:mod:`mechanism.reference`) return the same double.
 """
 
 from __future__ import annotations

@@ -37,6 +37,8 @@ from hypothesis import strategies as st
 from scipy.spatial.distance import cdist
 
 from mechanism import Market
+from mechanism.gain import get_gain
+from mechanism.market import DOMAIN
 
 __all__ = [
     "MAX_M",
@@ -277,8 +279,6 @@ def domain_value(field: str) -> st.SearchStrategy[float]:
     ``field`` is ``"N"``, ``"c"``, ``"K"``, ``"lam"`` or ``"d"``; ``c`` is ``inf``
     (a pure buyer) one time in ten.
     """
-    from mechanism.market import DOMAIN
-
     lo, hi = DOMAIN[field]
     inside = _in_range(lo, hi, zero=lo == 0.0)
     if field == "c":
@@ -294,13 +294,20 @@ def domain_market_kwargs(draw: st.DrawFn, min_m: int = 2, max_m: int = 8) -> dic
     Every entry is drawn independently (``d`` need not be a metric here) from
     :func:`domain_value`, so extreme ratios (``N`` from ``1e-3`` to ``1e12``,
     subnormal costs next to ``1e9``) appear in one market; the gain is the
-    paper's or the log gain.
+    paper's or the log gain. Half the markets get a tie: some ``c_j`` set to
+    :math:`g_i(N_j)`, so that ``j`` alone is worth exactly its cost to ``i`` (with
+    ``lambda d_ij`` small, the threshold equation then sits on a plateau).
     """
     m = draw(st.integers(min_m, max_m))
     vec = {f: draw(st.lists(domain_value(f), min_size=m, max_size=m)) for f in ("N", "c", "K")}
     d = np.array(draw(st.lists(domain_value("d"), min_size=m * m, max_size=m * m))).reshape(m, m)
-    return dict(**vec, d=d, lam=draw(domain_value("lam")),
-                gain=draw(st.sampled_from(("sqrt", "log"))))
+    gain = draw(st.sampled_from(("sqrt", "log")))
+    if draw(st.booleans()):  # a tie: c_j = g_i(N_j), the price at which j alone breaks even
+        i, j = draw(st.permutations(range(m)))[:2]
+        g_ij = float(get_gain(gain).value(vec["N"][j], vec["N"][i], vec["K"][i]))
+        if g_ij <= DOMAIN["c"][1]:
+            vec["c"][j] = g_ij
+    return dict(**vec, d=d, lam=draw(domain_value("lam")), gain=gain)
 
 
 @st.composite

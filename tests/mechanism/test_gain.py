@@ -140,3 +140,36 @@ def test_get_gain():
     assert get_gain(custom) is custom
     with pytest.raises(ValueError, match="gain = 3"):
         get_gain(3)
+
+
+@pytest.mark.parametrize("g", GAINS, ids=lambda g: g.name)
+def test_threshold_is_the_smallest_root(g):
+    # the smallest double T >= n whose computed increment is <= w (Algorithm 2's strict
+    # test at ties), also on the plateaus of subnormal gains and of N + T - n == N
+    rng = np.random.default_rng(4)
+    size = 400
+    n = 10.0 ** rng.uniform(-3, 12, size)
+    N = 10.0 ** rng.uniform(-3, 12, size)
+    K = np.where(rng.random(size) < 0.5, 10.0 ** rng.uniform(-3, 12, size),
+                 rng.choice([5e-324, 1e-310, 1e-300, 1e-250], size))
+    gn = g.value(n, N, K)
+    w = np.where(rng.random(size) < 0.3, gn, gn * 10.0 ** rng.uniform(-15, 0, size))
+    w = np.where(w > 0, w, 5e-324)
+    with np.errstate(all="ignore"):
+        T = g.threshold(w, n, N, K)
+        live = (T > 0) & np.isfinite(T)
+        assert live.sum() > size // 2
+        n, N, K, w, T = n[live], N[live], K[live], w[live], T[live]
+        assert np.all(T >= n)
+        assert np.all(g.increment(T, n, N, K) <= w)
+        below = np.nextafter(T, 0.0)
+        assert np.all((T == n) | (g.increment(below, n, N, K) > w))
+
+
+def test_log_threshold_on_a_subnormal_plateau():
+    # issue: K_i = 1e-300, N_i = 1e12, n = 1.008: the increment equals w = g(n) from
+    # T = n to about 2.6 (subnormal precision); the threshold is n, not a point inside
+    g, n, N, K = LogGain(), 1.0083251838187839, 1e12, 1e-300
+    w = float(g.value(n, N, K))
+    assert float(g.increment(2.6, n, N, K)) == w  # a plateau
+    assert g.threshold(w, n, N, K) == n
