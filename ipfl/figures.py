@@ -25,9 +25,10 @@ __all__ = ["draw_market_graph", "plot_example", "plot_gap_vs_m", "plot_market",
            "plot_round_graph"]
 
 #: role colours, shared with the explorer page (ipfl/explorer/static/app.js)
-ROLE_COLOURS = {"trader": "#4c78a8", "seller": "#f58518", "buyer": "#54a24b"}
+ROLE_COLOURS = {"trader": "#4c78a8", "seller": "#f58518", "buyer": "#54a24b",
+                "attacker": "#d62728"}
 ROLE_LABELS = {"trader": "trader", "seller": "pure seller (K = 0)",
-               "buyer": "pure buyer (c = inf)"}
+               "buyer": "pure buyer (c = inf)", "attacker": "attacker (K = 0, c = 0)"}
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
