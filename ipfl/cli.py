@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("audit", "Property-based audit of the paper's incentive claims -> CLAIMS.md."),
     "train": ("train", "Run iPFL (Algorithm 1) from a TOML config; resumable."),
     "audit-run": ("audit_run", "Recompute every recorded round of a run and report mismatches."),
+    "reproduce": ("reproduce", "Write REPRODUCTION.md from the experiments' CSVs."),
     "experiment": ("experiment", "The paper's experiments (Fig. 2-5, Table 2); resumable."),
 }
 

@@ -189,9 +189,10 @@ def run_specs(specs: list[Spec], out: Path, store: Path, *, jobs: int = 1,
     for s in specs:
         target = store / config_hash(s.cfg)
         link = runs / s.label
-        if link.is_symlink() or link.exists():
-            if link.resolve() != target.resolve():
-                link.unlink()
+        if link.exists() and not link.is_symlink():
+            raise ValueError(f"{str(link)!r} is not a link into the run store; remove it")
+        if link.is_symlink() and link.resolve() != target.resolve():
+            link.unlink()
         if not link.exists() and not link.is_symlink():
             os.symlink(os.path.relpath(target, runs), link)
         if not _finished(target):
