@@ -195,6 +195,13 @@ def build(root: str | Path, preset: str = "repro", shown: str | None = None) -> 
         "than the paper's (a 10,000-image subsample of Fashion-MNIST, an MLP, 15 rounds), "
         "so a verdict is about that setting; where it differs from the paper we say so.",
         "",
+        "How to read the numbers: utility is eq. (1) summed over the run, per client with "
+        "its true profile; iPFL's includes its payments (eq. (10)), a baseline's is scored on "
+        "its sharing graph without payments, local training's is 0. The paper's K and c are "
+        "in a supplement we do not have; ours are K = 100 N and c = 0.2 (roles: drawn around "
+        "them). Accuracies are test accuracies in %, last round or at the round of best "
+        "validation accuracy; a seed's number is the mean over its clients.",
+        "",
         "| # | paper | claim | our numbers (mean ± sd over seeds) | verdict | command |",
         "|---|---|---|---|---|---|",
     ]
