@@ -141,11 +141,24 @@ def _data(cfg: Any) -> Any:
 
 def run_one(cfg: Any, path: str | Path, progress: bool = False) -> float:
     """Run (or resume, or skip when finished) one training run in ``path``; return seconds."""
-    from training import RunDir, train
+    import fcntl
 
     path = Path(path)
     if _finished(path):
         return 0.0
+    # two experiments sharing a run (two commands at once) must not train it together:
+    # the second waits for the first, then finds it finished
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _finished(path):
+            return 0.0
+        return _run_locked(cfg, path, progress)
+
+
+def _run_locked(cfg: Any, path: Path, progress: bool) -> float:
+    from training import RunDir, train
+
     t0 = time.perf_counter()
     rd = RunDir(path)
     if rd.config.is_file():
