@@ -124,7 +124,14 @@ def config_hash(cfg: Any) -> str:
 
 
 def _finished(path: Path) -> bool:
-    return (path / "done.json").is_file()
+    """Say whether a run completed (``done.json``) or stopped on an error (``failed.json``)."""
+    return (path / "done.json").is_file() or (path / "failed.json").is_file()
+
+
+def failure(path: str | Path) -> str:
+    """Return the error a run stopped on ("" if it did not fail)."""
+    f = Path(path) / "failed.json"
+    return json.loads(f.read_text())["error"] if f.is_file() else ""
 
 
 _DATA: dict[tuple[str, str], Any] = {}
@@ -153,7 +160,13 @@ def run_one(cfg: Any, path: str | Path, progress: bool = False) -> float:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if _finished(path):
             return 0.0
-        return _run_locked(cfg, path, progress)
+        try:
+            return _run_locked(cfg, path, progress)
+        except (ValueError, RuntimeError) as exc:
+            # a run the mechanism refuses mid-way (e.g. a distance outside its numeric
+            # domain) is an outcome to report, not a reason to stop the experiment
+            (path / "failed.json").write_text(json.dumps({"error": str(exc)}) + "\n")
+            return 0.0
 
 
 def _run_locked(cfg: Any, path: Path, progress: bool) -> float:
@@ -210,7 +223,7 @@ def run_specs(specs: list[Spec], out: Path, store: Path, *, jobs: int = 1,
             os.symlink(os.path.relpath(target, runs), link)
         if not _finished(target):
             todo.append((s.cfg, str(target)))
-    preflight([cfg for cfg, _ in todo])
+    preflight([cfg for cfg, _ in todo])  # config errors still stop everything, up front
     bar = None
     if progress:
         from tqdm import tqdm

@@ -96,7 +96,15 @@ def _robust(root: Path) -> tuple[str, str]:
     hurt = {m: min(d[(m, a)] for a in attacks) for m in others}
     only = all(v < -0.01 for v in hurt.values())
     worst_ipfl = min(d[("ipfl", a)] for a in attacks)
-    text = (f"iPFL: worst Δ benign acc {100 * worst_ipfl:+.1f} pp over the 8 attacks; attacker's "
+    failed = [r for r in rows if r.get("failed")]
+    crash = ""
+    if failed:
+        kinds = sorted({f"{r['method']} {r['attack']}" for r in failed})
+        crash = (f"{len(failed)} of {len(rows)} runs stopped on an error before the last round "
+                 f"({', '.join(kinds)}: {failed[0]['failed']}); their last completed round is "
+                 "used. ")
+    text = crash + (
+            f"iPFL: worst Δ benign acc {100 * worst_ipfl:+.1f} pp over the 8 attacks; attacker's "
             f"cum. U {min(u[('ipfl', a)] for a in attacks):.1f} to "
             f"{max(u[('ipfl', a)] for a in attacks):.1f} (honest seller "
             f"{u[('ipfl', 'none')]:.1f}); clients importing it per round "

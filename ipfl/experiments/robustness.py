@@ -11,7 +11,9 @@ attack's effect.
 
 Outputs: ``robustness.csv`` (one row per run with the differences to the honest run
 of the same method and seed), ``importers.csv`` (per round, how many clients import
-the last client's model), ``robustness.png``, ``importers.png``, ``summary.md``.
+the last client's model), ``robustness.png``, ``importers.png``, ``summary.md``. A run
+the mechanism stops on an error (``failed.json``) is reported with its last completed
+round and the error.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .core import Preset, Spec, fmt, group_by, last_round, setting_keys, write_csv
+from .core import Preset, Spec, failure, fmt, group_by, last_round, setting_keys, write_csv
 
 NAME = "robustness"
 TITLE = "Fig. 4: one attacker in a Cluster market"
@@ -70,7 +72,8 @@ def analyse(out: Path, specs_: list[Spec], rows: dict[str, list[dict]],
                       "attacker_cum_U": att["cum_U"],
                       "attacker_received": sum(r["received"] for r in rs if r["client"] == a),
                       "importers_mean": sum(per_round) / max(1, len(per_round)),
-                      "clients": len(last)})
+                      "clients": len(last), "last_round": last[0]["round"],
+                      "failed": failure(out / "runs" / s.label)})
     honest = {(r["method"], r["seed"]): r for r in table if r["attack"] == "none"}
     for r in table:
         h = honest[(r["method"], r["seed"])]
@@ -92,6 +95,12 @@ def analyse(out: Path, specs_: list[Spec], rows: dict[str, list[dict]],
                      f"{fmt([r['attacker_cum_U'] for r in g])} | "
                      f"{fmt([r['d_attacker_cum_U'] for r in g])} | "
                      f"{fmt([r['importers_mean'] for r in g], digits=2)} |")
+    failed = [r for r in table if r["failed"]]
+    if failed:
+        lines += ["", f"{len(failed)} of {len(table)} runs stopped on an error; their numbers are "
+                  "those of their last completed round:", ""]
+        lines += [f"- {r['method']} {r['attack']} seed {r['seed']}: after round "
+                  f"{r['last_round']}: {r['failed']}" for r in failed]
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     return {"rows": table}
 
