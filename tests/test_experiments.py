@@ -140,3 +140,16 @@ def test_reproduce_cli_writes_and_checks(tiny_root, tmp_path):
     result = CliRunner().invoke(main, ["reproduce", "--from", str(tiny_root), "--out", str(out),
                                        "--check"])
     assert result.exit_code == 1 and "out of date" in result.output
+
+
+def test_a_run_the_mechanism_stops_is_recorded_not_fatal(tmp_path, monkeypatch):
+    from ipfl.experiments import core
+
+    def boom(cfg, path, progress):
+        path.mkdir(parents=True, exist_ok=True)
+        raise ValueError("Market: d[0, 1] = 2e6 is outside the numeric domain")
+
+    monkeypatch.setattr(core, "_run_locked", boom)
+    assert core.run_one(None, tmp_path / "run") == 0.0
+    assert "numeric domain" in core.failure(tmp_path / "run")
+    assert core.run_one(None, tmp_path / "run") == 0.0  # a failed run is not retried
