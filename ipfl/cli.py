@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train", "Run iPFL (Algorithm 1) from a TOML config; resumable."),
     "audit-run": ("audit_run", "Verify a run's hash chain and recompute its rounds (exit 0/1/2)."),
     "flower": ("flower", "Train on Flower: Ray simulation or SuperNodes on loopback."),
+    "reproduce": ("reproduce", "Write REPRODUCTION.md from the experiments' CSVs."),
+    "experiment": ("experiment", "The paper's experiments (Fig. 2-5, Table 2); resumable."),
 }
 
 

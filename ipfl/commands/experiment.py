@@ -1,0 +1,55 @@
+"""``ipfl experiment NAME``: run one of the paper's experiments with a preset; resumable."""
+
+from __future__ import annotations
+
+import click
+
+from ..cli import InputError
+
+
+@click.command("experiment")
+@click.argument("name")
+@click.option("--quick", "preset", flag_value="quick", default=True,
+              help="Minutes on 2 cores: digits, 10 clients, 8 rounds (the default).")
+@click.option("--repro", "preset", flag_value="repro",
+              help="REPRODUCTION.md's preset: Fashion-MNIST, 10 clients, 10,000 images, MLP.")
+@click.option("--paper", "preset", flag_value="paper",
+              help="The paper's setting: all of Fashion-MNIST, the CNN, 50 rounds (hours).")
+@click.option("--tiny", "preset", flag_value="tiny", hidden=True)
+@click.option("--seeds", type=int, default=3, show_default=True, help="Number of seeds (0..n-1).")
+@click.option("--dataset", default=None, help="Override the preset's dataset.")
+@click.option("--data-dir", default=None, help="Folder of the dataset's files.")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option("--methods", default=None, help="Comma-separated subset of the methods.")
+@click.option("--settings", default=None, help="Comma-separated subset of NIID,Cluster,Skew.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Experiment folder (default experiments-out/<preset>/<NAME>).")
+@click.option("--store", type=click.Path(file_okay=False), default=None,
+              help="Folder of the run directories (default <out>/../run-store).")
+@click.option("--jobs", type=int, default=1, show_default=True,
+              help="Runs trained in parallel (one process each).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def command(name: str, preset: str, seeds: int, dataset: str | None, data_dir: str | None,
+            device: str, methods: str | None, settings: str | None, out: str | None,
+            store: str | None, jobs: int, quiet: bool) -> None:
+    """Run one of the paper's experiments; an interrupted one resumes where it stopped.
+
+    NAME is performance, utility, robustness, truthfulness, market or similarity.
+
+    Writes the resolved config, one run directory per method x setting x seed, CSVs,
+    PNG figures and summary.md into the experiment folder.
+    """
+    from ..experiments import run_experiment
+
+    def split(s: str | None) -> tuple[str, ...] | None:
+        return (tuple(x.strip() for x in s.split(",") if x.strip())
+                 if s is not None else None)
+    try:
+        res = run_experiment(name, preset, seeds=seeds, dataset=dataset, data_dir=data_dir,
+                             device=device, out=out, store=store, jobs=jobs,
+                             methods=split(methods), settings=split(settings),
+                             progress=not quiet)
+    except (ValueError, FileNotFoundError) as exc:
+        raise InputError(str(exc)) from None
+    click.echo(f"\n{name} ({preset}): {res['seconds']:.0f} s; results in {res['out']}")
+    click.echo((res["out"] / "summary.md").read_text())

@@ -1,0 +1,32 @@
+"""``ipfl reproduce``: write REPRODUCTION.md from the experiments' CSVs (or check it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("reproduce")
+@click.option("--from", "root", type=click.Path(file_okay=False), default="experiments-out/repro",
+              show_default=True, help="Folder holding one sub-folder per experiment.")
+@click.option("--out", type=click.Path(dir_okay=False), default="REPRODUCTION.md",
+              show_default=True, help="The Markdown file to write.")
+@click.option("--check", is_flag=True,
+              help="Write nothing; exit 1 if --out differs from what the CSVs give.")
+def command(root: str, out: str, check: bool) -> None:
+    """Build REPRODUCTION.md: one row per empirical claim of the paper, with a verdict."""
+    from ..experiments.reproduce import build, verdicts
+
+    text = build(root)
+    path = Path(out)
+    if check:
+        if not path.is_file() or path.read_text() != text:
+            raise click.ClickException(f"{out} is out of date with the CSVs in {root}; "
+                                       "run ipfl reproduce")
+        click.echo(f"{out} matches the CSVs in {root}")
+        return
+    path.write_text(text)
+    for row in verdicts(text):
+        click.echo(f"{row['n']}. {row['paper']}: {row['verdict']}")
+    click.echo(f"wrote {out}")

@@ -1,0 +1,143 @@
+"""The paper's experiments (Results 2.1-2.3), reproducible and resumable: ``ipfl experiment``.
+
+Six experiments, each a module with ``specs`` (the training runs) and ``analyse`` (CSVs,
+figures, summary): :mod:`~ipfl.experiments.performance` (Fig. 2),
+:mod:`~ipfl.experiments.utility` (Fig. 3), :mod:`~ipfl.experiments.robustness`
+(Fig. 4), :mod:`~ipfl.experiments.truthfulness` (Table 2),
+:mod:`~ipfl.experiments.market` (Fig. 5) and :mod:`~ipfl.experiments.similarity`
+(eq. (4)'s premise). Presets: ``quick``, ``repro``, ``paper`` (and ``tiny`` for CI),
+see :data:`~ipfl.experiments.core.PRESETS`.
+
+Example
+-------
+>>> sorted(EXPERIMENTS)
+['market', 'performance', 'robustness', 'similarity', 'truthfulness', 'utility']
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from . import market, performance, robustness, similarity, truthfulness, utility
+from .core import METHODS, PRESETS, SETTINGS, run_specs
+
+__all__ = ["EXPERIMENTS", "PRESETS", "check_request", "run_experiment"]
+
+#: experiment name -> module (``specs``, ``analyse``, ``TITLE``)
+EXPERIMENTS: dict[str, ModuleType] = {m.NAME: m for m in (
+    performance, utility, robustness, truthfulness, market, similarity)}
+
+#: experiments that take ``--methods`` (and which) / ``--settings``
+_METHODS = {"performance": METHODS, "utility": METHODS, "robustness": robustness.METHODS}
+_SETTINGS = {"performance": SETTINGS, "utility": SETTINGS}
+
+
+def _names(kind: str, given: tuple[str, ...] | None, allowed: tuple[str, ...] | None,
+           name: str) -> tuple[str, ...] | None:
+    if given is None:
+        return None
+    if allowed is None:
+        raise ValueError(f"experiment {name!r} takes no --{kind}")
+    bad = [g for g in given if g not in allowed]
+    if bad or not given:
+        raise ValueError(f"experiment {name!r}: unknown {kind[:-1]} {bad or given!r}; "
+                         f"choose from {list(allowed)}")
+    return tuple(g for g in allowed if g in given)
+
+
+def check_request(name: str, preset: str = "quick", seeds: int = 3, dataset: str | None = None,
+                  data_dir: str | None = None, device: str = "cpu",
+                  methods: tuple[str, ...] | None = None,
+                  settings: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Validate a request before any run; return the resolved request (raises ValueError)."""
+    from training import Config, load_dataset
+
+    if name not in EXPERIMENTS:
+        raise ValueError(f"experiment {name!r} is unknown; choose from {sorted(EXPERIMENTS)}")
+    if preset not in PRESETS:
+        raise ValueError(f"preset {preset!r} is unknown; choose from {sorted(PRESETS)}")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds <= 0:
+        raise ValueError(f"--seeds = {seeds!r} must be a positive integer (the number of seeds)")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"--device = {device!r} must be 'cpu' or 'cuda'")
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError("--device cuda: no CUDA device is available here")
+        raise ValueError("--device cuda: the training layer runs on the CPU only in this "
+                         "version (training/ moves no tensor to a GPU); use --device cpu")
+    p = PRESETS[preset]
+    common = dict(p.base)
+    if dataset is not None:
+        common["dataset"] = dataset
+    if data_dir is not None:
+        common["data_dir"] = data_dir
+    base = Config.from_dict(common)  # validates dataset name and every key
+    methods = _names("methods", methods, _METHODS.get(name), name)
+    settings = _names("settings", settings, _SETTINGS.get(name), name)
+    try:
+        load_dataset(base.dataset, base.data_dir)  # a missing dataset fails here, first
+    except FileNotFoundError as exc:
+        raise ValueError(str(exc)) from None
+    return {"experiment": name, "preset": preset, "seeds": list(range(seeds)),
+            "common": common, "config": base.to_dict(), "methods": methods,
+            "settings": settings}
+
+
+def _check_out(out: Path, req: dict[str, Any]) -> None:
+    marker = out / "experiment.json"
+    if marker.is_file():
+        old = json.loads(marker.read_text())
+        for key in ("experiment", "preset", "config"):
+            if old.get(key) != req[key]:
+                raise ValueError(
+                    f"--out {str(out)!r} holds a different experiment ({key} = "
+                    f"{old.get(key) if key != 'config' else 'another config'!r}); "
+                    "choose another folder")
+    elif out.is_dir() and any(out.iterdir()):
+        raise ValueError(f"--out {str(out)!r} is not empty and holds no experiment.json; "
+                         "choose another folder")
+
+
+def run_experiment(name: str, preset: str = "quick", *, seeds: int = 3,
+                   dataset: str | None = None, data_dir: str | None = None,
+                   device: str = "cpu", out: str | Path | None = None,
+                   store: str | Path | None = None, jobs: int = 1,
+                   methods: tuple[str, ...] | None = None,
+                   settings: tuple[str, ...] | None = None,
+                   progress: bool = True) -> dict[str, Any]:
+    """Run (or resume) experiment ``name`` with a preset; write its CSVs, figures, summary.
+
+    ``out`` defaults to ``experiments-out/<preset>/<name>``; ``store`` (where the run
+    folders live, shared by experiments) to ``<out>/../run-store``. Every input is
+    checked before the first run. Returns the analysis (``rows``) and ``seconds``.
+    """
+    req = check_request(name, preset, seeds, dataset, data_dir, device, methods, settings)
+    out = Path(out) if out is not None else Path("experiments-out") / preset / name
+    _check_out(out, req)
+    store = Path(store) if store is not None else out.parent / "run-store"
+    if jobs <= 0:
+        raise ValueError(f"--jobs = {jobs!r} must be >= 1")
+    mod = EXPERIMENTS[name]
+    p = PRESETS[preset]
+    kwargs = {}
+    if req["methods"] is not None:
+        kwargs["methods"] = req["methods"]
+    if req["settings"] is not None:
+        kwargs["settings"] = req["settings"]
+    specs = mod.specs(p, req["seeds"], req["common"], **kwargs)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "experiment.json").write_text(json.dumps(
+        {k: req[k] for k in ("experiment", "preset", "seeds", "config", "methods", "settings")}
+        | {"preset_why": p.why, "runs": len(specs)}, indent=2) + "\n")
+    t0 = time.perf_counter()
+    rows = run_specs(specs, out, store, jobs=jobs, progress=progress)
+    result = mod.analyse(out, specs, rows, p)
+    result["seconds"] = time.perf_counter() - t0
+    result["out"] = out
+    return result

@@ -1,0 +1,155 @@
+"""Tests of ``ipfl experiment`` and ``ipfl reproduce`` (ipfl/experiments/).
+
+Every experiment runs once in its tiny configuration (synthetic data, 4 clients, 2
+rounds, one seed), so CI covers each code path; a second call must redo nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ipfl.cli import main
+from ipfl.experiments import EXPERIMENTS, run_experiment
+from ipfl.experiments.reproduce import NOT_RUN, build, verdicts
+
+ROOT = Path(__file__).resolve().parents[1]
+
+OUTPUTS = {
+    "performance": ("performance.csv", "performance.png"),
+    "utility": ("clients.csv", "utility.csv", "utility.png"),
+    "robustness": ("robustness.csv", "importers.csv", "robustness.png", "importers.png"),
+    "truthfulness": ("truthfulness.csv", "truthfulness.png"),
+    "market": ("market.csv", "money.csv", "market.png"),
+    "similarity": ("similarity.csv", "within.csv", "similarity.png"),
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory):
+    """All six experiments in the tiny preset, one seed, sharing one run store."""
+    root = tmp_path_factory.mktemp("experiments")
+    for name in EXPERIMENTS:
+        run_experiment(name, "tiny", seeds=1, out=root / name, progress=False)
+    return root
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("name", sorted(OUTPUTS))
+def test_every_experiment_writes_config_runs_csv_figures_summary(tiny_root, name):
+    out = tiny_root / name
+    meta = json.loads((out / "experiment.json").read_text())
+    assert meta["experiment"] == name and meta["preset"] == "tiny" and meta["seeds"] == [0]
+    assert meta["config"]["dataset"] == "synthetic"
+    for f in (*OUTPUTS[name], "summary.md"):
+        assert (out / f).stat().st_size > 0, f
+    runs = sorted((out / "runs").iterdir())
+    assert len(runs) == meta["runs"]
+    assert all((r / "done.json").is_file() and (r / "config.json").is_file() for r in runs)
+    assert not any((r / "checkpoint.pt").exists() for r in runs)
+
+
+def test_performance_and_utility_share_their_runs(tiny_root):
+    a = {p.name: p.resolve() for p in (tiny_root / "performance" / "runs").iterdir()}
+    b = {p.name: p.resolve() for p in (tiny_root / "utility" / "runs").iterdir()}
+    assert a == b and len(a) == 27  # 9 methods x 3 settings x 1 seed
+
+
+def test_a_finished_experiment_is_not_redone(tiny_root):
+    runs = sorted((tiny_root / "market" / "runs").iterdir())
+    before = [(r / "metrics.jsonl").stat().st_mtime_ns for r in runs]
+    res = run_experiment("market", "tiny", seeds=1, out=tiny_root / "market", progress=False)
+    assert [(r / "metrics.jsonl").stat().st_mtime_ns for r in runs] == before
+    assert res["seconds"] < 30
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_an_unfinished_run_is_redone_identically(tmp_path):
+    out = tmp_path / "market"
+    run_experiment("market", "tiny", seeds=1, out=out, progress=False)
+    run = (out / "runs" / "ipfl-s0").resolve()
+    rows = (run / "metrics.jsonl").read_text()
+    (run / "done.json").unlink()  # as if killed before it finished
+    run_experiment("market", "tiny", seeds=1, out=out, progress=False)
+    assert (run / "done.json").is_file()
+    assert (run / "metrics.jsonl").read_text() == rows
+
+
+def test_reproduce_builds_one_row_per_claim(tiny_root, tmp_path):
+    md = build(tiny_root, preset="tiny")
+    rows = verdicts(md)
+    assert len(rows) == 7
+    for r in rows:
+        assert any(v in r["verdict"] for v in ("holds", "mixed", "does not hold")), r
+        assert r["command"].startswith("`ipfl experiment ")
+    empty = verdicts(build(tmp_path))
+    assert all(r["verdict"] == NOT_RUN for r in empty)
+
+
+def test_reproduction_md_matches_its_csvs():
+    """The committed REPRODUCTION.md is what `ipfl reproduce` builds from the committed CSVs."""
+    md = ROOT / "REPRODUCTION.md"
+    if not md.is_file():
+        pytest.skip("REPRODUCTION.md not generated yet")
+    assert md.read_text() == build(ROOT / "experiments-out" / "repro",
+                                   shown="experiments-out/repro")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["nope"], "experiment 'nope' is unknown"),
+    (["performance", "--methods", "fedavg,magic"], "unknown method"),
+    (["performance", "--settings", "IID"], "unknown setting"),
+    (["market", "--methods", "ipfl"], "takes no --methods"),
+    (["performance", "--seeds", "0"], "--seeds = 0 must be a positive integer"),
+    (["performance", "--seeds", "-2"], "must be a positive integer"),
+    (["performance", "--dataset", "fashion_mnist", "--data-dir", "/nonexistent/fmnist"],
+     "apt-get install dataset-fashion-mnist"),
+    (["performance", "--dataset", "mnist"], "dataset = 'mnist' is not one of"),
+    (["performance", "--device", "tpu"], "--device"),
+])
+def test_bad_input_is_one_clear_error_before_any_run(tmp_path, args, message):
+    out = tmp_path / "exp"
+    result = CliRunner().invoke(main, ["experiment", *args, "--tiny", "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert result.output.count("Error") == 1
+    assert not out.exists()
+
+
+def test_out_holding_another_experiment_is_refused(tiny_root):
+    result = CliRunner().invoke(main, ["experiment", "utility", "--tiny", "--out",
+                                       str(tiny_root / "market")])
+    assert result.exit_code == 2 and "holds a different experiment" in result.output
+    result = CliRunner().invoke(main, ["experiment", "market", "--quick", "--out",
+                                       str(tiny_root / "market")])
+    assert result.exit_code == 2 and "holds a different experiment" in result.output
+
+
+def test_reproduce_cli_writes_and_checks(tiny_root, tmp_path):
+    out = tmp_path / "R.md"
+    result = CliRunner().invoke(main, ["reproduce", "--from", str(tiny_root), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "1. Fig. 2:" in result.output
+    result = CliRunner().invoke(main, ["reproduce", "--from", str(tiny_root), "--out", str(out),
+                                       "--check"])
+    assert result.exit_code == 0, result.output
+    out.write_text("stale")
+    result = CliRunner().invoke(main, ["reproduce", "--from", str(tiny_root), "--out", str(out),
+                                       "--check"])
+    assert result.exit_code == 1 and "out of date" in result.output
+
+
+def test_a_run_the_mechanism_stops_is_recorded_not_fatal(tmp_path, monkeypatch):
+    from ipfl.experiments import core
+
+    def boom(cfg, path, progress):
+        path.mkdir(parents=True, exist_ok=True)
+        raise ValueError("Market: d[0, 1] = 2e6 is outside the numeric domain")
+
+    monkeypatch.setattr(core, "_run_locked", boom)
+    assert core.run_one(None, tmp_path / "run") == 0.0
+    assert "numeric domain" in core.failure(tmp_path / "run")
+    assert core.run_one(None, tmp_path / "run") == 0.0  # a failed run is not retried
