@@ -55,6 +55,7 @@ import torch
 from numpy.typing import NDArray
 
 from mechanism import Market, settle
+from mechanism.market import DOMAIN
 
 from .algorithms.base import ServerOutput
 from .distance import get_distance
@@ -66,19 +67,33 @@ __all__ = ["D_SCALES", "ipfl_server_step", "market_distances", "prox_centers", "
 D_SCALES = ("median", "none")
 
 
+#: largest distance the market accepts (:data:`mechanism.market.DOMAIN`)
+D_MAX = DOMAIN["d"][1]
+
+
 def market_distances(d: NDArray[np.float64], d_scale: str) -> NDArray[np.float64]:
     """Return the distances the market sees: ``d`` divided by its off-diagonal median, or ``d``.
+
+    Distances beyond the market's numeric domain (:data:`D_MAX` = 1e6, a million times
+    the median when scaled) are clipped to it: such a model, an attacker's that drifted
+    far away, is priced out by any ``lam`` > 0 (its import weight ``c_j + lam N_j/N_i
+    1e6`` dwarfs every gain in the domain), and the round is settled rather than refused.
+    Non-finite distances (a model holding NaN) are left as they are and refused by
+    :class:`mechanism.Market`.
 
     Examples
     --------
     >>> market_distances(np.array([[0, 2.0, 4], [2, 0, 6], [4, 6, 0]]), "median").tolist()
     [[0.0, 0.5, 1.0], [0.5, 0.0, 1.5], [1.0, 1.5, 0.0]]
+    >>> float(market_distances(np.array([[0, 1.0, 1e9], [1.0, 0, 1], [1e9, 1, 0]]), "median")[0, 2])
+    1000000.0
     """
-    if d_scale == "none" or d.shape[0] < 2:
-        return d
-    off = d[~np.eye(d.shape[0], dtype=bool)]
-    med = float(np.median(off))
-    return d / med if med > 0 else d
+    if d_scale != "none" and d.shape[0] >= 2:
+        off = d[~np.eye(d.shape[0], dtype=bool)]
+        med = float(np.median(off))
+        if med > 0:
+            d = d / med
+    return np.where(d > D_MAX, D_MAX, d)
 
 
 def _weights(A: NDArray, N: NDArray) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

@@ -115,3 +115,17 @@ def test_a_liars_utility_is_measured_with_its_true_profile():
 def test_unknown_solver_is_a_clear_error():
     with pytest.raises(ValueError, match="solver|method"):
         ipfl_server_step(_reports(), _theta(), lam=1.0, lam_prox=1.0, eta=0.25, solver="magic")
+
+
+def test_a_model_far_beyond_the_domain_is_priced_out_not_refused():
+    """An attacker whose model drifted 1e6+ medians away: distances clip to the domain's
+    1e6, the round settles, and nobody imports it (experiments' sign-flip runs failed here)."""
+    theta = _theta(m=6)
+    theta[5] = 1e12  # a drifted, poisoned upload; the median stays among honest pairs
+    N = np.array([30.0, 40.0, 50.0, 60.0, 70.0, 80.0])
+    rep = Reports.make(N=N, c=np.full(6, 0.1), K=100 * N)
+    out = ipfl_server_step(rep, theta, lam=1.0, lam_prox=1.0, eta=1.0)
+    d = np.asarray(out.record["inputs"]["d"])
+    assert d.max() == 1e6
+    assert out.settlement.A[:, 5].sum() == 0 and out.settlement.A[:5, :5].sum() > 0
+    assert abs(out.settlement.p.sum()) < 1e-9
