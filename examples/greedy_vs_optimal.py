@@ -20,7 +20,7 @@ from itertools import combinations
 
 import numpy as np
 
-from mechanism import Market, greedy_graph, objective, thresholds
+from mechanism import Market, explain, greedy_graph, objective, thresholds
 
 market = Market(N=[200, 500, 1500, 300], c=[0.3, 0.2, 1.5, 0.2], K=[10000] * 4, lam=0.0)
 i = 0
@@ -38,26 +38,18 @@ print("Client 0 buys models. Candidates j: data N_j and price w_0j = c_j")
 for j in (1, 2, 3):
     print(f"  j={j}: N_j={N[j]:6.0f}  w_0j={w[j]:.2f}")
 
-# Algorithm 2, step 1: thresholds N^Th solving g(T) - g(T - N_j) = w_0j
+# Algorithm 2 for row 0, traced by mechanism.explain: thresholds N^Th solving
+# g(T) - g(T - N_j) = w_0j, candidates sorted by threshold (largest first), each
+# accepted while n + N_k < N^Th_k, and the loop stops at the first refusal.
+trace = explain(market, i, exact=True)
 th = thresholds(market)[i]
-print("\nStep 1 - threshold data amounts (import j pays off while n + N_j < N^Th_j):")
+print("\nThreshold data amounts (import j pays off while n + N_j < N^Th_j):")
 for j in (1, 2, 3):
     print(f"  N^Th_{j} = {th[j]:8.1f}")
-
-# Step 2: sort by threshold, largest first, accept while n + N_k < N^Th_k
-order = [int(j) for j in np.argsort(-th, kind="stable") if j != i]
-print("\nStep 2 - sort order by threshold:", order)
-n, taken = 0.0, []
-for k in order:
-    verdict = n + N[k] < th[k]
-    print(f"  k={k}: n + N_k = {n:.0f} + {N[k]:.0f} = {n + N[k]:.0f} "
-          f"{'<' if verdict else '>='} N^Th_k = {th[k]:.1f} -> {'accept' if verdict else 'stop'}")
-    if not verdict:
-        break
-    taken.append(int(k))
-    n += N[k]
-greedy = sorted(taken)
+print("\n" + trace.text())
+greedy = sorted(trace.imports)
 assert greedy == np.nonzero(greedy_graph(market)[i])[0].tolist()
+assert [s.j for s in trace.steps] == [1, 2, 3] and trace.steps[-1].action == "stop"
 print(f"Algorithm 2 imports {greedy}: phi_0 = {phi(greedy):.4f}")
 
 # The optimum by brute force over all 8 subsets of {1, 2, 3}
@@ -76,3 +68,4 @@ print("Why: client 2 ranks above client 3 because it brings more data, so greedy
       "local optimum in the sense of eq. (9): no single add or drop improves it.")
 
 assert phi(greedy) > phi(best) + 1e-9, "greedy should be suboptimal in this market"
+assert sorted(trace.exact_imports) == sorted(best), "explain's exact optimum is the brute force's"

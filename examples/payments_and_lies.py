@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from mechanism import Market, greedy_graph, payments, social_welfare, utilities
+from mechanism import Market, explain, greedy_graph, payments, social_welfare, utilities
 from mechanism.report import market_table
 from proofs_checks import liar_utility
 
@@ -61,6 +61,9 @@ print(f"  buyers of 1: {np.flatnonzero(A[:, 1]).tolist()} -> "
 print(f"  U_1 (true cost 0.25 in its utility): {honest:.4f} -> {lying['U']:.4f}"
       "   (Theorem 2: never higher)")
 assert lying["U"] <= honest and set(np.flatnonzero(A_lie[:, 1])) <= set(np.flatnonzero(A[:, 1]))
+print("\n  Why client 2 stops buying, in Algorithm 2's own trace (mechanism.explain):\n")
+print("\n".join("  " + line for line in explain(lie, 2).text().splitlines()))
+assert explain(lie, 2).imports == () and explain(market, 2).imports == (1,)
 
 print("\n4. Over-reporting data size does pay (a refuted, empirical-only claim)\n")
 small = Market(N=[1, 1], c=[0, 0], K=[0, 1], lam=0.0)  # 0 sells to 1, nothing else
