@@ -322,7 +322,7 @@ def _validate_hyper(cfg: Config) -> None:
             raise ValueError(f"config: [{cfg.algorithm}] has no key {key!r} (value {value!r}); "
                              f"its keys are {sorted(spec)}")
         resolved[key] = spec[key].check(f"[{cfg.algorithm}] {key}", value)
-    full = {k: resolved.get(k, p.default) for k, p in spec.items()}
+    full = ALGORITHMS[cfg.algorithm].fill_defaults(resolved)
     object.__setattr__(cfg, "hyper", full)
     ALGORITHMS[cfg.algorithm].check_config(cfg)
 

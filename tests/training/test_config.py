@@ -108,3 +108,11 @@ def test_every_shipped_config_loads():
     for f in files:
         overrides = ["data_dir=somewhere"] if "cifar" in f.name else []
         load_config(f, overrides)
+
+
+def test_ipfl_lam_prox_defaults_per_distance_unless_given():
+    """Eq. (7)'s weight lives in the distance's geometry, so its default depends on it."""
+    got = {d: load_config(None, [f"ipfl.distance={d}"]).hyper["lam_prox"]
+           for d in ("sqeuclidean_mean", "sqeuclidean", "cosine")}
+    assert got == {"sqeuclidean_mean": 100.0, "sqeuclidean": 0.02, "cosine": 1.0}
+    assert load_config(None, ["ipfl.distance=cosine", "ipfl.lam_prox=5"]).hyper["lam_prox"] == 5

@@ -205,6 +205,11 @@ class Algorithm(ABC):
         self.hp: dict[str, Any] = dict(cfg.hyper)
 
     @classmethod
+    def fill_defaults(cls, given: dict[str, Any]) -> dict[str, Any]:
+        """Return every hyper-parameter: the ``given`` ones, the declared defaults for the rest."""
+        return {k: given.get(k, p.default) for k, p in cls.hyper.items()}
+
+    @classmethod
     def check_config(cls, cfg: Config) -> None:
         """Refuse settings this algorithm cannot run, before any work (default: none)."""
         return None

@@ -24,6 +24,8 @@ chosen" gives the table. In short, on digits (20 clients, 15 rounds):
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import numpy as np
 import torch
 
@@ -45,13 +47,28 @@ class IPFL(Algorithm):
     uses_market = True
     hyper = {
         "lam": Param(1.0, lo=0.0, hi=1e6, doc="market price of distance (eqs. (4), (8), (10))"),
-        "lam_prox": Param(100.0, lo=0.0, hi=1e12, doc="proximal weight of eq. (7)"),
+        "lam_prox": Param(100.0, lo=0.0, hi=1e12,
+                          doc="proximal weight of eq. (7) (default by distance, see below)"),
         "eta": Param(1.0, lo=0.0, lo_open=True, hi=1.0,
                      doc="relative prox-centre step of eq. (6), in (0, 1]"),
         "distance": Param("sqeuclidean_mean", choices=tuple(sorted(DISTANCES))),
         "d_scale": Param("median", choices=D_SCALES),
         "solver": Param("paper", choices=("exact", "paper", "skip")),
     }
+
+    #: ``lam_prox`` when not given, per distance: eq. (7)'s weight is measured in the
+    #: distance's geometry (metric scale 1/P, 1 or 1/||theta||^2), so one number cannot
+    #: serve all three; these give comparable pulls on the demo MLP (P = 4,810)
+    LAM_PROX_DEFAULT: ClassVar[dict[str, float]] = {
+        "sqeuclidean_mean": 100.0, "sqeuclidean": 0.02, "cosine": 1.0}
+
+    @classmethod
+    def fill_defaults(cls, given: dict[str, Any]) -> dict[str, Any]:
+        """Fill the declared defaults; ``lam_prox`` by distance unless given."""
+        out = super().fill_defaults(given)
+        if "lam_prox" not in given:
+            out["lam_prox"] = cls.LAM_PROX_DEFAULT[out["distance"]]
+        return out
 
     def max_prox(self, reports: Reports, theta0: torch.Tensor) -> float:
         r"""Return the worst case of eq. (7)'s weight: every client imports every other.
