@@ -16,7 +16,7 @@ def test_missing_flower_is_one_line_naming_the_extra(monkeypatch, tmp_path, sub)
 
     monkeypatch.setattr(metadata, "version", fake)
     out = CliRunner().invoke(main, ["flower", sub, "--run-dir", str(tmp_path / "r")])
-    assert out.exit_code == 1
+    assert out.exit_code == 2
     extra = "ipfl[flower-sim]" if sub == "simulate" else "ipfl[flower]"
     assert out.output == (f"Error: Flower is not installed: pip install '{extra}' "
                           "(flwr>=1.42,<1.43, Python >= 3.11)\n")
@@ -29,6 +29,6 @@ def test_used_run_dir_and_bad_config_are_refused_before_flower_starts(tmp_path):
     used = CliRunner().invoke(main, ["flower", "deploy-local", "--run-dir", str(tmp_path)])
     bad = CliRunner().invoke(main, ["flower", "deploy-local", "--set", "clients=1",
                                     "--run-dir", str(tmp_path / "new")])
-    assert used.exit_code == 1 and "is not empty; use --resume" in used.output
-    assert bad.exit_code == 1 and "clients = 1 must be >= 2" in bad.output
+    assert used.exit_code == 2 and "is not empty; use --resume" in used.output
+    assert bad.exit_code == 2 and "clients = 1 must be >= 2" in bad.output
     assert not (tmp_path / "new").exists()

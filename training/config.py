@@ -280,8 +280,10 @@ def _validate(cfg: Config) -> None:
         raise ValueError(f"config: max_samples = {cfg.max_samples!r} must be >= 0 (0 = all)")
     if not 0 < cfg.test_frac < 1:
         raise ValueError(f"config: test_frac = {cfg.test_frac!r} must lie in (0, 1)")
-    if not 0 <= cfg.val_frac < 1 - cfg.test_frac:
-        raise ValueError(f"config: val_frac = {cfg.val_frac!r} must lie in [0, 1 - test_frac)")
+    if not 0 < cfg.val_frac < 1 - cfg.test_frac:
+        raise ValueError(f"config: val_frac = {cfg.val_frac!r} must lie in (0, 1 - test_frac): "
+                         "the round of best accuracy is chosen on the validation split, never "
+                         "on test data")
     for key in PER_CLIENT:
         v = getattr(cfg, key)
         if isinstance(v, tuple) and len(v) != cfg.clients:
@@ -324,7 +326,6 @@ def _validate_hyper(cfg: Config) -> None:
         resolved[key] = spec[key].check(f"[{cfg.algorithm}] {key}", value)
     full = ALGORITHMS[cfg.algorithm].fill_defaults(resolved)
     object.__setattr__(cfg, "hyper", full)
-    ALGORITHMS[cfg.algorithm].check_config(cfg)
 
 
 def parse_override(text: str) -> tuple[str, Any]:

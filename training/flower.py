@@ -52,6 +52,7 @@ from flwr.clientapp import ClientApp  # noqa: E402
 from flwr.common.logger import log  # noqa: E402 (Flower's logger: streamed by flwr run)
 from flwr.serverapp import Grid, ServerApp  # noqa: E402
 
+from .algorithms import get_algorithm  # noqa: E402
 from .config import Config  # noqa: E402
 from .remote import (  # noqa: E402
     PROFILE_FIELDS,
@@ -221,12 +222,12 @@ def _evaluate(msg: Message, context: Context) -> Message:
     try:
         config_text = str(msg.content["settings"]["config"])
         pid = _partition(context)
-        _, fed = _own(config_text, pid)
+        cfg, fed = _own(config_text, pid)
         held = context.state.get("ipfl.state")
         if held is None:
             raise ProtocolError(f"client {pid} holds no model to evaluate")
-        st = _numpy(held)
-        params, buffers = torch.from_numpy(st["params"]), torch.from_numpy(st["buffers"])
+        st = {k: torch.from_numpy(v) for k, v in _numpy(held).items()}
+        params, buffers = get_algorithm(cfg).evaluated_model(st)  # Ditto: the personal one
         d = fed.data[pid]
         acc, loss = evaluate(fed.model, params, buffers, d.X_test, d.y_test)
         content = RecordDict({"reply": ConfigRecord({"quit": False}),

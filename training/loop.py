@@ -346,6 +346,7 @@ def _train_locked(cfg: Config | None, rd: RunDir, resume: bool, progress: bool,
     cfg, doc, state = open_run(rd, cfg, resume, overrides)
     algo = get_algorithm(cfg)
     fed = prepare(cfg, model, data)
+    check_batching(cfg.client_batching, algo, fed.model, cfg.device)  # "on": refuse now
     check_stability(algo, fed)
     if state is not None and state["uploads"].shape[1] != int(fed.shared.sum()):
         raise ValueError(f"resume: the checkpoint holds {state['uploads'].shape[1]} shared "
@@ -583,7 +584,7 @@ def finish_round(fed: Federation, state: dict[str, Any], ph: ServerPhase,
     for i in range(fed.m):
         if trains[i]:
             mt = metrics[i]
-            val = mt["val_acc"] if not math.isnan(mt["val_acc"]) else mt["acc"]
+            val = mt["val_acc"]  # selection on validation only (val_frac > 0), never test
             if val > state["best_val"][i]:
                 state["best_val"][i] = val
                 state["test_at_best"][i] = mt["acc"]

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ..cli import InputError
+
 
 @click.group("flower")
 def command() -> None:
@@ -26,7 +28,7 @@ def _report(out: dict, run_dir: Path, what: str) -> None:
     from ..run_report import client_table, ir_summary
 
     if out.get("error"):
-        raise click.ClickException(out["error"])
+        raise InputError(out["error"])
     rows = out.get("rows") or _read_rows(run_dir)
     secs = out.get("seconds") or []
     click.echo(f"\nrun dir: {run_dir}, round {max(r['round'] for r in rows)}\n")
@@ -81,7 +83,7 @@ def simulate(config_path: str | None, overrides: tuple[str, ...], run_dir: str, 
         cfg = _config(config_path, overrides, resume)
         out = run(cfg, Path(run_dir), resume=resume, round_timeout=round_timeout)
     except (ValueError, FileNotFoundError, ImportError) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise InputError(str(exc)) from None
     _report(out, Path(run_dir), "simulation")
 
 
@@ -103,5 +105,5 @@ def deploy_local(config_path: str | None, overrides: tuple[str, ...], run_dir: s
         out = run(cfg, Path(run_dir), resume=resume, round_timeout=round_timeout,
                   node_timeout=node_timeout, echo=click.echo)
     except (ValueError, FileNotFoundError, ImportError) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise InputError(str(exc)) from None
     _report(out, Path(run_dir), "loopback deployment")

@@ -160,11 +160,16 @@ def run_one(cfg: Any, path: str | Path, progress: bool = False) -> float:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if _finished(path):
             return 0.0
+        from training.rundir import RunDirError
+
         try:
             return _run_locked(cfg, path, progress)
+        except RunDirError:
+            raise  # a locked or damaged run folder: the user must act, never "failed"
         except (ValueError, RuntimeError) as exc:
             # a run the mechanism refuses mid-way (e.g. a distance outside its numeric
             # domain) is an outcome to report, not a reason to stop the experiment
+            path.mkdir(parents=True, exist_ok=True)  # train removes a new run that failed
             (path / "failed.json").write_text(json.dumps({"error": str(exc)}) + "\n")
             return 0.0
 

@@ -124,3 +124,16 @@ def test_bad_values_are_refused():
 def test_cuda_without_a_gpu_is_refused():
     with pytest.raises(ValueError, match="device = 'cuda' but torch finds no CUDA GPU"):
         Config(device="cuda")
+
+
+def test_batching_on_with_an_unbatchable_model_writes_nothing(tmp_path):
+    """client_batching = "on" with a model vmap cannot train is refused before any file."""
+    import torch.nn as nn
+
+    from training import Config, train
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.Dropout(0.1), nn.Linear(16, 10))
+    with pytest.raises(ValueError, match="client_batching = 'on' but"):
+        train(Config(clients=4, rounds=1, max_samples=200, client_batching="on"),
+              tmp_path / "run", progress=False, model=model)
+    assert not (tmp_path / "run").exists()

@@ -34,7 +34,8 @@ from training import Config, load_config, train
     (["clients=4", "roles=trader:4", "c=[1, 1, 1, 1]"], "either roles or per-client lists"),
     (["clients=4", "liar=7"], r"liar\[0\] = 7 is not a client index"),
     (["liar_N=0"], "liar_N = 0.0 must be finite and > 0"),
-    (["val_frac=0.8"], r"val_frac = 0.8 must lie in \[0, 1 - test_frac\)"),
+    (["val_frac=0.8"], r"val_frac = 0.8 must lie in \(0, 1 - test_frac\)"),
+    (["val_frac=0"], r"val_frac = 0.0 must lie in \(0, 1 - test_frac\): .* never on test data"),
 ])
 def test_bad_config_is_rejected_naming_field_and_value(overrides, match):
     with pytest.raises(ValueError, match=match):

@@ -207,3 +207,14 @@ def test_missing_or_other_flower_is_one_line(monkeypatch, version, message):
     monkeypatch.setattr(metadata, "version", fake)
     with pytest.raises(ImportError, match=re.escape(message)):
         require_flower()
+
+
+@pytest.mark.parametrize("algorithm", ["fedavg", "ditto"])
+def test_final_evaluation_scores_the_model_the_rows_score(tmp_path, algorithm):
+    """The ClientApp's final evaluate action scores the algorithm's evaluated model (Ditto:
+    the personal one), so it equals the last round's test accuracy in the metric rows."""
+    outcome = _flower(_cfg().replace(algorithm=algorithm), tmp_path)
+    assert outcome["error"] is None
+    final = json.loads((tmp_path / "flower" / "final_evaluation.json").read_text())
+    last = {r["client"]: r["acc"] for r in _rows(tmp_path) if r["round"] == 3}
+    assert {int(k): v["acc"] for k, v in final.items()} == pytest.approx(last, abs=1e-12)

@@ -209,11 +209,6 @@ class Algorithm(ABC):
         """Return every hyper-parameter: the ``given`` ones, the declared defaults for the rest."""
         return {k: given.get(k, p.default) for k, p in cls.hyper.items()}
 
-    @classmethod
-    def check_config(cls, cfg: Config) -> None:
-        """Refuse settings this algorithm cannot run, before any work (default: none)."""
-        return None
-
     def max_prox(self, reports: Reports, theta0: torch.Tensor) -> float:
         """Return the largest proximal weight any client can be sent (default 0).
 
@@ -229,6 +224,13 @@ class Algorithm(ABC):
     def init_client_state(self, i: int, params0: torch.Tensor, buffers0: torch.Tensor) -> State:
         """Return client ``i``'s state before round 0: its full model (params and buffers)."""
         return {"params": params0.clone(), "buffers": buffers0.clone()}
+
+    def evaluated_model(self, state: State) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the (params, buffers) a client's state is evaluated with (default its model).
+
+        Must agree with :attr:`ClientOutput.evaluated` (Ditto: the personal model).
+        """
+        return state["params"], state["buffers"]
 
     # ----- the two steps ---------------------------------------------------------------
     @abstractmethod
@@ -275,7 +277,8 @@ class Algorithm(ABC):
 
 Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], torch.Tensor]
 
-#: algorithm name -> class (the one registry idiom of the package: a dict filled by a decorator)
+#: algorithm name -> class (the package's registry idiom: a module-level dict from name to
+#: implementation; here filled by the :func:`register` decorator)
 ALGORITHMS: dict[str, type[Algorithm]] = {}
 
 

@@ -90,6 +90,10 @@ class Ditto(Algorithm):
         """Return the N-weighted mean of the uploaded globals as start and centre; prox lam."""
         return ServerOutput.plain(weighted_mean(inp), all_pairs(inp.k), prox=self.hp["lam"]), state
 
+    def evaluated_model(self, state: State) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the personal model, the one Ditto evaluates."""
+        return state["personal"], state["personal_buffers"]
+
     def client_step(self, msg: Message, state: State, data: LocalData,
                     ctx: ClientContext) -> ClientOutput:
         r"""Update the global copy from ``msg.start`` and the personal model towards it.

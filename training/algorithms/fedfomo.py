@@ -68,7 +68,6 @@ from .base import Algorithm, ClientOutput, Message, ServerInput, ServerOutput, S
 
 if TYPE_CHECKING:
     from ..client import ClientContext, LocalData
-    from ..config import Config
 
 __all__ = ["FedFomo", "choose_candidates", "fomo_weights"]
 
@@ -123,13 +122,6 @@ class FedFomo(Algorithm):
         "epsilon": Param(0.3, lo=0.0, hi=1.0, doc="initial exploration probability"),
         "epsilon_decay": Param(0.05, lo=0.0, doc="exploration decrease per round"),
     }
-
-    @classmethod
-    def check_config(cls, cfg: Config) -> None:
-        """Refuse ``val_frac = 0``: the weights are computed on the validation split."""
-        if cfg.val_frac <= 0:
-            raise ValueError(f"config: val_frac = {cfg.val_frac!r} must be > 0 for fedfomo "
-                             "(clients weight candidate models on their validation split)")
 
     def init_server_state(self, m: int, theta0: torch.Tensor) -> State:
         """Return the zero affinity matrix ``P`` (m x m)."""

@@ -159,5 +159,5 @@ def test_server_step_affinity_graph_and_extras() -> None:
 
 def test_refuses_no_validation_split() -> None:
     """val_frac = 0 is refused, naming the key and value."""
-    with pytest.raises(ValueError, match=r"val_frac = 0\.0 must be > 0 for fedfomo"):
+    with pytest.raises(ValueError, match=r"val_frac = 0\.0 must lie in \(0, 1 - test_frac\)"):
         Config(algorithm="fedfomo", val_frac=0.0)
