@@ -50,6 +50,7 @@ from .models import build_model, get_flat, shared_mask
 from .partition import client_splits, partition
 from .profiles import Profiles, Reports, build_profiles
 from .rundir import RunDir, RunDirError, is_finite_json, sha256
+from .server import json_floats
 
 __all__ = ["Federation", "IRViolationWarning", "NonFiniteRound", "ServerPhase",
            "check_round_finite", "collect", "commit_round", "finish_round", "prepare",
@@ -459,8 +460,7 @@ def _round_zero(fed: Federation, k: int) -> ServerOutput:
 def _sharing_record(true: Reports, A: np.ndarray, U: np.ndarray) -> dict[str, Any]:
     """Return a baseline's round record: its sharing graph and eq. (1)'s utilities, no money."""
     return {"kind": "sharing",
-            "inputs": {"N": true.N.tolist(), "c": ["inf" if math.isinf(v) else float(v)
-                                                   for v in true.c], "K": true.K.tolist()},
+            "inputs": {"N": true.N.tolist(), "c": json_floats(true.c), "K": true.K.tolist()},
             "outputs": {"A": A.tolist(), "U": U.tolist()}}
 
 

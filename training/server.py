@@ -61,7 +61,8 @@ from .algorithms.base import ServerOutput
 from .distance import get_distance
 from .profiles import Reports
 
-__all__ = ["D_SCALES", "ipfl_server_step", "market_distances", "prox_centers", "prox_weights"]
+__all__ = ["D_MAX", "D_SCALES", "ipfl_server_step", "json_floats", "market_distances",
+           "prox_centers", "prox_weights"]
 
 #: how the market's distances are scaled each round
 D_SCALES = ("median", "none")
@@ -176,11 +177,11 @@ def ipfl_server_step(reports: Reports, theta: torch.Tensor, *, lam: float, lam_p
     with np.errstate(divide="ignore"):
         eta_i = np.where(S > 0, eta / (2.0 * metric * S), math.nan)
     record = {
-        "inputs": {"N": reports.N.tolist(), "c": _json(reports.c), "K": reports.K.tolist(),
-                   "budget": _json(reports.budget), "d": d.tolist(), "lam": lam,
+        "inputs": {"N": reports.N.tolist(), "c": json_floats(reports.c), "K": reports.K.tolist(),
+                   "budget": json_floats(reports.budget), "d": d.tolist(), "lam": lam,
                    "solver": solver,
                    **({} if true is None else {"true": {"N": true.N.tolist(),
-                                                        "c": _json(true.c),
+                                                        "c": json_floats(true.c),
                                                         "K": true.K.tolist()}})},
         "outputs": {"stays": s.stays.tolist(), "A": s.A.tolist(), "r": s.r.tolist(),
                     "p": s.p.tolist(), "U": s.U.tolist()},
@@ -189,6 +190,6 @@ def ipfl_server_step(reports: Reports, theta: torch.Tensor, *, lam: float, lam_p
                         record=record, columns={"eta": eta_i})
 
 
-def _json(x: NDArray[np.float64]) -> list:
+def json_floats(x: NDArray[np.float64]) -> list:
     """Return a list with ``inf`` as the string ``"inf"`` (JSON has no infinity)."""
     return ["inf" if math.isinf(v) else float(v) for v in x]
