@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_write_text
+
 __all__ = ["deploy_local", "flower_env", "simulate"]
 
 #: Ray's socket paths must stay under the 107-byte limit of a Unix socket path
@@ -69,7 +71,7 @@ def simulate(cfg: Any, run_dir: Path, *, resume: bool = False, round_timeout: fl
     ray_tmp = folder / "ray"
     if len(str(ray_tmp)) > _RAY_PATH_MAX:  # Ray's session sockets live under it
         ray_tmp = Path("/tmp") / f"ipfl-ray-{os.getpid()}"
-        (folder / "ray-tmp-location.txt").write_text(f"{ray_tmp}\n")
+        atomic_write_text(folder / "ray-tmp-location.txt", f"{ray_tmp}\n")
     env = flower_env(folder)
     env["RAY_TMPDIR"] = str(ray_tmp)
     os.environ.update(env)
@@ -268,10 +270,10 @@ def deploy_local(cfg: Any, run_dir: Path, *, resume: bool = False,
     logs.mkdir(exist_ok=True)
     app = folder / "app"
     app.mkdir(exist_ok=True)
-    (app / "pyproject.toml").write_text(_APP_TOML)
+    atomic_write_text(app / "pyproject.toml", _APP_TOML)
     cfg_file = folder / "config-in.json"
     if not resume:
-        cfg_file.write_text(cfg.dumps())
+        atomic_write_text(cfg_file, cfg.dumps())
     m = cfg.clients if not resume else json.loads((run_dir / "config.json").read_text())["clients"]
     bindir = Path(sys.executable).parent
     env = {**os.environ, **flower_env(folder),
@@ -295,7 +297,7 @@ def deploy_local(cfg: Any, run_dir: Path, *, resume: bool = False,
                 folder / "home" / f"supernode-{i}")
         home = folder / "home" / "cli"
         home.mkdir(parents=True, exist_ok=True)
-        (home / "config.toml").write_text(
+        atomic_write_text(home / "config.toml",
             f'[superlink]\ndefault = "loopback"\n\n[superlink.loopback]\n'
             f'address = "127.0.0.1:{link_port}"\ninsecure = true\n')
         rc = (f'run-dir="{run_dir}" config="{cfg_file if not resume else ""}" '

@@ -26,7 +26,9 @@ def command(root: str, out: str, check: bool) -> None:
                                        "run ipfl reproduce")
         click.echo(f"{out} matches the CSVs in {root}")
         return
-    path.write_text(text)
+    from ..atomic import atomic_write_text
+
+    atomic_write_text(path, text)
     for row in verdicts(text):
         click.echo(f"{row['n']}. {row['paper']}: {row['verdict']}")
     click.echo(f"wrote {out}")

@@ -22,6 +22,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from ..atomic import atomic_write_text
 from . import market, performance, robustness, similarity, truthfulness, utility
 from .core import METHODS, PRESETS, SETTINGS, run_specs
 
@@ -127,7 +128,7 @@ def run_experiment(name: str, preset: str = "quick", *, seeds: int = 3,
         kwargs["settings"] = req["settings"]
     specs = mod.specs(p, req["seeds"], req["common"], **kwargs)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "experiment.json").write_text(json.dumps(
+    atomic_write_text(out / "experiment.json", json.dumps(
         {k: req[k] for k in ("experiment", "preset", "seeds", "config", "methods", "settings")}
         | {"preset_why": p.why, "runs": len(specs)}, indent=2) + "\n")
     t0 = time.perf_counter()

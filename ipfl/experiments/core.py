@@ -26,6 +26,7 @@ Layout of an experiment folder::
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import os
@@ -37,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..atomic import atomic_write_text
 
 __all__ = ["METHODS", "PRESETS", "SETTINGS", "Preset", "Spec", "mean_sd", "run_specs",
            "setting_keys", "write_csv"]
@@ -170,7 +173,7 @@ def run_one(cfg: Any, path: str | Path, progress: bool = False) -> float:
             # a run the mechanism refuses mid-way (e.g. a distance outside its numeric
             # domain) is an outcome to report, not a reason to stop the experiment
             path.mkdir(parents=True, exist_ok=True)  # train removes a new run that failed
-            (path / "failed.json").write_text(json.dumps({"error": str(exc)}) + "\n")
+            atomic_write_text(path / "failed.json", json.dumps({"error": str(exc)}) + "\n")
             return 0.0
 
 
@@ -191,7 +194,7 @@ def _run_locked(cfg: Any, path: Path, progress: bool) -> float:
         train(cfg, path, progress=progress, data=_data(cfg))
     secs = time.perf_counter() - t0
     rd.checkpoint.unlink(missing_ok=True)  # model states are not kept once a run is done
-    (path / "done.json").write_text(json.dumps({"seconds": secs}) + "\n")
+    atomic_write_text(path / "done.json", json.dumps({"seconds": secs}) + "\n")
     return secs
 
 
@@ -262,13 +265,19 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
     cols: list[str] = []
     for r in rows:
         cols += [k for k in r if k not in cols]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=cols, lineterminator="\n")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    atomic_write_text(path, buf.getvalue())
     return path
+
+
+def write_summary(out: Path, lines: list[str]) -> None:
+    """Write an experiment's ``summary.md`` (atomically, like every output)."""
+    atomic_write_text(out / "summary.md", "\n".join(lines) + "\n")
 
 
 def read_csv(path: Path) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .core import Preset, Spec, fmt, group_by, last_round, setting_keys, write_csv
+from .core import Preset, Spec, fmt, group_by, last_round, setting_keys, write_csv, write_summary
 
 NAME = "market"
 TITLE = "Fig. 5: an inclusive market of four roles"
@@ -111,7 +111,7 @@ def analyse(out: Path, specs_: list[Spec], rows: dict[str, list[dict]],
                      f"{fmt([r['cum_U'] for r in g], digits=2)} | "
                      f"{fmt([r['gain'] for r in g], 100)} | "
                      f"{fmt([r['best_gain'] for r in g], 100)} |")
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    write_summary(out, lines)
     return {"rows": table}
 
 

@@ -26,6 +26,7 @@ from .core import (
     last_round,
     setting_keys,
     write_csv,
+    write_summary,
 )
 
 NAME = "performance"
@@ -78,7 +79,7 @@ def analyse(out: Path, specs_: list[Spec], rows: dict[str, list[dict]],
         lines.append(f"| {setting} | {method} | {fmt([r['acc'] for r in g], 100)} | "
                      f"{fmt([r['best_acc'] for r in g], 100)} | {fmt([r['cum_U'] for r in g])} | "
                      f"{fmt([r['neg_clients'] for r in g])} |")
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    write_summary(out, lines)
     return {"rows": table}
 
 

@@ -21,7 +21,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .core import Preset, Spec, failure, fmt, group_by, last_round, setting_keys, write_csv
+from .core import (
+    Preset,
+    Spec,
+    failure,
+    fmt,
+    group_by,
+    last_round,
+    setting_keys,
+    write_csv,
+    write_summary,
+)
 
 NAME = "robustness"
 TITLE = "Fig. 4: one attacker in a Cluster market"
@@ -101,7 +111,7 @@ def analyse(out: Path, specs_: list[Spec], rows: dict[str, list[dict]],
                   "those of their last completed round:", ""]
         lines += [f"- {r['method']} {r['attack']} seed {r['seed']}: after round "
                   f"{r['last_round']}: {r['failed']}" for r in failed]
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    write_summary(out, lines)
     return {"rows": table}
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .core import Preset, Spec, fmt, group_by, last_round, setting_keys, write_csv
+from .core import Preset, Spec, fmt, group_by, last_round, setting_keys, write_csv, write_summary
 
 NAME = "similarity"
 TITLE = "Similarity: do imports stay within a client's true cluster?"
@@ -105,7 +105,7 @@ def analyse(out: Path, specs_: list[Spec], rows: dict[str, list[dict]],
                      f"{fmt([r['acc'] for r in g], 100)} | {fmt([r['best_acc'] for r in g], 100)}"
                      f" | {fmt([r['local_acc'] for r in g], 100)} | "
                      f"{fmt([r['cum_U'] for r in g], digits=2)} |")
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    write_summary(out, lines)
     return {"rows": table}
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .core import Preset, Spec, fmt, group_by, last_round, setting_keys, write_csv
+from .core import Preset, Spec, fmt, group_by, last_round, setting_keys, write_csv, write_summary
 
 NAME = "truthfulness"
 TITLE = "Table 2: a liar's accuracy and utility over a run"
@@ -75,7 +75,7 @@ def analyse(out: Path, specs_: list[Spec], rows: dict[str, list[dict]],
                      f"{fmt([r['liar_best_acc'] for r in g], 100)} | "
                      f"{fmt([r['liar_cum_U'] for r in g], digits=2)} | "
                      f"{fmt([r['d_liar_cum_U'] for r in g], digits=2)} | {paid} of {len(g)} |")
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    write_summary(out, lines)
     return {"rows": table}
 
 

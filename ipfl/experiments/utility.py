@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import performance
-from .core import Preset, Spec, fmt, group_by, last_round, write_csv
+from .core import Preset, Spec, fmt, group_by, last_round, write_csv, write_summary
 
 NAME = "utility"
 TITLE = "Fig. 3: every client's cumulative utility"
@@ -45,7 +45,7 @@ def analyse(out: Path, specs_: list[Spec], rows: dict[str, list[dict]],
         lines.append(f"| {setting} | {method} | {fmt([r['neg_clients'] for r in g])} of "
                      f"{int(g[0]['clients'])} | {fmt([r['mean_cum_U'] for r in g])} | "
                      f"{fmt([r['min_cum_U'] for r in g])} |")
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    write_summary(out, lines)
     return {"rows": table}
 
 
