@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -18,7 +19,7 @@ from scipy.optimize import brentq
 
 from .market import Market
 
-__all__ = ["reference_graph", "reference_payments", "reference_threshold"]
+__all__ = ["reference_graph", "reference_payments", "reference_threshold", "reference_thresholds"]
 
 
 def _bits(x: float) -> int:
@@ -60,12 +61,18 @@ def reference_threshold(market: Market, i: int, j: int) -> float:
         # g's ulp (thresholds beyond ~1e8 at N_i = 1e-3, K_i = 1e12)
         if math.isinf(t):
             return -w
-        with np.errstate(over="ignore", under="ignore"):
-            return float(g.increment(t, Nj, Ni, Ki)) - w
+        return float(g.increment(t, Nj, Ni, Ki)) - w
 
-    lo, hi = Nj, 2.0 * Nj
+    with np.errstate(over="ignore", under="ignore"):  # once per pair, not per evaluation
+        return _smallest_root(excess, Nj)
+
+
+def _smallest_root(excess: Callable[[float], float], Nj: float) -> float:
+    """Return the smallest double ``T >= N_j`` with ``excess(T) <= 0`` (``+inf`` if none)."""
+    # a bracket growing 1024-fold per step (thresholds span up to ~300 decades)
+    lo, hi = Nj, 1024.0 * Nj
     while excess(hi) > 0:
-        lo, hi = hi, 2.0 * hi
+        lo, hi = hi, 1024.0 * hi
         if math.isinf(hi):
             break
     root = hi if math.isinf(hi) or excess(lo) <= 0 else brentq(
@@ -101,12 +108,24 @@ def reference_threshold(market: Market, i: int, j: int) -> float:
     return _double(b_hi)
 
 
-def reference_graph(market: Market, variant: str = "paper") -> NDArray[np.int8]:
-    """Algorithm 2 as printed: per client, thresholds, then the greedy loop."""
+def reference_thresholds(market: Market) -> list[list[float]]:
+    """All thresholds ``[i][j]`` by :func:`reference_threshold` (0 on the diagonal)."""
+    return [[reference_threshold(market, i, j) for j in range(market.m)] for i in range(market.m)]
+
+
+def reference_graph(market: Market, variant: str = "paper",
+                    thresholds: list[list[float]] | None = None) -> NDArray[np.int8]:
+    """Algorithm 2 as printed: per client, thresholds, then the greedy loop.
+
+    ``thresholds`` (from :func:`reference_thresholds`) saves recomputing them when
+    both variants are checked on one market.
+    """
     m = market.m
+    if thresholds is None:
+        thresholds = reference_thresholds(market)
     A = np.zeros((m, m), dtype=np.int8)
     for i in range(m):
-        th = [reference_threshold(market, i, j) for j in range(m)]
+        th = list(thresholds[i])
         th[i] = -math.inf  # never a candidate
         n = 0.0
         for _ in range(m - 1):

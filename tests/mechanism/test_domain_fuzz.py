@@ -7,8 +7,9 @@ terms of eq. (1)), the greedy graphs equal the unfiltered computation and the
 scalar reference, and the exact solver is finite and no worse than greedy.
 Outside it, :class:`Market` raises a ValueError naming the field, index and value.
 
-Markets come from ``proofs_checks.strategies.domain_markets``; the budget is the
-Hypothesis profile's (``HYPOTHESIS_PROFILE=thorough`` for the long run).
+The checks live in :mod:`proofs_checks.domain` (shared with the long driver
+``python -m proofs_checks.fuzz``); markets come from
+``proofs_checks.strategies.domain_markets``; the budget is the Hypothesis profile's.
 """
 
 import re
@@ -17,68 +18,23 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from mechanism import (
-    Market,
-    exact_graph,
-    greedy_graph,
-    objective,
-    payments,
-    sharing_costs,
-    social_welfare,
-    solve_graph,
-    thresholds,
-    utilities,
-)
-from mechanism.graph import _greedy_graph_unfiltered
-from mechanism.payments import IR_RTOL
+from mechanism import Market, greedy_graph, thresholds
 from mechanism.reference import reference_graph
+from proofs_checks.domain import check_exact, check_guarantees, check_market
 from proofs_checks.strategies import domain_markets, outside_domain
-
-BB_RTOL = 1e-9
-
-
-def check_guarantees(mk: Market, variant: str) -> None:
-    """Assert every guarantee of the numeric domain for one greedy variant."""
-    A = greedy_graph(mk, variant)
-    np.testing.assert_array_equal(A, _greedy_graph_unfiltered(mk, variant), err_msg=variant)
-    np.testing.assert_array_equal(A, solve_graph(mk, variant), err_msg=variant)
-    pay = payments(mk, A)
-    U = utilities(mk, A)
-    for name, out in (("r", pay.r), ("p", pay.p), ("U", U), ("phi", objective(mk, A)),
-                      ("SW", np.array([social_welfare(mk, A)]))):
-        assert np.all(np.isfinite(out)), (variant, name, out)
-    scale = np.abs(pay.r).sum()
-    assert abs(pay.p.sum()) <= BB_RTOL * scale, (variant, pay.p.sum(), scale)
-    gains = mk.gain.value(A @ mk.N, mk.N, mk.K)
-    s = gains + sharing_costs(mk, A) + np.abs(pay.r).sum(axis=1) + np.abs(pay.r).sum(axis=0)
-    assert np.all(U >= -IR_RTOL * s), (variant, U, s)
 
 
 @given(domain_markets())
 def test_inside_the_domain_every_guarantee_holds(mk):
     # Execute / Assert
-    th = thresholds(mk)
-    assert not np.isnan(th).any() and (th >= 0).all()
-    for variant in ("paper", "skip"):
-        check_guarantees(mk, variant)
-        np.testing.assert_array_equal(greedy_graph(mk, variant), reference_graph(mk, variant),
-                                      err_msg=variant)
+    check_market(mk)
 
 
 @settings(max_examples=max(5, settings().max_examples // 4))
 @given(domain_markets(max_m=5))
 def test_inside_the_domain_exact_graph_is_finite_and_no_worse(mk):
-    # Execute
-    res = exact_graph(mk)
-    brute = exact_graph(mk, solver="bruteforce")
-    # Assert
-    assert res.success and np.all(np.isfinite(res.objective))
-    tol = 1e-9 * (1.0 + np.abs(brute.objective))
-    # compare differences: "res < brute + tol" failed by rounding the sum when a row's
-    # two best graphs differ by tol itself (res - brute = 3.16227684e-8 < tol = 3.16227756e-8)
-    assert np.all(np.abs(res.objective - brute.objective) <= tol), (res.objective, brute.objective)
-    for variant in ("paper", "skip"):
-        assert np.all(brute.objective <= objective(mk, greedy_graph(mk, variant)) + tol)
+    # Execute / Assert
+    check_exact(mk)
 
 
 @given(outside_domain())
