@@ -38,11 +38,12 @@ from torch import nn
 from torch.func import functional_call
 
 from .client import ClientContext, LocalData, derive_seed, finish_client
+from .stacked import StackedChain, stacked_chain
 
 if TYPE_CHECKING:
     from .algorithms.base import Algorithm, ClientOutput, Message, State
 
-__all__ = ["algorithm_obstacle", "check_batching", "check_device", "model_obstacle",
+__all__ = ["KERNELS", "algorithm_obstacle", "check_batching", "check_device", "model_obstacle",
            "run_clients_batched", "train_batched"]
 
 
@@ -103,15 +104,27 @@ def check_device(device: str) -> None:
                          f"(torch {torch.__version__}); use device = 'cpu'")
 
 
+#: forward kernels of :func:`train_batched`
+KERNELS = ("auto", "stacked", "vmap")
+
+
 def train_batched(algo: Algorithm, msgs: list[Message], states: list[State],
                   data: list[LocalData], ctxs: list[ClientContext],
-                  device: str = "cpu") -> list[ClientOutput]:
+                  device: str = "cpu", kernel: str = "auto") -> list[ClientOutput]:
     """Run the base client step of every client at once; return their outputs, in order.
 
     ``msgs``, ``states``, ``data``, ``ctxs`` are per client (same model template,
     shared mask and SGD settings). Equal to calling ``algo.client_step`` per client up
     to floating-point rounding.
+
+    ``kernel`` picks how: ``"stacked"`` (one batched matrix product per layer and
+    the gradient written out, :class:`training.stacked.StackedChain`; chains of
+    linear layers only), ``"vmap"`` (:func:`torch.func.functional_call` under
+    :func:`torch.vmap` and autograd, any model), ``"auto"`` (stacked where it
+    applies, else vmap).
     """
+    if kernel not in KERNELS:
+        raise ValueError(f"train_batched: kernel = {kernel!r} is not one of {KERNELS}")
     from .algorithms.base import Algorithm, ClientOutput
 
     C = len(ctxs)
@@ -146,9 +159,14 @@ def train_batched(algo: Algorithm, msgs: list[Message], states: list[State],
                                                        strict=True)}
         return functional_call(net, params, (x,))
 
+    chain = stacked_chain(net) if kernel != "vmap" else None
+    if chain is None and kernel == "stacked":
+        raise ValueError(f"train_batched: kernel = 'stacked' but model {type(model).__name__}"
+                         " is not a chain of Linear, Flatten and element-wise layers")
     batched_forward = torch.vmap(forward)
     objective = None
-    if use_prox and type(algo).vmap_objective is Algorithm.vmap_objective:
+    default_prox = use_prox and type(algo).vmap_objective is Algorithm.vmap_objective
+    if default_prox:
         def objective(loss: torch.Tensor, part: torch.Tensor, c: torch.Tensor,
                       pr: torch.Tensor) -> torch.Tensor:  # the default term, batched directly
             return loss + 0.5 * pr * ((part - c) ** 2).sum(dim=1)
@@ -158,27 +176,38 @@ def train_batched(algo: Algorithm, msgs: list[Message], states: list[State],
     epochs, steps = idx.shape[0], idx.shape[2]
     # clients still stepping at step s (all of a client's real batches come first)
     n_steps = weight[0].any(dim=2).sum(dim=1).cpu()  # (C,)
+    plan = []  # per step: active clients (None: all), their centres and weights
+    for s in range(steps):
+        act = torch.nonzero(n_steps > s).squeeze(1)
+        if act.numel() == C:
+            plan.append((None, center, prox))
+        else:
+            act = act.to(dev)
+            plan.append((act, center[act], prox[act]))
+    part_idx = None if everything else shared_idx
     for e in range(epochs):
-        for s in range(steps):
-            act = torch.nonzero(n_steps > s).squeeze(1).to(dev)
-            full_step = act.numel() == C
-            ib, wb = idx[e, :, s], weight[e, :, s]  # (C, B)
-            if not full_step:  # only the clients with a real batch: no padded compute
-                ib, wb = ib[act], wb[act]
-            count = wb.sum(dim=1)
-            theta = (flat if full_step else flat[act]).detach().requires_grad_(True)
-            logits = batched_forward(theta, X_all[ib])
-            ce = F.cross_entropy(logits.flatten(0, 1), y_all[ib].flatten(),
-                                 reduction="none").view_as(wb)
-            loss = (ce * wb).sum(dim=1) / count
-            if objective is not None:
-                part = theta if everything else theta[:, shared_idx]
-                c, pr = (center, prox) if full_step else (center[act], prox[act])
-                loss = objective(loss, part, c, pr)
-            (grad,) = torch.autograd.grad(loss.sum(), theta)
+        X_e, y_e, w_e = X_all[idx[e]], y_all[idx[e]], weight[e]  # (C, S, B, ...)
+        for s, (act, c, pr) in enumerate(plan):
+            # only the clients with a real batch: no padded compute
+            xb, yb, wb = ((X_e[:, s], y_e[:, s], w_e[:, s]) if act is None else
+                          (X_e[act, s], y_e[act, s], w_e[act, s]))
+            theta = flat if act is None else flat[act]
+            if chain is not None:
+                grad = _chain_grad(chain, objective, default_prox, theta, xb, yb, wb, c, pr,
+                                   part_idx)
+            else:
+                theta = theta.detach().requires_grad_(True)
+                logits = batched_forward(theta, xb)
+                ce = F.cross_entropy(logits.flatten(0, 1), yb.flatten(),
+                                     reduction="none").view_as(wb)
+                loss = (ce * wb).sum(dim=1) / wb.sum(dim=1)
+                if objective is not None:
+                    part = theta if everything else theta[:, shared_idx]
+                    loss = objective(loss, part, c, pr)
+                (grad,) = torch.autograd.grad(loss.sum(), theta)
             with torch.no_grad():
-                if full_step:
-                    flat = flat - lr * grad
+                if act is None:
+                    flat.sub_(grad, alpha=lr)  # flat is this function's own copy
                 else:  # the others are left exactly unchanged
                     flat = flat.index_copy(0, act, theta.detach() - lr * grad)
     out = flat.detach().to("cpu")
@@ -188,6 +217,34 @@ def train_batched(algo: Algorithm, msgs: list[Message], states: list[State],
         res.append(ClientOutput(upload=params[shared], evaluated=params, buffers=buffers,
                                 state={**states[i], "params": params, "buffers": buffers}))
     return res
+
+
+def _chain_grad(chain: StackedChain, objective: Any, default_prox: bool, theta: torch.Tensor,
+                xb: torch.Tensor, yb: torch.Tensor, wb: torch.Tensor, c: torch.Tensor,
+                pr: torch.Tensor, shared_idx: torch.Tensor | None) -> torch.Tensor:
+    """Return the gradient of each client's objective with a :class:`StackedChain`.
+
+    The data term by :meth:`StackedChain.loss_and_grad`; the default proximal term
+    ``prox/2 ||part - c||^2`` adds ``prox (part - c)``; any other objective
+    ``F(loss, part)`` is differentiated by autograd in its two arguments only and
+    chained: ``dF/dtheta = dF/dloss * dloss/dtheta + dF/dpart`` on the shared part.
+    """
+    loss, grad = chain.loss_and_grad(theta, xb, yb, wb)
+    if objective is None:
+        return grad
+    part = theta if shared_idx is None else theta[:, shared_idx]
+    if default_prox:
+        if shared_idx is None:
+            return grad.addcmul_(pr.unsqueeze(1), part - c)
+        return grad.index_add_(1, shared_idx, pr.unsqueeze(1) * (part - c))
+    loss_leaf = loss.detach().requires_grad_(True)
+    part_leaf = part.detach().requires_grad_(True)
+    d_loss, extra = torch.autograd.grad(objective(loss_leaf, part_leaf, c, pr).sum(),
+                                        (loss_leaf, part_leaf))
+    grad.mul_(d_loss.unsqueeze(1))
+    if shared_idx is None:
+        return grad.add_(extra)
+    return grad.index_add_(1, shared_idx, extra)
 
 
 def _batch_plan(data: list[LocalData], ctxs: list[ClientContext]
