@@ -5,9 +5,10 @@ Run:  PYTHONPATH=. .venv/bin/python benchmarks/bench_clients.py [--reps 3] [--ro
 Two settings of issue 10: the digits MLP with m = 20 clients (the demo: 5 epochs,
 batch 16) and the SmallCNN on Fashion-MNIST with m = 10 clients (a per-client
 subsample: ``--fashion-samples`` images split over the clients; Debian's
-``dataset-fashion-mnist`` folder). For each, the client steps of one round (iPFL's:
-plain SGD on the proximal objective, every client a different start, centre and
-weight) are timed in the loop and batched with both kernels (``vmap``, and
+``dataset-fashion-mnist`` folder); and the ``--repro`` experiments' setting (the MLP
+on 10,000 Fashion-MNIST images, 10 clients, 2 epochs). For each, the client steps
+of one round (iPFL's: plain SGD on the proximal objective, every client a different
+start, centre and weight) are timed in the loop and batched with both kernels (``vmap``, and
 ``stacked`` where the model is a chain of linear layers) in the same process,
 interleaved, ``--reps`` times
 (medians of wall-clock and CPU time, one torch thread), and the outputs compared.
@@ -38,6 +39,10 @@ from training.stacked import stacked_chain
 SETTINGS = {
     "digits MLP, m = 20": {"dataset": "digits", "clients": 20, "model": "mlp"},
     "Fashion-MNIST CNN, m = 10": {"dataset": "fashion_mnist", "clients": 10, "model": "cnn"},
+    # the --repro experiments' model and data (ipfl/experiments/core.py), 2 epochs
+    "Fashion-MNIST MLP, m = 10 (--repro)": {"dataset": "fashion_mnist", "clients": 10,
+                                            "model": "mlp", "epochs": 2,
+                                            "max_samples": 10000},
 }
 
 
@@ -128,7 +133,8 @@ def main() -> None:
           f"{platform.machine()}, 1 torch thread, iPFL client step, device cpu")
     cfgs = {}
     for name, kw in SETTINGS.items():
-        extra = {"max_samples": args.fashion_samples} if kw["dataset"] == "fashion_mnist" else {}
+        extra = ({"max_samples": args.fashion_samples}
+                 if kw["dataset"] == "fashion_mnist" and "max_samples" not in kw else {})
         cfgs[name] = Config(algorithm="ipfl", **kw, **extra)
     print("| setting | P | train samples per client | loop, wall / CPU (s) |"
           " batched, vmap kernel, wall / CPU (s) | batched, stacked kernel, wall / CPU (s) |"

@@ -143,7 +143,12 @@ def train_batched(algo: Algorithm, msgs: list[Message], states: list[State],
     X_all = torch.cat([d.X_train for d in data]).to(dev)
     y_all = torch.cat([d.y_train for d in data]).to(dev)
     idx, weight = _batch_plan(data, ctxs)
-    idx, weight = idx.to(dev), weight.to(dtype).to(dev)
+    # clients sorted by their number of steps, most first: the clients still stepping
+    # at step s are then a prefix, trained on views (no gather, no scatter back)
+    n_steps = weight[0].any(dim=2).sum(dim=1)  # (C,)
+    order = torch.argsort(n_steps, descending=True, stable=True)
+    n_steps, full, center, prox = n_steps[order], full[order], center[order], prox[order]
+    idx, weight = idx[:, order].to(dev), weight[:, order].to(dtype).to(dev)
     flat = full.to(dev)
     center, prox, shared_idx = center.to(dev), prox.to(dev), shared_idx.to(dev)
     use_prox = bool((prox != 0).any())
@@ -174,24 +179,15 @@ def train_batched(algo: Algorithm, msgs: list[Message], states: list[State],
         objective = torch.vmap(algo.vmap_objective)
     lr = ctx0.lr
     epochs, steps = idx.shape[0], idx.shape[2]
-    # clients still stepping at step s (all of a client's real batches come first)
-    n_steps = weight[0].any(dim=2).sum(dim=1).cpu()  # (C,)
-    plan = []  # per step: active clients (None: all), their centres and weights
-    for s in range(steps):
-        act = torch.nonzero(n_steps > s).squeeze(1)
-        if act.numel() == C:
-            plan.append((None, center, prox))
-        else:
-            act = act.to(dev)
-            plan.append((act, center[act], prox[act]))
+    # clients stepping at step s: the first active[s] (a client's real batches come first)
+    active = [int((n_steps > s).sum()) for s in range(steps)]
     part_idx = None if everything else shared_idx
     for e in range(epochs):
-        X_e, y_e, w_e = X_all[idx[e]], y_all[idx[e]], weight[e]  # (C, S, B, ...)
-        for s, (act, c, pr) in enumerate(plan):
+        for s, k in enumerate(active):
             # only the clients with a real batch: no padded compute
-            xb, yb, wb = ((X_e[:, s], y_e[:, s], w_e[:, s]) if act is None else
-                          (X_e[act, s], y_e[act, s], w_e[act, s]))
-            theta = flat if act is None else flat[act]
+            ib = idx[e, :k, s]  # (k, B) rows of the stacked training sets
+            xb, yb, wb, c, pr = X_all[ib], y_all[ib], weight[e, :k, s], center[:k], prox[:k]
+            theta = flat[:k]
             if chain is not None:
                 grad = _chain_grad(chain, objective, default_prox, theta, xb, yb, wb, c, pr,
                                    part_idx)
@@ -205,15 +201,13 @@ def train_batched(algo: Algorithm, msgs: list[Message], states: list[State],
                     part = theta if everything else theta[:, shared_idx]
                     loss = objective(loss, part, c, pr)
                 (grad,) = torch.autograd.grad(loss.sum(), theta)
-            with torch.no_grad():
-                if act is None:
-                    flat.sub_(grad, alpha=lr)  # flat is this function's own copy
-                else:  # the others are left exactly unchanged
-                    flat = flat.index_copy(0, act, theta.detach() - lr * grad)
+            with torch.no_grad():  # in place on this function's own copy; rows >= k untouched
+                flat[:k].sub_(grad, alpha=lr)
     out = flat.detach().to("cpu")
+    row = torch.argsort(order)  # client i's row in the sorted order
     res = []
     for i in range(C):
-        params, buffers = out[i].clone(), states[i]["buffers"]
+        params, buffers = out[row[i]].clone(), states[i]["buffers"]
         res.append(ClientOutput(upload=params[shared], evaluated=params, buffers=buffers,
                                 state={**states[i], "params": params, "buffers": buffers}))
     return res
