@@ -55,18 +55,42 @@ def _check_run_dir(run_dir: Path, resume: bool) -> None:
         raise ValueError(f"run_dir = {str(run_dir)!r} is not empty; use --resume to continue it")
 
 
+def _resumed_config(run_dir: Path, overrides: tuple[str, ...] | list[str]) -> Any:
+    """Return a resumed run's config with ``overrides`` applied (checked before any work).
+
+    The keys and values are checked here, as ``ipfl train --resume --set`` checks them;
+    the ServerApp applies them again and records them in the config's history. Values
+    travel in Flower's run config, joined by ``|``: neither ``|`` nor ``"`` may occur.
+    """
+    from training.config import Config, resume_config
+
+    doc = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    for item in overrides:
+        if "|" in item or '"' in item:
+            raise ValueError(f"--set {item!r}: a value sent to Flower may not contain | or \"")
+    if not overrides:
+        return Config.from_dict({k: v for k, v in doc.items() if k != "history"})
+    return resume_config(doc, list(overrides), 1, "")[0]
+
+
 def simulate(cfg: Any, run_dir: Path, *, resume: bool = False, round_timeout: float = 600.0,
-             cpus: int | None = None) -> dict[str, Any]:
+             cpus: int | None = None, overrides: tuple[str, ...] = ()) -> dict[str, Any]:
     """Run ``cfg`` in Flower's Ray simulation (one virtual SuperNode per client).
 
-    Returns the ServerApp's outcome (``rows``, ``seconds`` per round, ``error``) plus
-    ``startup`` (seconds before round 0 began) and ``total``.
+    ``overrides`` (resume only): ``key=value`` changes of non-structural keys, as
+    ``ipfl train --resume DIR --set``. Returns the ServerApp's outcome (``rows``,
+    ``seconds`` per round, ``error``) plus ``startup`` (seconds before round 0 began)
+    and ``total``.
     """
     from training.remote import require_flower
 
     require_flower(simulation=True)
     run_dir = Path(run_dir)
     _check_run_dir(run_dir, resume)
+    if overrides and not resume:
+        raise ValueError("overrides apply to a resumed run only; set keys in the config")
+    if resume:
+        cfg = _resumed_config(run_dir, overrides)
     folder = _folder(run_dir)
     ray_tmp = folder / "ray"
     if len(str(ray_tmp)) > _RAY_PATH_MAX:  # Ray's session sockets live under it
@@ -79,13 +103,11 @@ def simulate(cfg: Any, run_dir: Path, *, resume: bool = False, round_timeout: fl
 
     from flwr.simulation import run_simulation
 
-    from training.config import Config
     from training.flower import FlowerSettings, client_app, make_server_app
 
-    if resume:
-        cfg = Config.from_dict(json.loads((run_dir / "config.json").read_text()))
     settings = FlowerSettings(run_dir=str(run_dir), config=None if resume else cfg,
-                              resume=resume, round_timeout=round_timeout, node_timeout=120.0)
+                              resume=resume, overrides=tuple(overrides),
+                              round_timeout=round_timeout, node_timeout=120.0)
     outcome: dict[str, Any] = {}
     n_cpus = cpus or min(cfg.clients, os.cpu_count() or 1)
     backend = {"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
@@ -153,6 +175,7 @@ config = ""
 resume = false
 round-timeout = 600.0
 node-timeout = 120.0
+overrides = ""
 """
 
 
@@ -254,17 +277,22 @@ def _alive(pid: int) -> bool:
 
 def deploy_local(cfg: Any, run_dir: Path, *, resume: bool = False,
                  round_timeout: float = 600.0, node_timeout: float = 120.0,
-                 echo: Any = print) -> dict[str, Any]:
+                 echo: Any = print, overrides: tuple[str, ...] = ()) -> dict[str, Any]:
     """Start a SuperLink and one SuperNode per client on 127.0.0.1, run the app, stop all.
 
-    Insecure mode (no TLS, no node authentication): loopback only. Returns ``seconds``
-    per round (parsed from the ServerApp's log), ``total``, ``pids`` and ``error``.
+    Insecure mode (no TLS, no node authentication): loopback only. ``overrides`` as in
+    :func:`simulate`. Returns ``seconds`` per round (parsed from the ServerApp's log),
+    ``total``, ``pids`` and ``error``.
     """
     from training.remote import require_flower
 
     require_flower()
     run_dir = Path(run_dir).resolve()
     _check_run_dir(run_dir, resume)
+    if overrides and not resume:
+        raise ValueError("overrides apply to a resumed run only; set keys in the config")
+    if resume:  # the run's own config (the ServerApp reads it again), for m and the budget
+        cfg = _resumed_config(run_dir, overrides)
     folder = _folder(run_dir)
     logs = folder / "logs"
     logs.mkdir(exist_ok=True)
@@ -274,7 +302,7 @@ def deploy_local(cfg: Any, run_dir: Path, *, resume: bool = False,
     cfg_file = folder / "config-in.json"
     if not resume:
         atomic_write_text(cfg_file, cfg.dumps())
-    m = cfg.clients if not resume else json.loads((run_dir / "config.json").read_text())["clients"]
+    m = cfg.clients
     bindir = Path(sys.executable).parent
     env = {**os.environ, **flower_env(folder),
            "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
@@ -302,7 +330,7 @@ def deploy_local(cfg: Any, run_dir: Path, *, resume: bool = False,
             f'address = "127.0.0.1:{link_port}"\ninsecure = true\n')
         rc = (f'run-dir="{run_dir}" config="{cfg_file if not resume else ""}" '
               f'resume={"true" if resume else "false"} round-timeout={float(round_timeout)} '
-              f'node-timeout={float(node_timeout)}')
+              f'node-timeout={float(node_timeout)} overrides="{"|".join(overrides)}"')
         budget = node_timeout + (cfg.rounds + 3) * round_timeout + 60
         run_log = logs / "flwr-run.log"
         with open(run_log, "w") as fh:

@@ -32,3 +32,26 @@ def test_used_run_dir_and_bad_config_are_refused_before_flower_starts(tmp_path):
     assert used.exit_code == 2 and "is not empty; use --resume" in used.output
     assert bad.exit_code == 2 and "clients = 1 must be >= 2" in bad.output
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("sub", ["simulate", "deploy-local"])
+def test_resume_with_a_structural_or_unsendable_set_is_refused_before_flower_starts(tmp_path,
+                                                                                   sub):
+    """--resume --set takes the keys ipfl train --resume takes, checked before any process."""
+    pytest.importorskip("flwr")
+    if sub == "simulate":
+        pytest.importorskip("ray")
+    from training import Config
+
+    (tmp_path / "config.json").write_text(Config(clients=4).dumps())
+    before = sorted(p.name for p in tmp_path.iterdir())
+    args = ["flower", sub, "--run-dir", str(tmp_path), "--resume"]
+    structural = CliRunner().invoke(main, [*args, "--set", "clients=6"])
+    unsendable = CliRunner().invoke(main, [*args, "--set", "fedprox.mu=1|2"])
+    with_config = CliRunner().invoke(main, [*args, "--config", str(tmp_path / "x.toml")])
+    assert structural.exit_code == 2 and "--set clients: cannot change on resume" in \
+        structural.output
+    assert unsendable.exit_code == 2 and "may not contain |" in unsendable.output
+    assert with_config.exit_code == 2 and "drop --config" in with_config.output
+    assert "Traceback" not in structural.output + unsendable.output + with_config.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # not even flower/

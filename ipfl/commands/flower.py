@@ -17,9 +17,10 @@ def command() -> None:
 def _config(config_path: str | None, overrides: tuple[str, ...], resume: bool):
     from training import load_config
 
-    if resume:
-        if config_path or overrides:
-            raise click.UsageError("--resume takes its config from RUN_DIR; drop --config/--set")
+    if resume:  # the run's own config; --set changes non-structural keys (run_dir's history)
+        if config_path:
+            raise click.UsageError("--resume takes its config from RUN_DIR; drop --config "
+                                   "(use --set for a non-structural change)")
         return None
     return load_config(config_path, list(overrides))
 
@@ -52,7 +53,9 @@ _options = [
     click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
                  help="TOML file of training keys (see training.Config)."),
     click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-                 help="Override one key, e.g. --set rounds=5 (repeatable)."),
+                 help="Override one key, e.g. --set rounds=5 (repeatable). With --resume, "
+                      "only non-structural keys (as ipfl train --resume), recorded in the "
+                      "run's config history; e.g. --set rounds=30 extends a finished run."),
     click.option("--run-dir", type=click.Path(file_okay=False), required=True,
                  help="Run directory (the same layout as ipfl train's)."),
     click.option("--resume", is_flag=True, help="Continue the run in --run-dir."),
@@ -81,7 +84,8 @@ def simulate(config_path: str | None, overrides: tuple[str, ...], run_dir: str, 
 
     try:
         cfg = _config(config_path, overrides, resume)
-        out = run(cfg, Path(run_dir), resume=resume, round_timeout=round_timeout)
+        out = run(cfg, Path(run_dir), resume=resume, round_timeout=round_timeout,
+                  overrides=overrides if resume else ())
     except (ValueError, FileNotFoundError, ImportError) as exc:
         raise InputError(str(exc)) from None
     _report(out, Path(run_dir), "simulation")
@@ -103,7 +107,8 @@ def deploy_local(config_path: str | None, overrides: tuple[str, ...], run_dir: s
     try:
         cfg = _config(config_path, overrides, resume)
         out = run(cfg, Path(run_dir), resume=resume, round_timeout=round_timeout,
-                  node_timeout=node_timeout, echo=click.echo)
+                  node_timeout=node_timeout, echo=click.echo,
+                  overrides=overrides if resume else ())
     except (ValueError, FileNotFoundError, ImportError) as exc:
         raise InputError(str(exc)) from None
     _report(out, Path(run_dir), "loopback deployment")
