@@ -24,7 +24,7 @@ from typing import ClassVar
 import torch
 
 __all__ = ["DISTANCES", "CosineDistance", "Distance", "SqEuclidean", "SqEuclideanMean",
-           "get_distance"]
+           "cosine_matrix", "get_distance"]
 
 _EPS = 1e-12
 
@@ -45,6 +45,18 @@ class Distance(ABC):
     @abstractmethod
     def metric(self, theta: torch.Tensor) -> torch.Tensor:
         r"""Return (m,) scales :math:`s_i`, :math:`d \approx s_i\|\Delta\|^2` near ``theta_i``."""
+
+
+def cosine_matrix(X: torch.Tensor) -> torch.Tensor:
+    r"""Return the rows' cosines :math:`\langle x_i, x_j\rangle / (\|x_i\| \|x_j\|)`, float64.
+
+    A zero row has cosine 0 with every row (its norm is clamped to 1e-12). Used by the
+    baselines that compare models or updates by angle (CFL's bi-partition, FedAMP's
+    attention).
+    """
+    X = X.to(torch.float64)
+    norms = X.norm(dim=1).clamp_min(1e-12)
+    return (X @ X.T) / (norms[:, None] * norms[None, :])
 
 
 def _sq_pairwise(theta: torch.Tensor) -> torch.Tensor:

@@ -73,6 +73,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from ..distance import cosine_matrix
 from ..hyper import Param
 from .base import Algorithm, ServerInput, ServerOutput, State, register
 
@@ -94,10 +95,7 @@ def bipartition(updates: torch.Tensor) -> NDArray[np.intp]:
     """
     from sklearn.cluster import AgglomerativeClustering
 
-    X = updates.to(torch.float64)
-    norms = X.norm(dim=1).clamp_min(1e-12)
-    cos = (X @ X.T) / (norms[:, None] * norms[None, :])
-    D = (1.0 - cos).clamp(0.0, 2.0).numpy()
+    D = (1.0 - cosine_matrix(updates)).clamp(0.0, 2.0).numpy()
     np.fill_diagonal(D, 0.0)
     model = AgglomerativeClustering(n_clusters=2, metric="precomputed", linkage="complete")
     return model.fit(D).labels_.astype(np.intp)

@@ -64,6 +64,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from ..distance import cosine_matrix
 from ..hyper import Param
 from .base import Algorithm, ServerInput, ServerOutput, State, register
 
@@ -101,10 +102,7 @@ def attention_weights(W: torch.Tensor, sigma: float, self_weight: float) -> torc
     k = W.shape[0]
     if k == 1:
         return torch.ones((1, 1), dtype=torch.float64)
-    X = W.to(torch.float64)
-    norms = X.norm(dim=1).clamp_min(1e-12)
-    cos = (X @ X.T) / (norms[:, None] * norms[None, :])
-    logits = sigma * cos
+    logits = sigma * cosine_matrix(W)
     logits.fill_diagonal_(-torch.inf)
     off = torch.softmax(logits, dim=1)  # subtracts each row's maximum: no over/underflow to nan
     xi = (1.0 - self_weight) * off
