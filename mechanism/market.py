@@ -19,7 +19,7 @@ model); ``K_i = 0`` is a pure seller (it gains nothing from imports).
 
 Numeric domain. The guarantees of the mechanism (finite outputs, budget
 balance to ``1e-9`` relative, individual rationality up to the rounding
-tolerance of :data:`mechanism.payments.IR_RTOL`, graphs equal to the scalar
+tolerance of :func:`mechanism.payments.ir_tolerance`, graphs equal to the scalar
 reference) are checked for markets with
 
 =========  =======================================================

@@ -33,10 +33,12 @@ from numpy.typing import ArrayLike, NDArray
 from .market import Market, require_market
 
 __all__ = [
+    "IR_ATOL_PER_TERM",
     "IR_RTOL",
     "Payments",
     "check_graph",
     "imported_data",
+    "ir_tolerance",
     "marginal_gains",
     "objective",
     "payments",
@@ -47,12 +49,45 @@ __all__ = [
 
 
 #: Relative rounding tolerance of individual rationality (Theorem 1) inside the
-#: numeric domain (:data:`mechanism.market.DOMAIN`): for a graph of Algorithm 2,
-#: :math:`U_i \ge -\text{IR_RTOL} \cdot s_i` with the scale
-#: :math:`s_i = g_i(n_i) + c_i \sum_j a_{ji} + \sum_j r_{ij} + \sum_j r_{ji}`
-#: (the magnitudes of the terms of eq. (1)); see the fuzz test
-#: ``tests/mechanism/test_domain_fuzz.py``.
+#: numeric domain (:data:`mechanism.market.DOMAIN`); see :func:`ir_tolerance`.
 IR_RTOL = 1e-9
+#: Absolute rounding tolerance of individual rationality per term of eq. (1): four
+#: units of the smallest subnormal double, :math:`4 \cdot 2^{-1074} \approx 2 \cdot 10^{-323}`.
+#: See :func:`ir_tolerance`.
+IR_ATOL_PER_TERM = 4 * 2.0**-1074
+
+
+def ir_tolerance(market: Market, A: ArrayLike, pay: Payments | None = None) -> NDArray[np.float64]:
+    r"""Return the rounding tolerance :math:`\tau_i` of :math:`U_i \ge -\tau_i` (Theorem 1).
+
+    .. math::
+
+        \tau_i = \text{IR\_RTOL} \, s_i + \text{IR\_ATOL\_PER\_TERM}
+                 \, (1 + \textstyle\sum_j a_{ij} + 2 \sum_j a_{ji}),
+
+    with :math:`s_i = g_i(n_i) + c_i \sum_j a_{ji} + \sum_j |r_{ij}| + \sum_j |r_{ji}|`
+    the magnitudes of the terms of eq. (1) and the count of those terms (the gain,
+    one remittance per import, income and sharing cost per export). For a graph of
+    Algorithm 2 inside the numeric domain, :math:`U_i \ge -\tau_i` (fuzzed:
+    ``tests/mechanism/test_domain_fuzz.py``, ``python -m proofs_checks.fuzz``).
+
+    The absolute term is for underflow. The domain admits values down to the
+    smallest subnormal (``5e-324``), where every computed term may be off by a few
+    units of :math:`2^{-1074}` whatever its size, and a relative tolerance underflows
+    to 0: the 10^6-market fuzz found ``U_5 = -9.9e-324`` with ``s_5 = 1.9e-322``
+    (log gain, ``K_5 = 2.2e-308``, ``N_5 = 1e12``, four imports of ``N = 1e-3`` at
+    ``c = 0``: four subnormal remittances whose rounded sum exceeds the rounded gain
+    by two units). Above :math:`s_i \approx 10^{-300}` the absolute term is
+    negligible against the relative one.
+    """
+    require_market("ir_tolerance", market)
+    A = check_graph(market, A)
+    pay = payments(market, A) if pay is None else pay
+    absr = np.abs(pay.r)
+    gains = market.gain.value(A @ market.N, market.N, market.K)
+    s = gains + sharing_costs(market, A) + absr.sum(axis=1) + absr.sum(axis=0)
+    terms = 1 + A.sum(axis=1) + 2 * A.sum(axis=0)
+    return IR_RTOL * s + IR_ATOL_PER_TERM * terms
 
 
 class Payments:

@@ -65,3 +65,27 @@ def test_issue_market_with_a_subnormal_log_gain_matches_the_reference():
     for variant in ("paper", "skip"):
         check_guarantees(mk, variant)
         np.testing.assert_array_equal(greedy_graph(mk, variant), reference_graph(mk, variant))
+
+
+def test_fuzz_market_with_subnormal_remittances_is_ir_up_to_underflow():
+    """Found by the 10^6-market fuzz (chunk 45): a relative tolerance underflows to 0.
+
+    Client 5 (log gain, K = 2.2e-308, N = 1e12) imports four sellers of N = 1e-3 at
+    c = 0: its gain and remittances are subnormal, and the rounded remittances exceed
+    the rounded gain by two units of 2^-1074. IR holds within ir_tolerance's
+    absolute term, not within IR_RTOL * s alone.
+    """
+    from mechanism.payments import IR_RTOL, ir_tolerance, payments, sharing_costs, utilities
+
+    mk = Market(N=[1e-3] * 5 + [1e12], c=[0.0, 0.0, 0.0, np.inf, 0.0, np.inf],
+                K=[0.0] * 5 + [2.2250738585072014e-308], d=np.zeros((6, 6)), lam=0.0,
+                gain="log")
+    A = greedy_graph(mk, "paper")
+    U, pay = utilities(mk, A), payments(mk, A)
+    s = (mk.gain.value(A @ mk.N, mk.N, mk.K) + sharing_costs(mk, A)
+         + np.abs(pay.r).sum(axis=1) + np.abs(pay.r).sum(axis=0))
+    assert A[5].sum() == 4 and U[5] == -2 * 2.0**-1074  # the finding, as it was
+    assert not U[5] >= -IR_RTOL * s[5]
+    assert np.all(U >= -ir_tolerance(mk, A, pay))
+    for variant in ("paper", "skip"):
+        check_guarantees(mk, variant)
