@@ -4,16 +4,19 @@ The per-client loop (:func:`training.client.local_sgd`) trains one client after 
 other, a few small mini-batches each: at the demo's sizes the time goes into Python
 and dispatch, not arithmetic. Here the clients that train in a round are trained in
 one computation: their parameters are stacked into one ``(C, P)`` tensor, the model
-runs on all clients' mini-batches at once (:func:`torch.func.functional_call` under
-:func:`torch.vmap`), one backward pass gives every client's own gradient (the
-clients' losses are independent, so the gradient of their sum is each client's
-gradient), and one masked SGD step updates them all.
+runs on all clients' mini-batches at once, every client gets its own gradient (the
+clients' losses are independent), and one SGD step updates them all. Two kernels
+compute the gradients: for a chain of linear layers (the MLP),
+:class:`training.stacked.StackedChain` (one batched matrix product per layer, the
+gradient written out, no autograd graph); for any other model,
+:func:`torch.func.functional_call` under :func:`torch.vmap` and one backward pass.
 
 Equivalence with the loop. Each client draws exactly the mini-batches the loop draws:
 per epoch ``torch.randperm(n_i, generator=ctx.generator(0))``, cut into batches of
 ``batch_size`` with a smaller last batch. A client with fewer steps than the longest
-one is masked out of the steps it does not take (they run on the other clients only;
-its parameters are left exactly unchanged), and a client's short last batch is padded
+one is left out of the steps it does not take (clients are sorted by their number of
+steps, so those still stepping are a prefix, updated in place; the others' parameters
+are left exactly unchanged), and a client's short last batch is padded
 with samples of weight 0, so every client takes the steps it takes today. The loss
 of a step is the mean cross-entropy over the client's real samples plus the
 algorithm's local objective (:meth:`Algorithm.vmap_objective`), the SGD step is
@@ -184,6 +187,8 @@ def train_batched(algo: Algorithm, msgs: list[Message], states: list[State],
     part_idx = None if everything else shared_idx
     for e in range(epochs):
         for s, k in enumerate(active):
+            if k == 0:  # no client has a batch at this step (a client with no data)
+                continue
             # only the clients with a real batch: no padded compute
             ib = idx[e, :k, s]  # (k, B) rows of the stacked training sets
             xb, yb, wb, c, pr = X_all[ib], y_all[ib], weight[e, :k, s], center[:k], prox[:k]
@@ -234,7 +239,8 @@ def _chain_grad(chain: StackedChain, objective: Any, default_prox: bool, theta: 
     loss_leaf = loss.detach().requires_grad_(True)
     part_leaf = part.detach().requires_grad_(True)
     d_loss, extra = torch.autograd.grad(objective(loss_leaf, part_leaf, c, pr).sum(),
-                                        (loss_leaf, part_leaf))
+                                        (loss_leaf, part_leaf), allow_unused=True,
+                                        materialize_grads=True)
     grad.mul_(d_loss.unsqueeze(1))
     if shared_idx is None:
         return grad.add_(extra)

@@ -50,12 +50,12 @@ class Distance(ABC):
 def cosine_matrix(X: torch.Tensor) -> torch.Tensor:
     r"""Return the rows' cosines :math:`\langle x_i, x_j\rangle / (\|x_i\| \|x_j\|)`, float64.
 
-    A zero row has cosine 0 with every row (its norm is clamped to 1e-12). Used by the
+    A zero row has cosine 0 with every row (its norm is clamped to ``_EPS`` = 1e-12). Used by the
     baselines that compare models or updates by angle (CFL's bi-partition, FedAMP's
     attention).
     """
     X = X.to(torch.float64)
-    norms = X.norm(dim=1).clamp_min(1e-12)
+    norms = X.norm(dim=1).clamp_min(_EPS)
     return (X @ X.T) / (norms[:, None] * norms[None, :])
 
 

@@ -71,9 +71,9 @@ class StackedChain:
     ``(C, B, *input)``.
 
     :meth:`loss_and_grad` is the weighted cross-entropy and its gradient by the
-    chain rule written out (no autograd graph): with :math:`z = f_	heta(x)`,
+    chain rule written out (no autograd graph): with :math:`z = f_\theta(x)`,
     :math:`\partial L_c / \partial z_{cb} = \omega_{cb} (\mathrm{softmax}(z_{cb}) -
-    e_{y_{cb}}) / \sum_b \omega_{cb}`, then per layer :math:`\partial W = \delta^	op
+    e_{y_{cb}}) / \sum_b \omega_{cb}`, then per layer :math:`\partial W = \delta^\top
     H`, :math:`\partial b = \sum \delta`, :math:`\delta \leftarrow \delta W`, times the
     activation's derivative. The products are the ones autograd takes, so results
     agree with it to rounding (``tests/training/test_stacked.py``).
@@ -158,7 +158,9 @@ def _activation(mod: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return torch.tanh(x)
     if isinstance(mod, nn.Sigmoid):
         return torch.sigmoid(x)
-    return x  # nn.Identity
+    if isinstance(mod, nn.Identity):
+        return x
+    raise TypeError(f"no stacked form for {type(mod).__name__}")
 
 
 def _activation_backward(mod: nn.Module, inp: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
@@ -173,7 +175,9 @@ def _activation_backward(mod: nn.Module, inp: torch.Tensor, delta: torch.Tensor)
     if isinstance(mod, nn.Sigmoid):
         sg = torch.sigmoid(inp)
         return delta * (sg * (1 - sg))
-    return delta  # nn.Identity
+    if isinstance(mod, nn.Identity):
+        return delta
+    raise TypeError(f"no derivative for {type(mod).__name__}")
 
 
 def stacked_chain(model: nn.Module) -> StackedChain | None:
@@ -204,7 +208,10 @@ _CHAINS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def _build(model: nn.Module) -> StackedChain | None:
     names = _chain(model)
-    if names is None:
+    if names is None or len(set(names)) != len(names):  # a layer called twice: vmap
+        return None
+    if (sum(1 for _ in model.named_parameters(remove_duplicate=False))
+            != sum(1 for _ in model.parameters())):  # tied weights: vmap
         return None
     offsets, offset = {}, 0
     for name, p in model.named_parameters():
@@ -215,6 +222,8 @@ def _build(model: nn.Module) -> StackedChain | None:
     for name in names:
         mod = model.get_submodule(name)
         if isinstance(mod, nn.Linear):
+            if f"{name}.weight" not in offsets:
+                return None
             w = offsets[f"{name}.weight"]
             b = offsets.get(f"{name}.bias")
             covered.update({f"{name}.weight"} | ({f"{name}.bias"} if b else set()))

@@ -83,7 +83,20 @@ class _Unused(nn.Module):
         return self.a(x)
 
 
+def _twice():
+    lin = nn.Linear(4, 4)
+    return nn.Sequential(lin, nn.ReLU(), lin, nn.ReLU(), nn.Linear(4, 2))
+
+
+def _tied():
+    a, b = nn.Linear(4, 4), nn.Linear(4, 4)
+    b.weight = a.weight
+    return nn.Sequential(a, nn.ReLU(), b, nn.ReLU(), nn.Linear(4, 2))
+
+
 OTHERS = {
+    "a layer called twice": _twice,
+    "tied weights": _tied,
     "convolutions": lambda: SmallCNN(1, 10, side=28),
     "a skip connection": _Skip,
     "a parameter the forward does not use": _Unused,
@@ -105,7 +118,7 @@ def test_the_supported_activations_are_the_ones_with_a_derivative_here():
 
 
 @pytest.mark.parametrize("name,share", [("ipfl", ".*"), ("pfedgraph", ".*"),
-                                        ("fedprox", r"net\.1\.")])
+                                        ("fedprox", r"net\.1\."), ("pfedgraph", r"net\.1\.")])
 def test_stacked_and_vmap_kernels_equal_the_loop(name, share):
     """Both kernels give each client's own step to rounding, also for a custom objective
     (pFedGraph's cosine term, chained through autograd) and a partly shared model."""
@@ -148,3 +161,29 @@ def test_kernel_stacked_refuses_a_cnn_and_an_unknown_kernel():
         train_batched(algo, *args, kernel="stacked")
     with pytest.raises(ValueError, match="kernel = 'fast' is not one of"):
         train_batched(algo, *args, kernel="fast")
+
+
+def test_a_custom_objective_that_ignores_the_parameters_is_chained_too():
+    """An objective F(loss) only (no proximal part): the stacked kernel equals the loop."""
+    from training.algorithms.fedprox import FedProx
+
+    class Scaled(FedProx):
+        def local_objective(self, loss, flat, center, prox):
+            return loss * (1.0 + prox)
+
+        def vmap_objective(self, loss, flat, center, prox):
+            return loss * (1.0 + prox)
+
+    cfg = Config(algorithm="fedprox", clients=3, epochs=1, hidden=8, max_samples=300,
+                 batch_size=8)
+    fed = prepare(cfg)
+    algo = Scaled(cfg)
+    P = int(fed.shared.sum())
+    msgs = [Message(start=fed.theta0[fed.shared], center=torch.zeros(P), prox=0.5 * i)
+            for i in range(fed.m)]
+    states = [algo.init_client_state(i, fed.theta0, fed.buffers0) for i in range(fed.m)]
+    ctxs = [fed.context(i, 1) for i in range(fed.m)]
+    looped = [algo.client_step(msgs[i], states[i], fed.data[i], ctxs[i]) for i in range(fed.m)]
+    batched = train_batched(algo, msgs, states, fed.data, ctxs, kernel="stacked")
+    for b, lo in zip(batched, looped, strict=True):
+        torch.testing.assert_close(b.evaluated, lo.evaluated, rtol=1e-5, atol=1e-5)
