@@ -63,14 +63,20 @@ def _resumed_config(run_dir: Path, overrides: tuple[str, ...] | list[str]) -> An
     travel in Flower's run config, joined by ``|``: neither ``|`` nor ``"`` may occur.
     """
     from training.config import Config, resume_config
+    from training.rundir import RunDir
 
-    doc = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    rd = RunDir(run_dir)
+    doc = rd.read_config_doc()
     for item in overrides:
         if "|" in item or '"' in item:
             raise ValueError(f"--set {item!r}: a value sent to Flower may not contain | or \"")
     if not overrides:
         return Config.from_dict({k: v for k, v in doc.items() if k != "history"})
-    return resume_config(doc, list(overrides), 1, "")[0]
+    check = rd.verify(resuming=True, state=rd.load_checkpoint())
+    if check.problems:
+        raise ValueError(f"resume: {str(run_dir)!r} fails verification: {check.problems[0]} "
+                         f"(`ipfl audit-run {run_dir}` lists them)")
+    return resume_config(doc, list(overrides), check.committed + 1, "")[0]
 
 
 def simulate(cfg: Any, run_dir: Path, *, resume: bool = False, round_timeout: float = 600.0,

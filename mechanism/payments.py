@@ -51,13 +51,13 @@ __all__ = [
 #: Relative rounding tolerance of individual rationality (Theorem 1) inside the
 #: numeric domain (:data:`mechanism.market.DOMAIN`); see :func:`ir_tolerance`.
 IR_RTOL = 1e-9
-#: Absolute rounding tolerance of individual rationality per term of eq. (1): four
-#: units of the smallest subnormal double, :math:`4 \cdot 2^{-1074} \approx 2 \cdot 10^{-323}`.
+#: Absolute rounding tolerance of individual rationality per term of eq. (1): eight
+#: units of the smallest subnormal double, :math:`8 \cdot 2^{-1074} \approx 4 \cdot 10^{-323}`.
 #: See :func:`ir_tolerance`.
-IR_ATOL_PER_TERM = 4 * 2.0**-1074
+IR_ATOL_PER_TERM = 8 * 2.0**-1074
 
 
-def ir_tolerance(market: Market, A: ArrayLike, pay: Payments | None = None) -> NDArray[np.float64]:
+def ir_tolerance(market: Market, A: ArrayLike) -> NDArray[np.float64]:
     r"""Return the rounding tolerance :math:`\tau_i` of :math:`U_i \ge -\tau_i` (Theorem 1).
 
     .. math::
@@ -65,27 +65,40 @@ def ir_tolerance(market: Market, A: ArrayLike, pay: Payments | None = None) -> N
         \tau_i = \text{IR\_RTOL} \, s_i + \text{IR\_ATOL\_PER\_TERM}
                  \, (1 + \textstyle\sum_j a_{ij} + 2 \sum_j a_{ji}),
 
-    with :math:`s_i = g_i(n_i) + c_i \sum_j a_{ji} + \sum_j |r_{ij}| + \sum_j |r_{ji}|`
-    the magnitudes of the terms of eq. (1) and the count of those terms (the gain,
-    one remittance per import, income and sharing cost per export). For a graph of
+        s_i = g_i(n_i) + c_i \textstyle\sum_j a_{ji}
+              + \sum_j a_{ij} (\mu_{ij} + \ell_{ij}) + \sum_j a_{ji} (\mu_{ji} + \ell_{ji}),
+
+    with :math:`\mu_{ij} = g_i(n_i) - g_i(n_i - N_j)` and :math:`\ell_{ij} = \lambda
+    (N_j/N_i) d_{ij}` the two parts of the remittance :math:`r_{ij} = \mu_{ij} -
+    \ell_{ij}` (eq. (10)), and the count of the terms of eq. (1) (the gain, one
+    remittance per import, income and sharing cost per export). For a graph of
     Algorithm 2 inside the numeric domain, :math:`U_i \ge -\tau_i` (fuzzed:
     ``tests/mechanism/test_domain_fuzz.py``, ``python -m proofs_checks.fuzz``).
 
-    The absolute term is for underflow. The domain admits values down to the
-    smallest subnormal (``5e-324``), where every computed term may be off by a few
-    units of :math:`2^{-1074}` whatever its size, and a relative tolerance underflows
-    to 0: the 10^6-market fuzz found ``U_5 = -9.9e-324`` with ``s_5 = 1.9e-322``
-    (log gain, ``K_5 = 2.2e-308``, ``N_5 = 1e12``, four imports of ``N = 1e-3`` at
-    ``c = 0``: four subnormal remittances whose rounded sum exceeds the rounded gain
-    by two units). Above :math:`s_i \approx 10^{-300}` the absolute term is
-    negligible against the relative one.
+    The scale is the magnitudes of the parts, not of :math:`r_{ij}`: the greedy test
+    admits ``j`` when the marginal gain exceeds :math:`w_{ij}` and the remittance is
+    their difference, which cancels to nothing when the two nearly tie; its rounding
+    error is relative to :math:`\mu_{ij}`, not to the tiny result (a review found
+    ``U_1 = -4.5e-13`` with :math:`\mu_{01} \approx \ell_{01} \approx 3694` against a
+    scale built on :math:`|r_{01}|`). The absolute term is for underflow: the domain
+    admits values down to the smallest subnormal (``5e-324``), where each computed
+    term may be off by a few units of :math:`2^{-1074}` whatever its size and a
+    relative tolerance underflows to 0 (the 10^6-market fuzz found ``U_5 = -9.9e-324``
+    with :math:`s_5 = 1.9 \cdot 10^{-322}`: four subnormal remittances whose rounded
+    sum exceeded the rounded gain by two units). Eight units per term is an estimate
+    from counting operations (a term passes through at most about eight roundings,
+    each off by at most half a unit when subnormal: four units), with a factor of
+    about two to spare, not a proof; above :math:`s_i \approx 10^{-300}` it is negligible
+    against the relative term.
     """
     require_market("ir_tolerance", market)
     A = check_graph(market, A)
-    pay = payments(market, A) if pay is None else pay
-    absr = np.abs(pay.r)
+    i, j = graph_edges(A)
+    parts = _edge_marginals(market, i, j) + _edge_lam_terms(market, i, j)
+    m = market.m
     gains = market.gain.value(A @ market.N, market.N, market.K)
-    s = gains + sharing_costs(market, A) + absr.sum(axis=1) + absr.sum(axis=0)
+    s = (gains + sharing_costs(market, A) + np.bincount(i, weights=parts, minlength=m)
+         + np.bincount(j, weights=parts, minlength=m))
     terms = 1 + A.sum(axis=1) + 2 * A.sum(axis=0)
     return IR_RTOL * s + IR_ATOL_PER_TERM * terms
 
@@ -260,9 +273,18 @@ def payments(market: Market, A: ArrayLike) -> Payments:
     A = check_graph(market, A)
     i, j = graph_edges(A)
     m = market.m
-    re = _edge_marginals(market, i, j) - market.lam * market.N[j] / market.N[i] * market.d[i, j]
+    re = _edge_marginals(market, i, j) - _edge_lam_terms(market, i, j)
     p = np.bincount(i, weights=re, minlength=m) - np.bincount(j, weights=re, minlength=m)
     return Payments(p=p, edges=(i, j, re))
+
+
+def _edge_lam_terms(market: Market, i: NDArray[np.intp], j: NDArray[np.intp]) -> NDArray:
+    r""":math:`\lambda (N_j/N_i) d_{ij}` of the edges, rounded exactly as :attr:`Market.weights`.
+
+    The same doubles as the threshold test's ``w_ij - c_j``: with ``c_j = 0`` a
+    remittance is then the difference of the two numbers that test compared.
+    """
+    return market.lam * (market.N[j] / market.N[i]) * market.d[i, j]
 
 
 def graph_edges(A: NDArray[np.int8]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:

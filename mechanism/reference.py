@@ -151,7 +151,7 @@ def reference_payments(market: Market, A: NDArray[np.int8]) -> tuple[NDArray, ND
                 marginal = g.value(n, market.N[i], market.K[i]) - g.value(
                     n - market.N[j], market.N[i], market.K[i]
                 )
-                r[i, j] = marginal - market.lam * market.N[j] / market.N[i] * market.d[i, j]
+                r[i, j] = marginal - market.lam * (market.N[j] / market.N[i]) * market.d[i, j]
     p = np.array([sum(r[i, j] for j in range(m)) - sum(r[j, i] for j in range(m))
                   for i in range(m)])
     return r, p

@@ -62,7 +62,7 @@ def check_guarantees(mk: Market, variant: str) -> np.ndarray:
         assert np.all(np.isfinite(out)), (variant, name, out)
     scale = np.abs(pay.r).sum()
     assert abs(pay.p.sum()) <= BB_RTOL * scale, (variant, pay.p.sum(), scale)
-    tol = ir_tolerance(mk, A, pay)
+    tol = ir_tolerance(mk, A)
     assert np.all(U >= -tol), (variant, U, tol)
     return A
 

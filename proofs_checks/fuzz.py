@@ -33,6 +33,7 @@ import sys
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -197,9 +198,13 @@ def run_fuzz(markets: int, out: str | Path, *, workers: int = 1, chunk: int = 20
         for k in todo:
             record(run_chunk(k, dict(cfg)))
     else:
-        with ProcessPoolExecutor(workers) as pool:
-            for fut in as_completed([pool.submit(run_chunk, k, dict(cfg)) for k in todo]):
-                record(fut.result())
+        try:
+            with ProcessPoolExecutor(workers) as pool:
+                for fut in as_completed([pool.submit(run_chunk, k, dict(cfg)) for k in todo]):
+                    record(fut.result())
+        except BrokenProcessPool as err:  # a worker was killed (e.g. out of memory)
+            raise RuntimeError(f"fuzz: a worker process died ({err}); the chunks done so far "
+                               f"are in {out}: run the same command to resume") from None
     return summarise(doc)
 
 
@@ -222,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         s = run_fuzz(args.markets, args.out, workers=args.workers, chunk=args.chunk,
                      seed=args.seed, exact_every=args.exact_every,
                      outside_every=args.outside_every)
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(json.dumps(s, indent=1))

@@ -289,25 +289,34 @@ def domain_value(field: str) -> st.SearchStrategy[float]:
 
 @st.composite
 def domain_market_kwargs(draw: st.DrawFn, min_m: int = 2, max_m: int = 8) -> dict:
-    """Keyword arguments of a :class:`mechanism.Market` anywhere in its numeric domain.
+    r"""Keyword arguments of a :class:`mechanism.Market` anywhere in its numeric domain.
 
     Every entry is drawn independently (``d`` need not be a metric here) from
     :func:`domain_value`, so extreme ratios (``N`` from ``1e-3`` to ``1e12``,
     subnormal costs next to ``1e9``) appear in one market; the gain is the
     paper's or the log gain. Half the markets get a tie: some ``c_j`` set to
     :math:`g_i(N_j)`, so that ``j`` alone is worth exactly its cost to ``i`` (with
-    ``lambda d_ij`` small, the threshold equation then sits on a plateau).
+    ``lambda d_ij`` small, the threshold equation then sits on a plateau); half get a
+    lambda tie: some ``d_ij`` set so that :math:`\lambda (N_j/N_i) d_{ij} = g_i(N_j) -
+    c_j` (the remittance of eq. (10) then cancels to about 0).
     """
     m = draw(st.integers(min_m, max_m))
     vec = {f: draw(st.lists(domain_value(f), min_size=m, max_size=m)) for f in ("N", "c", "K")}
     d = np.array(draw(st.lists(domain_value("d"), min_size=m * m, max_size=m * m))).reshape(m, m)
     gain = draw(st.sampled_from(("sqrt", "log")))
+    lam = draw(domain_value("lam"))
     if draw(st.booleans()):  # a tie: c_j = g_i(N_j), the price at which j alone breaks even
         i, j = draw(st.permutations(range(m)))[:2]
         g_ij = float(get_gain(gain).value(vec["N"][j], vec["N"][i], vec["K"][i]))
         if g_ij <= DOMAIN["c"][1]:
             vec["c"][j] = g_ij
-    return dict(**vec, d=d, lam=draw(domain_value("lam")), gain=gain)
+    if draw(st.booleans()):  # a lambda tie: lambda (N_j/N_i) d_ij = g_i(N_j) - c_j
+        i, j = draw(st.permutations(range(m)))[:2]
+        rest = float(get_gain(gain).value(vec["N"][j], vec["N"][i], vec["K"][i])) - vec["c"][j]
+        scale = lam * (vec["N"][j] / vec["N"][i])  # may underflow to 0
+        if scale > 0 and 0 <= rest <= scale * DOMAIN["d"][1]:
+            d[i, j] = rest / scale
+    return dict(**vec, d=d, lam=lam, gain=gain)
 
 
 @st.composite

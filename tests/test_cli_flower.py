@@ -55,3 +55,18 @@ def test_resume_with_a_structural_or_unsendable_set_is_refused_before_flower_sta
     assert with_config.exit_code == 2 and "drop --config" in with_config.output
     assert "Traceback" not in structural.output + unsendable.output + with_config.output
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # not even flower/
+
+
+def test_resume_cannot_shrink_a_run_below_its_committed_rounds(tmp_path):
+    """Checked against the run's hash chain before any Flower process starts."""
+    pytest.importorskip("flwr")
+    from training import Config, train
+
+    run = tmp_path / "run"
+    train(Config(clients=3, rounds=2, epochs=1, hidden=8, max_samples=200), run,
+          progress=False)
+    out = CliRunner().invoke(main, ["flower", "deploy-local", "--run-dir", str(run),
+                                    "--resume", "--set", "rounds=1"])
+    assert out.exit_code == 2
+    assert "--set rounds = 1: the run has already committed round 2" in out.output
+    assert not (run / "flower").exists()

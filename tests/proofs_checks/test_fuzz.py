@@ -66,3 +66,10 @@ def test_resuming_with_other_settings_or_a_foreign_file_is_refused(tmp_path, cap
         fuzz.run_fuzz(3, tmp_path / "x.json", chunk=0)
     with pytest.raises(ValueError, match="fuzz: workers = 0 must be an integer >= 1"):
         fuzz.run_fuzz(3, tmp_path / "x.json", workers=0)
+
+
+def test_two_workers_give_the_counts_of_one(tmp_path):
+    kw = dict(chunk=4, seed=2, exact_every=4, outside_every=4, progress=False)
+    one = fuzz.run_fuzz(8, tmp_path / "one.json", workers=1, **kw)
+    two = fuzz.run_fuzz(8, tmp_path / "two.json", workers=2, **kw)
+    assert one == {**two, "cpu_seconds": one["cpu_seconds"]}
