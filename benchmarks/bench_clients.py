@@ -84,7 +84,8 @@ def shared_weight_bound(cfg: Config, reps: int) -> dict[str, float]:
 
     One model, the same weights for every batch: the big step is what any batching of
     the clients could at best achieve (per-client weights only add work), so
-    ``small / big`` bounds the speed-up batching can give on this machine.
+    ``small / big`` estimates the most batching can give on this machine (an estimate:
+    the loop's per-step bookkeeping, which batching also shares out, is left out).
     """
     fed = prepare(cfg)
     net, m, B = fed.model, fed.m, cfg.batch_size
@@ -151,7 +152,7 @@ def main() -> None:
               f" {r['max_param_diff']:.1e} |", flush=True)
     print()
     print("| setting | m steps of one batch (s) | one step on all m batches, shared weights (s) |"
-          " bound on any batching's speed-up |")
+          " estimated bound on any batching's speed-up |")
     print("|---|---|---|---|")
     for name, cfg in cfgs.items():
         b = shared_weight_bound(cfg, max(args.reps, 5))
