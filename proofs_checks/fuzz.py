@@ -46,7 +46,7 @@ from mechanism.market_dict import market_to_dict
 from .domain import check_exact, check_market
 from .strategies import domain_markets, outside_domain
 
-__all__ = ["FuzzSettings", "main", "run_chunk", "run_fuzz"]
+__all__ = ["FuzzSettings", "main", "render_markdown", "run_chunk", "run_fuzz", "summarise"]
 
 SCHEMA = "ipfl.fuzz-domain/1"
 
@@ -165,6 +165,32 @@ def summarise(doc: dict) -> dict:
             "cpu_seconds": round(sum(c["seconds"] for c in doc["chunks"].values()), 1)}
 
 
+def render_markdown(doc: dict) -> str:
+    """Return a fuzz run's counts as a Markdown table (``--report``)."""
+    s = summarise(doc)
+    c, cfg = s["counts"], doc["settings"]
+    inside = c.get("inside", 0)
+
+    def share(key: str) -> str:
+        return f"{c.get(key, 0):,} ({100 * c.get(key, 0) / max(inside, 1):.0f} %)"
+
+    rows = [
+        ("markets inside the domain, every guarantee, both greedy variants", f"{inside:,}"),
+        ("  of which m = 2 .. 8", ", ".join(f"{c.get(f'm={m}', 0):,}" for m in range(2, 9))),
+        ("  square-root / log gain", f"{c.get('gain=sqrt', 0):,} / {c.get('gain=log', 0):,}"),
+        ("  with a pure buyer (c = inf)", share("with a pure buyer (c = inf)")),
+        ("  with a subnormal c, K, d or lambda", share("with a subnormal value")),
+        ("  with an N ratio of at least 1e12", share("with N ratio >= 1e12")),
+        ("markets of at most 5 clients, exact solver against brute force",
+         f"{c.get('exact', 0):,}"),
+        ("markets with one entry just outside the domain", f"{c.get('outside', 0):,}"),
+        ("failures", f"{s['failures']}"),
+        ("chunks of " + f"{cfg['chunk']:,}" + f", seed {cfg['seed']}", f"{s['chunks']}"),
+        ("CPU time of the chunks", f"{s['cpu_seconds'] / 3600:.1f} h"),
+    ]
+    return "| | count |\n|---|---|\n" + "".join(f"| {a} | {b} |\n" for a, b in rows)
+
+
 def run_fuzz(markets: int, out: str | Path, *, workers: int = 1, chunk: int = 2000,
              seed: int = 0, exact_every: int = 200, outside_every: int = 10,
              progress: bool = True) -> dict:
@@ -222,7 +248,17 @@ def main(argv: list[str] | None = None) -> int:
                     help="one exact-solver market per this many inside markets")
     ap.add_argument("--outside-every", type=int, default=10,
                     help="one just-outside market per this many inside markets")
+    ap.add_argument("--report", action="store_true",
+                    help="print the counts of --out as a Markdown table; run nothing")
     args = ap.parse_args(argv)
+    if args.report:
+        try:
+            doc = json.loads(Path(args.out).read_text(encoding="utf-8"))
+            print(render_markdown(doc), end="")
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            print(f"error: {args.out} is not a fuzz run's file ({err})", file=sys.stderr)
+            return 2
+        return 0
     try:
         s = run_fuzz(args.markets, args.out, workers=args.workers, chunk=args.chunk,
                      seed=args.seed, exact_every=args.exact_every,

@@ -73,3 +73,15 @@ def test_two_workers_give_the_counts_of_one(tmp_path):
     one = fuzz.run_fuzz(8, tmp_path / "one.json", workers=1, **kw)
     two = fuzz.run_fuzz(8, tmp_path / "two.json", workers=2, **kw)
     assert one == {**two, "cpu_seconds": one["cpu_seconds"]}
+
+
+def test_report_prints_the_counts_as_a_table(tmp_path, capsys):
+    out = tmp_path / "fuzz.json"
+    fuzz.run_fuzz(6, out, workers=1, chunk=6, exact_every=3, outside_every=2, progress=False)
+    assert fuzz.main(["--report", "--out", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "| markets inside the domain, every guarantee, both greedy variants | 6 |" in table
+    assert "| failures | 0 |" in table
+    (tmp_path / "bad.json").write_text("[]")
+    assert fuzz.main(["--report", "--out", str(tmp_path / "bad.json")]) == 2
+    assert "is not a fuzz run's file" in capsys.readouterr().err
