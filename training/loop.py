@@ -455,7 +455,7 @@ def _server_input(fed: Federation, state: dict[str, Any], idx: np.ndarray, t: in
 
 def _round_zero(fed: Federation, k: int) -> ServerOutput:
     start = fed.theta0[fed.shared].expand(k, -1).clone()
-    return ServerOutput.plain(start)
+    return ServerOutput.plain(start, own=0.0)  # theta0 for all: no upload mixed in
 
 
 #: how a baseline's round record measures the distances between the uploads: as iPFL

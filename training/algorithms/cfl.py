@@ -146,13 +146,15 @@ class CFL(Algorithm):
                     next_id += 1
         here = cluster[ix].numpy()
         starts = torch.empty_like(inp.uploads)
+        own = np.zeros(inp.k)
         for c in np.unique(here):
             members = np.flatnonzero(here == c)
             step = _mean(dW[members], N[members])
             starts[members] = (start[ix[members]].to(torch.float64) + step).to(starts.dtype)
+            own[members] = N[members] / N[members].sum()  # weight of u_i in s_i + mean update
         start[ix] = starts
         A = (here[:, None] == here[None, :]).astype(np.int8)
         np.fill_diagonal(A, 0)
-        out = ServerOutput.plain(starts, A)
+        out = ServerOutput.plain(starts, A, own=own)
         out.columns["cluster"] = here.astype(float)
         return out, {"cluster": cluster, "start": start}

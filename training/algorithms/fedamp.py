@@ -137,5 +137,6 @@ class FedAMP(Algorithm):
         centers = (xi @ W.to(torch.float64)).to(W.dtype)
         A = (xi.numpy() > 0).astype(np.int8)
         np.fill_diagonal(A, 0)
-        out = ServerOutput(starts=W.clone(), centers=centers, prox=np.full(inp.k, hp["mu"]), A=A)
+        out = ServerOutput(starts=W.clone(), centers=centers, prox=np.full(inp.k, hp["mu"]), A=A,
+                           own_start=np.ones(inp.k), own_center=np.diag(xi.numpy()).copy())
         return out, state

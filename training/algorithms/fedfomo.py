@@ -143,7 +143,7 @@ class FedFomo(Algorithm):
         ids = choose_candidates(P.numpy(), inp.clients, M, eps,
                                 np.random.default_rng(inp.seed))
         pos = np.searchsorted(inp.clients, ids)  # global id -> row of uploads
-        out = ServerOutput.plain(inp.uploads.clone(), A)
+        out = ServerOutput.plain(inp.uploads.clone(), A, own=1.0)  # the client's own upload
         out.extras["fomo_models"] = inp.uploads[torch.as_tensor(pos, dtype=torch.long)]
         out.extras["fomo_ids"] = torch.as_tensor(ids, dtype=torch.long)
         return out, {"P": P}
@@ -178,4 +178,4 @@ class FedFomo(Algorithm):
         params, buffers = local_sgd(ctx, data, state, start, start, 0.0, self.local_objective)
         return ClientOutput(upload=params[ctx.shared], evaluated=params, buffers=buffers,
                             state={**state, "params": params, "buffers": buffers},
-                            info={"fomo_w": w_row, "fomo_score": s_row})
+                            info={"fomo_w": w_row, "fomo_score": s_row}, start=start)

@@ -26,6 +26,7 @@ class FedProx(Algorithm):
 
     name = "fedprox"
     summary = "Li et al. 2020: FedAvg with a proximal term"
+    evaluates = "received"
     hyper = {"mu": Param(0.01, lo=0.0, lo_open=True, doc="proximal weight")}
 
     def max_prox(self, reports, theta0) -> float:  # noqa: ANN001, D102
@@ -33,4 +34,5 @@ class FedProx(Algorithm):
 
     def server_step(self, inp: ServerInput, state: State) -> tuple[ServerOutput, State]:
         """Return the N-weighted average as start point and proximal centre."""
-        return ServerOutput.plain(weighted_mean(inp), all_pairs(inp.k), prox=self.hp["mu"]), state
+        mean, w = weighted_mean(inp)
+        return ServerOutput.plain(mean, all_pairs(inp.k), prox=self.hp["mu"], own=w), state

@@ -86,7 +86,7 @@ class IPFL(Algorithm):
         """Settle the market on the clients still in; return prox-centres, weights, record."""
         hp = self.hp
         if inp.k < 2:  # a lone client has no market: it trains on its own
-            out = ServerOutput.plain(inp.uploads.clone())
+            out = ServerOutput.plain(inp.uploads.clone(), own=1.0)
             out.columns["eta"] = np.full(inp.k, np.nan)
             return out, state
         out = ipfl_server_step(inp.reports, inp.uploads, lam=hp["lam"], lam_prox=hp["lam_prox"],

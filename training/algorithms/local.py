@@ -16,4 +16,4 @@ class Local(Algorithm):
 
     def server_step(self, inp: ServerInput, state: State) -> tuple[ServerOutput, State]:
         """Return the clients' own uploads as their start points."""
-        return ServerOutput.plain(inp.uploads.clone()), state
+        return ServerOutput.plain(inp.uploads.clone(), own=1.0), state

@@ -156,7 +156,8 @@ class PFedGraph(Algorithm):
         A = (a > EDGE_TOL).astype(np.int8)
         np.fill_diagonal(A, 0)
         lam = np.full(inp.k, float(self.hp["lam"]))
-        out = ServerOutput(starts=agg, centers=agg.clone(), prox=lam, A=A)
+        out = ServerOutput(starts=agg, centers=agg.clone(), prox=lam, A=A,
+                           own_start=np.diag(a).copy(), own_center=np.diag(a).copy())
         out.columns["self_weight"] = np.diag(a).copy()
         return out, state
 
