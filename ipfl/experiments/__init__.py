@@ -1,17 +1,18 @@
 """The paper's experiments (Results 2.1-2.3), reproducible and resumable: ``ipfl experiment``.
 
-Six experiments, each a module with ``specs`` (the training runs) and ``analyse`` (CSVs,
+Seven experiments, each a module with ``specs`` (the training runs) and ``analyse`` (CSVs,
 figures, summary): :mod:`~ipfl.experiments.performance` (Fig. 2),
 :mod:`~ipfl.experiments.utility` (Fig. 3), :mod:`~ipfl.experiments.robustness`
 (Fig. 4), :mod:`~ipfl.experiments.truthfulness` (Table 2),
-:mod:`~ipfl.experiments.market` (Fig. 5) and :mod:`~ipfl.experiments.similarity`
-(eq. (4)'s premise). Presets: ``quick``, ``repro``, ``paper`` (and ``tiny`` for CI),
+:mod:`~ipfl.experiments.market` (Fig. 5), :mod:`~ipfl.experiments.similarity`
+(eq. (4)'s premise) and :mod:`~ipfl.experiments.regimes` (where in lam x c the
+economic claims hold). Presets: ``quick``, ``repro``, ``paper`` (and ``tiny`` for CI),
 see :data:`~ipfl.experiments.core.PRESETS`.
 
 Example
 -------
 >>> sorted(EXPERIMENTS)
-['market', 'performance', 'robustness', 'similarity', 'truthfulness', 'utility']
+['market', 'performance', 'regimes', 'robustness', 'similarity', 'truthfulness', 'utility']
 """
 
 from __future__ import annotations
@@ -23,17 +24,18 @@ from types import ModuleType
 from typing import Any
 
 from ..atomic import atomic_write_text
-from . import market, performance, robustness, similarity, truthfulness, utility
+from . import market, performance, regimes, robustness, similarity, truthfulness, utility
 from .core import METHODS, PRESETS, SETTINGS, run_specs
 
 __all__ = ["EXPERIMENTS", "PRESETS", "check_request", "run_experiment"]
 
 #: experiment name -> module (``specs``, ``analyse``, ``TITLE``)
 EXPERIMENTS: dict[str, ModuleType] = {m.NAME: m for m in (
-    performance, utility, robustness, truthfulness, market, similarity)}
+    performance, utility, robustness, truthfulness, market, similarity, regimes)}
 
 #: experiments that take ``--methods`` (and which) / ``--settings``
-_METHODS = {"performance": METHODS, "utility": METHODS, "robustness": robustness.METHODS}
+_METHODS = {"performance": METHODS, "utility": METHODS, "robustness": robustness.METHODS,
+            "regimes": METHODS}
 _SETTINGS = {"performance": SETTINGS, "utility": SETTINGS}
 
 

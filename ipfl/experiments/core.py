@@ -74,12 +74,13 @@ PRESETS: dict[str, Preset] = {
     "tiny": Preset(
         "tiny", {"dataset": "synthetic", "clients": 4, "rounds": 2, "epochs": 1, "hidden": 16,
                      "model": "mlp", "groups": 2, "classes_per_client": 5},
-        market_rounds=2, market_clients=6, extra={"truthfulness": {"lr": 0.05}},
+        market_rounds=2, market_clients=6,
+        extra={"truthfulness": {"lr": 0.05}, "regimes": {"lr": 0.05}},
         why="CI only: 4 clients on 600 synthetic samples, 2 rounds, 1 epoch."),
     "quick": Preset(
         "quick", {"dataset": "digits", "clients": 10, "rounds": 8, "epochs": 5, "model": "mlp",
                       "hidden": 64, "groups": 4},
-        market_rounds=8, extra={"truthfulness": {"lr": 0.05}},
+        market_rounds=8, extra={"truthfulness": {"lr": 0.05}, "regimes": {"lr": 0.05}},
         why="Minutes on 2 cores: scikit-learn's bundled digits (1,797 images, 8x8), "
             "10 clients, 8 rounds, the MLP."),
     "repro": Preset(
@@ -121,9 +122,20 @@ class Spec:
     cfg: Any  # training.Config
 
 
+#: what a run measures, beyond its config: bumped when the training code changes the
+#: numbers a finished run holds, so a store never serves a run made by older code
+#: (2: baselines scored as their references score them, attacks poison the upload only,
+#: every round record keeps the distances; issue 18)
+STORE_VERSION = 2
+
+
 def config_hash(cfg: Any) -> str:
-    """Return a short stable hash of a resolved config (names the run's store folder)."""
-    return hashlib.sha256(cfg.dumps().encode()).hexdigest()[:16]
+    """Return a short stable hash of a resolved config and :data:`STORE_VERSION`.
+
+    It names the run's store folder.
+    """
+    text = f"store-version {STORE_VERSION}\n{cfg.dumps()}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _finished(path: Path) -> bool:
