@@ -193,7 +193,7 @@ def _run_locked(cfg: Any, path: Path, progress: bool) -> float:
             shutil.rmtree(path)
         train(cfg, path, progress=progress, data=_data(cfg))
     secs = time.perf_counter() - t0
-    rd.checkpoint.unlink(missing_ok=True)  # model states are not kept once a run is done
+    rd.drop_checkpoint()  # model states are not kept once a run is done (chain.json is)
     atomic_write_text(path / "done.json", json.dumps({"seconds": secs}) + "\n")
     return secs
 
