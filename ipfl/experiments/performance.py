@@ -31,6 +31,8 @@ from .core import (
 
 NAME = "performance"
 TITLE = "Fig. 2: mean accuracy against mean cumulative utility"
+#: keys the specs set run by run beyond :data:`~ipfl.experiments.core.PER_RUN` (none)
+PER_RUN: tuple[str, ...] = ()
 
 
 def specs(preset: Preset, seeds: list[int], common: dict[str, Any],

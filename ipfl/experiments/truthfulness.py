@@ -25,6 +25,8 @@ from .core import Preset, Spec, fmt, group_by, last_round, setting_keys, write_c
 NAME = "truthfulness"
 TITLE = "Table 2: a liar's accuracy and utility over a run"
 LIAR = 0
+#: keys the specs set run by run: who lies and by how much
+PER_RUN = ("liar", "liar_N", "liar_c", "liar_K")
 LIES = (("honest", 1.0), ("N", 0.1), ("N", 0.5), ("N", 10.0), ("c", 2.0), ("c", 5.0),
         ("c", 10.0))
 
