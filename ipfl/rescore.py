@@ -142,8 +142,9 @@ class Rescored:
     optimal_welfare : float
         :math:`\sum_t SW^*_t`, eq. (3)'s optimum per round.
     welfare_share : float
-        ``welfare / optimal_welfare``; 0 for a run without records, ``nan`` when the
-        optimum is 0.
+        ``welfare / optimal_welfare``: 1 at the optimum, 0 for no sharing (and for a
+        run without records), negative when the graph destroys welfare (sharing costs
+        above gains); ``nan`` when the optimum is 0.
     lam : float
         The lam of the priced welfare (``nan`` when the run's own lam changed).
     lam_source : str

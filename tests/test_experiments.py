@@ -218,3 +218,31 @@ def test_keys_that_vary_between_runs_are_refused_by_set():
                        if len({json.dumps(t[k]) for t in same}) > 1}
         assert varied <= set(per_run_keys(name)), (name, varied - set(per_run_keys(name)))
 
+
+
+def test_performance_reports_welfare_over_the_optimum(tiny_root, tmp_path):
+    """sw_share per run is rescore_run's welfare share: local 0, none above 1."""
+    import math
+    import shutil
+
+    from ipfl.experiments.core import read_csv
+    from ipfl.experiments.performance import welfare_share
+    from ipfl.rescore import rescore_run
+
+    out = tiny_root / "performance"
+    rows = read_csv(out / "performance.csv")
+    assert len(rows) == 27
+    for r in rows:
+        label = f"{r['setting']}-{r['method']}-s{int(r['seed'])}"
+        want = rescore_run(out / "runs" / label).welfare_share
+        assert r["sw_share"] == pytest.approx(want, rel=1e-5)  # the CSV keeps 6 digits
+        assert 0.0 <= r["sw_share"] <= 1.0 + 1e-9
+        if r["method"] == "local":
+            assert r["sw_share"] == 0.0
+    summary = (out / "summary.md").read_text()
+    assert "| welfare / optimum |" in summary and "n/a for" not in summary
+    # a run finished by an older ipfl (no chain.json) cannot be verified: nan, not a crash
+    run = tmp_path / "old"
+    shutil.copytree((out / "runs" / "NIID-fedavg-s0").resolve(), run)
+    (run / "chain.json").unlink()
+    assert math.isnan(welfare_share(run))
