@@ -54,6 +54,7 @@ from numpy.typing import NDArray
 from mechanism import (
     IR_TOL,
     Market,
+    check_graph,
     optimal_social_welfare,
     sharing_utilities,
     social_welfare,
@@ -271,29 +272,29 @@ def _read_round(t: int, rec: dict, overrides: dict[str, float]) -> _Round:
     sharing = rec.get("kind") == "sharing"
     true = inp if sharing else inp.get("true", inp)
     N, c, K = (_floats(t, true, k) for k in ("N", "c", "K"))
+    lam = None if sharing else _floats(t, inp, "lam").item()
     if not sharing:
-        _check_market_override(t, overrides, N, c, K, float(inp.get("lam", math.nan)))
-    elif "c" in overrides:
-        c = np.full_like(N, overrides["c"])
-    if sharing and "K_per_sample" in overrides:
-        K = overrides["K_per_sample"] * N
+        _check_market_override(t, overrides, N, c, K, lam)
+    else:
+        c = np.full_like(N, overrides["c"]) if "c" in overrides else c
+        K = overrides["K_per_sample"] * N if "K_per_sample" in overrides else K
     A = _floats(t, out, "A").astype(np.int8)
+    U = None if sharing else _floats(t, out, "U")
     try:
-        market = Market(N=N, c=c, K=K)
         clients = np.asarray(rec["clients"], dtype=np.intp)
+        if clients.shape != N.shape or (U is not None and U.shape != N.shape):
+            raise ValueError(f"{clients.size} clients do not fit N of {N.size} and U")
+        market = Market(N=N, c=c, K=K)
+        A = check_graph(market, A)  # shape (k, k), 0/1, zero diagonal
+        U = sharing_utilities(market, A) if sharing else U
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"rescore: round {t}: {exc}") from None
-    if clients.shape != N.shape or A.shape != (N.size, N.size):
-        raise ValueError(f"rescore: round {t}: {clients.size} clients, N of {N.size} and A of "
-                         f"shape {A.shape} do not fit together")
-    U = sharing_utilities(market, A) if sharing else _floats(t, out, "U")
     d = None
     if "d" in inp:
         d = _floats(t, inp, "d")
         if d.shape != A.shape or not np.all(np.isfinite(d)) or np.any(d < 0):
             raise ValueError(f"rescore: round {t}: d must be a {A.shape} matrix of finite "
                              "distances >= 0")
-    lam = None if sharing else _floats(t, inp, "lam").item()
     return _Round(t=t, clients=clients, market=market, A=A, U=U, d=d, lam=lam)
 
 

@@ -228,3 +228,16 @@ def test_to_dict_is_json_with_inf_and_nan_spelled_out(tiny_runs):
     data = json.loads(json.dumps(res.to_dict(), allow_nan=False))
     assert data["welfare_share"] == res.welfare_share
     assert [c["cum_U"] for c in data["clients"]] == [s.cum_U for s in res.clients]
+
+
+def test_a_graph_that_is_not_0_1_is_one_line_naming_the_round(tiny_runs, tmp_path,
+                                                              monkeypatch):
+    _unchecked(monkeypatch)
+    run = _copy(tiny_runs["ipfl"], tmp_path)
+    path = run / "rounds" / "0001.json"
+    rec = json.loads(path.read_text())
+    rec["outputs"]["A"][0][1] = 2
+    path.write_text(json.dumps(rec))
+    with pytest.raises(ValueError, match=r"^rescore: round 1: graph A\[0, 1\] = 2 must be 0 or 1$"):
+        rescore_run(run)
+
