@@ -60,8 +60,12 @@ def _names(kind: str, given: tuple[str, ...] | None, allowed: tuple[str, ...] | 
 
 
 def per_run_keys(name: str) -> tuple[str, ...]:
-    """Return the training keys experiment ``name`` sets run by run (``--set`` refuses them)."""
-    return (*PER_RUN, *EXPERIMENTS[name].PER_RUN)
+    """Return the training keys experiment ``name`` sets run by run (``--set`` refuses them).
+
+    The common :data:`~ipfl.experiments.core.PER_RUN` plus the module's own ``PER_RUN``
+    (a test checks that every key varying between an experiment's runs is listed).
+    """
+    return (*PER_RUN, *getattr(EXPERIMENTS[name], "PER_RUN", ()))
 
 
 def _overrides(name: str, items: tuple[str, ...] | list[str],
