@@ -109,6 +109,19 @@ def test_reproduction_md_matches_its_csvs():
      "apt-get install dataset-fashion-mnist"),
     (["performance", "--dataset", "mnist"], "dataset = 'mnist' is not one of"),
     (["performance", "--device", "tpu"], "--device"),
+    (["performance", "--set", "seed=3"], "--set seed=3: the experiment sets seed run by run"),
+    (["performance", "--set", "algorithm=fedavg"], "the experiment sets algorithm run by run"),
+    (["utility", "--set", "beta=0.3"], "the experiment sets beta run by run"),
+    (["robustness", "--set", "roles=trader:5"], "the experiment sets roles run by run"),
+    (["truthfulness", "--set", "liar_c=3"], "the experiment sets liar_c run by run"),
+    (["market", "--set", "rounds=3"], "the experiment sets rounds run by run"),
+    (["similarity", "--set", "ipfl.lam=0.5"], "the experiment sets ipfl.lam run by run"),
+    (["truthfulness", "--set", "fedprox.mu=0.1"], "no run of this experiment uses 'fedprox'"),
+    (["performance", "--set", "nope=1"], "unknown key 'nope'"),
+    (["performance", "--set", "c=-1"], "c = -1.0 must be >= 0"),
+    (["performance", "--set", "magic.x=1"], "'magic' is not an algorithm"),
+    (["performance", "--set", "ipfl.nope=1"], "[ipfl] has no key 'nope'"),
+    (["performance", "--set", "rounds"], "expected key=value"),
 ])
 def test_bad_input_is_one_clear_error_before_any_run(tmp_path, args, message):
     out = tmp_path / "exp"
@@ -153,3 +166,83 @@ def test_a_run_the_mechanism_stops_is_recorded_not_fatal(tmp_path, monkeypatch):
     assert core.run_one(None, tmp_path / "run") == 0.0
     assert "numeric domain" in core.failure(tmp_path / "run")
     assert core.run_one(None, tmp_path / "run") == 0.0  # a failed run is not retried
+
+
+def test_set_overrides_every_run_and_is_recorded(tmp_path):
+    """--set c=0.5 reaches every run, ipfl.lam=0 the iPFL runs only; new store folders."""
+    from ipfl.experiments import check_request, performance
+    from ipfl.experiments.core import PRESETS, config_hash
+    from training import RunDir
+
+    # Prepare
+    out = tmp_path / "perf"
+    plain = performance.specs(PRESETS["tiny"], [0], check_request("performance", "tiny")["common"],
+                              methods=("fedavg", "ipfl"), settings=("NIID",))
+    # Execute
+    result = CliRunner().invoke(main, [
+        "experiment", "performance", "--tiny", "--seeds", "1", "--methods", "fedavg,ipfl",
+        "--settings", "NIID", "--out", str(out), "--quiet", "--set", "c=0.5",
+        "--set", "ipfl.lam=0"])
+    # Assert
+    assert result.exit_code == 0, result.output
+    meta = json.loads((out / "experiment.json").read_text())
+    assert meta["overrides"] == {"c": 0.5, "ipfl.lam": 0}
+    assert meta["config"]["c"] == 0.5 and meta["config"]["ipfl"]["lam"] == 0.0
+    configs = {p.name: RunDir(p).read_config() for p in (out / "runs").iterdir()}
+    assert configs["NIID-fedavg-s0"]["c"] == configs["NIID-ipfl-s0"]["c"] == 0.5
+    assert configs["NIID-ipfl-s0"]["ipfl"]["lam"] == 0.0 and "ipfl" not in configs[
+        "NIID-fedavg-s0"]
+    stored = {(out / "runs" / s.label).resolve().name for s in plain}
+    assert not stored & {config_hash(s.cfg) for s in plain}  # other configs, other folders
+    # the same folder with other overrides (or none) is refused before any run
+    for sets in (["--set", "c=0.6"], []):
+        again = CliRunner().invoke(main, [
+            "experiment", "performance", "--tiny", "--seeds", "1", "--methods", "fedavg,ipfl",
+            "--settings", "NIID", "--out", str(out), "--quiet", *sets])
+        assert again.exit_code == 2 and "holds a different experiment" in again.output
+
+
+def test_keys_that_vary_between_runs_are_refused_by_set():
+    """Every key whose value differs between two runs of an experiment is a per-run key."""
+    from ipfl.experiments import check_request, per_run_keys
+    from ipfl.experiments.core import PRESETS
+
+    for name, mod in EXPERIMENTS.items():
+        common = check_request(name, "tiny")["common"]
+        docs = [s.cfg.to_dict() for s in mod.specs(PRESETS["tiny"], [0, 1], common)]
+        varied = {k for k in docs[0] if not isinstance(docs[0][k], dict)
+                  and len({json.dumps(d[k]) for d in docs}) > 1}
+        for alg in {d["algorithm"] for d in docs}:
+            same = [d[alg] for d in docs if d["algorithm"] == alg]
+            varied |= {f"{alg}.{k}" for k in same[0]
+                       if len({json.dumps(t[k]) for t in same}) > 1}
+        assert varied <= set(per_run_keys(name)), (name, varied - set(per_run_keys(name)))
+
+
+
+def test_performance_reports_welfare_over_the_optimum(tiny_root, tmp_path):
+    """sw_share per run is rescore_run's welfare share: local 0, none above 1."""
+    import math
+    import shutil
+
+    from ipfl.experiments.core import read_csv
+    from ipfl.experiments.performance import welfare_share
+    from ipfl.rescore import rescore_run
+
+    out = tiny_root / "performance"
+    rows = read_csv(out / "performance.csv")
+    assert len(rows) == 27
+    for r in rows:
+        label = f"{r['setting']}-{r['method']}-s{int(r['seed'])}"
+        want = rescore_run(out / "runs" / label).welfare_share
+        assert r["sw_share"] == pytest.approx(want, rel=1e-5)  # the CSV keeps 6 digits
+        assert 0.0 <= r["sw_share"] <= 1.0 + 1e-9
+        if r["method"] == "local":
+            assert r["sw_share"] == 0.0
+    summary = (out / "summary.md").read_text()
+    assert "| welfare / optimum |" in summary and "n/a for" not in summary
+    # a run finished by an older ipfl (no chain.json) cannot be verified: nan, not a crash
+    run = tmp_path / "old"
+    shutil.copytree((out / "runs" / "NIID-fedavg-s0").resolve(), run)
+    (run / "chain.json").unlink()
+    assert math.isnan(welfare_share(run))

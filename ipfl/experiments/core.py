@@ -41,8 +41,8 @@ import numpy as np
 
 from ..atomic import atomic_write_text
 
-__all__ = ["METHODS", "PRESETS", "SETTINGS", "Preset", "Spec", "mean_sd", "run_specs",
-           "setting_keys", "write_csv"]
+__all__ = ["METHODS", "PER_RUN", "PRESETS", "SETTINGS", "Preset", "Spec", "apply_overrides",
+           "mean_sd", "run_specs", "setting_keys", "write_csv"]
 
 #: the paper's eight methods (iPFL and seven baselines) plus local training, in plot order
 METHODS = ("local", "fedavg", "fedprox", "ditto", "fedamp", "cfl", "fedfomo", "pfedgraph",
@@ -111,6 +111,33 @@ def setting_keys(setting: str, preset: Preset) -> dict[str, Any]:
     if setting == "Skew":
         return {"partition": "skew", "classes_per_client": 5}
     raise ValueError(f"experiment: setting {setting!r} is not one of {list(SETTINGS)}")
+
+
+#: keys every experiment sets run by run (the method, the seed, each setting's partition);
+#: ``--set`` refuses them, and each experiment module adds its own ``PER_RUN``
+PER_RUN: tuple[str, ...] = ("algorithm", "seed", *dict.fromkeys(
+    k for s in SETTINGS for k in setting_keys(s, None)))
+
+
+def apply_overrides(cfg: Any, overrides: dict[str, Any]) -> Any:
+    """Return ``cfg`` (a :class:`training.Config`) with ``--set`` overrides applied.
+
+    ``overrides`` maps common keys (``"c"``) and algorithm-table keys (``"ipfl.lam"``) to
+    values; a table key applies only to a config of that algorithm. The result is
+    validated again (:class:`ValueError` naming the key and value).
+    """
+    from training import Config
+
+    if not overrides:
+        return cfg
+    doc = cfg.to_dict()
+    for key, value in overrides.items():
+        table, dot, sub = key.partition(".")
+        if not dot:
+            doc[key] = value
+        elif table == cfg.algorithm:
+            doc[table][sub] = value
+    return Config.from_dict(doc)
 
 
 @dataclass(frozen=True)
@@ -205,7 +232,7 @@ def _run_locked(cfg: Any, path: Path, progress: bool) -> float:
             shutil.rmtree(path)
         train(cfg, path, progress=progress, data=_data(cfg))
     secs = time.perf_counter() - t0
-    rd.checkpoint.unlink(missing_ok=True)  # model states are not kept once a run is done
+    rd.drop_checkpoint()  # model states are not kept once a run is done (chain.json is)
     atomic_write_text(path / "done.json", json.dumps({"seconds": secs}) + "\n")
     return secs
 

@@ -52,6 +52,8 @@ LIES = (("N", 10.0), ("c", 2.0))
 LIAR = 0
 #: the accuracy margin of claim 2 (as in the --repro verdict rules)
 ACC_MARGIN = 0.02
+#: keys the specs set run by run (``--set`` refuses them)
+PER_RUN = ("c", "ipfl.lam", "liar", "liar_N", "liar_c", "liar_K")
 
 __all__ = ["CLAIM_RULES", "CS", "LAMS", "LIES", "analyse", "cell_verdicts", "specs", "where"]
 

@@ -32,6 +32,8 @@ NAME = "truthfulness"
 NEG_TOL = 1e-9
 TITLE = "Table 2: a liar's accuracy and utility over a run"
 LIAR = 0
+#: keys the specs set run by run: who lies and by how much
+PER_RUN = ("liar", "liar_N", "liar_c", "liar_K")
 LIES = (("honest", 1.0), ("N", 0.1), ("N", 0.5), ("N", 10.0), ("c", 2.0), ("c", 5.0),
         ("c", 10.0))
 
