@@ -25,6 +25,7 @@ OUTPUTS = {
     "truthfulness": ("truthfulness.csv", "truthfulness.png"),
     "market": ("market.csv", "money.csv", "market.png"),
     "similarity": ("similarity.csv", "within.csv", "similarity.png"),
+    "regimes": ("regimes.csv", "lies.csv", "cells.csv", "regimes.png"),
 }
 
 
@@ -81,12 +82,46 @@ def test_an_unfinished_run_is_redone_identically(tmp_path):
 def test_reproduce_builds_one_row_per_claim(tiny_root, tmp_path):
     md = build(tiny_root, preset="tiny")
     rows = verdicts(md)
-    assert len(rows) == 7
+    assert len(rows) == 8
     for r in rows:
         assert any(v in r["verdict"] for v in ("holds", "mixed", "does not hold")), r
         assert r["command"].startswith("`ipfl experiment ")
-    empty = verdicts(build(tmp_path))
-    assert all(r["verdict"] == NOT_RUN for r in empty)
+    assert "lying about N" in rows[4]["claim"] and "lying about c" in rows[5]["claim"]
+    assert "Thm. 2" in rows[5]["paper"] and "Thm. 2" not in rows[4]["paper"]
+    for r in rows[4:6]:  # each lie: the liar's gain and who pays for it
+        assert "liar's gain" in r["numbers"] and "the others: Δ welfare" in r["numbers"]
+    assert "welfare / eq. (3) optimum" in rows[0]["numbers"]
+    for r in (rows[0], rows[1], rows[2], rows[4], rows[5]):
+        assert "Over lam x c (NIID, regimes): holds" in r["numbers"], r
+    assert "## Where the verdicts hold" in md and "regimes.png" in md
+    empty_md = build(tmp_path)
+    assert all(r["verdict"] == NOT_RUN for r in verdicts(empty_md))
+    assert "(not yet run: `ipfl experiment regimes --repro`)" in empty_md
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_regimes_grid_rows_and_cells(tiny_root):
+    """Every lam x c x seed x method has a row; baselines are the same along lam; 16 cells."""
+    from ipfl.experiments import regimes
+    from ipfl.experiments.core import read_csv
+
+    out = tiny_root / "regimes"
+    table = read_csv(out / "regimes.csv")
+    assert {"lam", "c", "seed", "method", "mean_cum_U", "neg_clients", "acc",
+            "sw_share"} <= set(table[0])
+    cells = {(r["lam"], r["c"]) for r in table}
+    assert cells == {(lam, c) for lam in regimes.LAMS for c in regimes.CS}
+    fedavg = {(r["lam"], r["c"]): r["mean_cum_U"] for r in table if r["method"] == "fedavg"}
+    for c in regimes.CS:  # eq. (1) has no lam: one number per c column
+        assert len({fedavg[(lam, c)] for lam in regimes.LAMS}) == 1
+    assert len({fedavg[(0.0, c)] for c in regimes.CS}) == len(regimes.CS)  # c does act
+    lies = read_csv(out / "lies.csv")
+    assert len(lies) == len(regimes.LAMS) * len(regimes.CS) * len(regimes.LIES)
+    assert {"d_liar_cum_U", "d_honest_welfare", "honest_below_zero"} <= set(lies[0])
+    verdict_cells = read_csv(out / "cells.csv")
+    assert {r["claim"] for r in verdict_cells} == set(regimes.CLAIM_RULES)
+    assert all(sum(1 for r in verdict_cells if r["claim"] == c) == 16
+               for c in regimes.CLAIM_RULES)
 
 
 def test_reproduction_md_matches_its_csvs():
@@ -145,7 +180,7 @@ def test_reproduce_cli_writes_and_checks(tiny_root, tmp_path):
     out = tmp_path / "R.md"
     result = CliRunner().invoke(main, ["reproduce", "--from", str(tiny_root), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "1. Fig. 2:" in result.output
+    assert "1. Fig. 2 (empirical):" in result.output
     result = CliRunner().invoke(main, ["reproduce", "--from", str(tiny_root), "--out", str(out),
                                        "--check"])
     assert result.exit_code == 0, result.output
