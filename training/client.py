@@ -203,24 +203,25 @@ def finish_client(algo: Algorithm, out: ClientOutput, msg: Message, state: State
 
     ``msg`` is the message the step trained from and ``state`` the client's state before
     the step. The scored model is the one :attr:`Algorithm.evaluates` names: for
-    ``"received"`` the message's start (the shared parameters the server sent) with the
+    ``"aggregated"`` the point this round's local training started from (``out.start``,
+    default the message's start: the shared parameters the server sent) with the
     client's own other parameters and buffers from before the step, kept in the new
-    state as ``received`` / ``received_buffers`` for a later evaluation. An attacker's
+    state as ``aggregated`` / ``aggregated_buffers`` for a later evaluation. An attacker's
     upload is replaced by its poisoned one, computed from the honest upload and the
     point its local training started from (``out.start``, default ``msg.start``); the
     poisoned upload is kept as ``state["sent"]``, the honest model stays the state.
     """
     params, buffers = out.evaluated, out.buffers
-    if algo.evaluates == "received":
+    start = msg.start if out.start is None else out.start
+    if algo.evaluates == "aggregated":
         params = state["params"].clone()
-        params[ctx.shared] = msg.start.to(params.dtype)
+        params[ctx.shared] = start.to(params.dtype)
         buffers = state["buffers"].clone()
-        out.state = {**out.state, "received": params, "received_buffers": buffers}
+        out.state = {**out.state, "aggregated": params, "aggregated_buffers": buffers}
     if ctx.role == "attacker":
         if ctx.attack == "random_init":
             out.upload = _fresh_init(ctx).to(out.upload.dtype)
         else:
-            start = msg.start if out.start is None else out.start
             out.upload = apply_attack(ctx.attack, out.upload, start.to(out.upload.dtype),
                                       ctx.generator(purpose=7))
         out.state = {**out.state, "sent": out.upload.clone()}

@@ -59,6 +59,8 @@ class AlgorithmSuite:
 
     algorithm: str
     evaluates: str = "trained"
+    #: whether every client is scored on one and the same model (a global model)
+    one_global_model: bool = False
 
     def cfg(self, **changes):
         return Config(algorithm=self.algorithm, **{**TINY, **changes})
@@ -116,10 +118,11 @@ class AlgorithmSuite:
     def test_scores_the_model_its_reference_scores(self, tmp_path):
         """The metrics score the declared model: the received one, the trained one or Ditto's.
 
-        ``received`` (FedAvg, FedProx): the aggregated model the server sent, the same for
-        every client; ``trained``: each client's own model after local training;
-        ``personal``: Ditto's personal model. Checked on the final checkpoint against
-        the last round's metric rows.
+        ``aggregated``: the aggregated model local training started from (FedAvg, FedProx:
+        the global model the server sent, the same for every client; FedFomo: its model
+        moved by its weighted candidates); ``trained``: each client's own model after local
+        training; ``personal``: Ditto's personal model. Checked on the final checkpoint
+        against the last round's metric rows.
         """
         assert ALGORITHMS[self.algorithm].evaluates == self.evaluates
         cfg = self.cfg()
@@ -127,7 +130,7 @@ class AlgorithmSuite:
         ckpt = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
         fed = prepare(cfg)
         key, bkey = {"trained": ("params", "buffers"),
-                     "received": ("received", "received_buffers"),
+                     "aggregated": ("aggregated", "aggregated_buffers"),
                      "personal": ("personal", "personal_buffers")}[self.evaluates]
         models = [cs[key] for cs in ckpt["clients"]]
         for r in (r for r in rows if r["round"] == cfg.rounds):
@@ -136,7 +139,9 @@ class AlgorithmSuite:
             acc, _ = evaluate(fed.model, models[i], buffers, fed.data[i].X_test, fed.data[i].y_test)
             assert acc == r["acc"]
         same = all(torch.equal(models[0], mdl) for mdl in models[1:])
-        assert same == (self.evaluates == "received")
+        assert same == self.one_global_model
+        if self.evaluates == "aggregated":  # scored before local training: not the upload
+            assert not torch.equal(models[0], ckpt["clients"][0]["params"])
 
     def test_an_attack_does_not_compound(self, tmp_path):
         """A sign-flip attacker stays within a constant factor of the honest spread (30 rounds).
@@ -162,12 +167,14 @@ class TestLocal(AlgorithmSuite):
 
 class TestFedAvg(AlgorithmSuite):
     algorithm = "fedavg"
-    evaluates = "received"
+    evaluates = "aggregated"
+    one_global_model = True
 
 
 class TestFedProx(AlgorithmSuite):
     algorithm = "fedprox"
-    evaluates = "received"
+    evaluates = "aggregated"
+    one_global_model = True
 
 
 class TestIPFL(AlgorithmSuite):
@@ -195,6 +202,7 @@ class TestCFL(AlgorithmSuite):
 
 class TestFedFomo(AlgorithmSuite):
     algorithm = "fedfomo"
+    evaluates = "aggregated"
 
 
 class TestPFedGraph(AlgorithmSuite):

@@ -60,7 +60,7 @@ __all__ = [
 State = dict[str, torch.Tensor]
 
 #: the models a client's metrics can score (:attr:`Algorithm.evaluates`)
-EVALUATES = ("trained", "received", "personal")
+EVALUATES = ("trained", "aggregated", "personal")
 
 
 @dataclass(frozen=True)
@@ -237,8 +237,9 @@ class Algorithm(ABC):
     hyper: ClassVar[dict[str, Param]] = {}
     #: which model a client's accuracy scores, as the algorithm's reference scores it
     #: (:data:`EVALUATES`): ``"trained"``, the model after this round's local training;
-    #: ``"received"``, the model the server sent this round, before local training
-    #: (FedAvg's and FedProx's aggregated global model); ``"personal"``, a second model
+    #: ``"aggregated"``, the aggregated model this round's local training starts from,
+    #: before that training (FedAvg's and FedProx's global model the server sends out;
+    #: FedFomo's model moved by its weighted candidates); ``"personal"``, a second model
     #: the client keeps (Ditto). Each module's docstring says why, against its reference.
     evaluates: ClassVar[str] = "trained"
 
@@ -271,11 +272,12 @@ class Algorithm(ABC):
         """Return the (params, buffers) a client's state is evaluated with.
 
         Must agree with what the round's metrics scored: the client's model
-        (``"trained"``), the model it last received (``"received"``, kept in the state
-        by :func:`training.client.finish_client`), the personal model (Ditto overrides).
+        (``"trained"``), the aggregated model its last training started from
+        (``"aggregated"``, kept in the state by :func:`training.client.finish_client`),
+        the personal model (Ditto overrides).
         """
-        if self.evaluates == "received":
-            return state["received"], state["received_buffers"]
+        if self.evaluates == "aggregated":
+            return state["aggregated"], state["aggregated_buffers"]
         return state["params"], state["buffers"]
 
     # ----- the two steps ---------------------------------------------------------------

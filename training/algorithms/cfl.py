@@ -60,6 +60,13 @@ with the defaults, 0.934 with no split (FedAvg's rule), 0.902 with 0.5 / 1.0: a
 Dirichlet split has no true cluster structure, so splitting trades data for
 specialisation; the defaults were chosen for the split behaviour, not for accuracy.
 
+What is evaluated (``evaluates = "trained"``)
+---------------------------------------------
+The model each client trained this round, before cluster averaging, as pFedGraph's
+``cfl.py`` (``local_train`` scores ``net`` before the reset and ``reduce_add_average``).
+The authors' notebook (felisat/clustered-federated-learning) scores the cluster-averaged
+model after aggregation instead; we follow pFedGraph, the code of the paper's group.
+
 References
 ----------
 Sattler, Müller, Samek, "Clustered Federated Learning: Model-Agnostic Distributed

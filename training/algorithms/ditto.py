@@ -33,6 +33,13 @@ Readings and defaults
 - Only the shared coordinates (config ``share``) are aggregated and pulled towards
   :math:`w^t`; the rest of each model stays local.
 
+What is evaluated (``evaluates = "personal"``)
+----------------------------------------------
+The personal model after this round's local training, as pFedGraph's ``ditto.py``
+(``local_train_fedavg`` scores ``vnet`` after its steps). PFLlib's ``serverditto.py``
+scores both the global and the personal model before training and mixes them in one
+list; we follow pFedGraph.
+
 References
 ----------
 Li, Hu, Beirami, Smith, "Ditto: Fair and Robust Federated Learning Through

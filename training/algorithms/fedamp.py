@@ -51,6 +51,12 @@ Readings of the paper and of the public code
 The sharing graph for the economic utility: ``i`` imports ``j`` when
 :math:`\xi_{ij} > 0`, which a softmax makes every pair.
 
+What is evaluated (``evaluates = "trained"``)
+---------------------------------------------
+The client's own model after local training: in pFedGraph's ``fedamp.py`` the model is
+never replaced by :math:`u_i` (it only anchors the proximal term) and is scored after
+``local_train_fedavg``; PFLlib's ``serveramp.py`` likewise scores the client's own model.
+
 References
 ----------
 Huang, Chu, Zhou, Wang, Liu, Pei, Zhang, "Personalized Cross-Silo Federated Learning on

@@ -5,6 +5,17 @@ r"""FedAvg (McMahan et al., AISTATS 2017): every client restarts from the data-w
 with the reported :math:`N_k` (a server only knows reports). The sharing graph used for
 the economic utility is complete: every client's model enters every other's.
 
+What is evaluated (``evaluates = "aggregated"``)
+------------------------------------------------
+The aggregated global model, on each client's test split, as the references score it:
+pFedGraph's ``fedavg.py`` (main loop, ``evaluate_global_model`` after aggregation) and
+PFLlib's ``serveravg.py`` (``send_models`` -> ``evaluate`` -> ``train``). Round ``t``
+scores :math:`w^t`, the model the server sends in round ``t`` (aggregated from round
+``t - 1``'s uploads), before the client's local training, as PFLlib does; pFedGraph
+scores the same model at the end of round ``t - 1``. The model after local training is
+never scored: that would give FedAvg a fine-tuning step it does not have. Read at
+pFedGraph 4f5f17c, PFLlib d832e76.
+
 References
 ----------
 McMahan, Moore, Ramage, Hampson, Agüera y Arcas, "Communication-Efficient Learning of
@@ -40,7 +51,7 @@ class FedAvg(Algorithm):
 
     name = "fedavg"
     summary = "McMahan et al. 2017: data-weighted model averaging"
-    evaluates = "received"
+    evaluates = "aggregated"
 
     def server_step(self, inp: ServerInput, state: State) -> tuple[ServerOutput, State]:
         """Return the N-weighted average as every client's start point."""

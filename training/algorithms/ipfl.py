@@ -5,6 +5,9 @@ reading of eqs. (6)-(7) and why ``lam`` and ``lam_prox`` are separate); each cli
 starts its local training at its prox-centre (Algorithm 1 leaves the inner argmin's
 initial point open) and minimises eq. (7).
 
+What is evaluated (``evaluates = "trained"``): each client's personalised model after
+its local training on eq. (7), the model the paper's Fig. 2 reports.
+
 How the defaults were chosen
 ----------------------------
 ``benchmarks/study_ipfl.py`` ran the sweep; the README's "How eta and lambda were

@@ -1,4 +1,8 @@
-"""Plain local training: every client trains alone, no market, no sharing."""
+"""Plain local training: every client trains alone, no market, no sharing.
+
+What is evaluated (``evaluates = "trained"``): the model after local training, as
+pFedGraph's ``local_training.py``.
+"""
 
 from __future__ import annotations
 

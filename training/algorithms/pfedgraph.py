@@ -44,6 +44,14 @@ and ``pytorch/pfedgraph_cosine/utils.py``, read at commit 4f5f17c)
 Sharing graph for the economic utility: :math:`A_{ij} = 1` where :math:`a_{ij} > 10^{-12}`,
 :math:`j \ne i` (the models that entered client ``i``'s aggregate).
 
+What is evaluated (``evaluates = "trained"``)
+---------------------------------------------
+The model after local training. The public code scores twice per round, the received
+aggregate before training (``test1``) and the model after it (``test2``), and keeps the
+test accuracy at the best validation accuracy over both; we score once, after training,
+like every other method here, so its best-validation selection has one candidate per
+round, not two (a departure that can only lower pFedGraph's best-validation number).
+
 References
 ----------
 Ye, Ni, Wu, Wang, Chen, "Personalized Federated Learning with Inferred Collaboration
