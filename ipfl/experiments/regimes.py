@@ -306,9 +306,8 @@ def _figure(path: Path, cells: list[dict[str, Any]]) -> None:
         span = float(np.abs(finite).max()) if finite.size else 1.0
         if claim == "ir":
             im = ax.imshow(V, cmap="Reds", vmin=0, vmax=max(span, 1.0))
-        else:
-            sign = -1.0 if claim.startswith("lie") else 1.0  # a liar's gain is bad: red
-            im = ax.imshow(sign * V, cmap="RdYlGn",
+        else:  # a margin for iPFL is good (green), a liar's gain is bad (red)
+            im = ax.imshow(V, cmap="RdYlGn_r" if claim.startswith("lie") else "RdYlGn",
                            norm=TwoSlopeNorm(0.0, -max(span, 1e-9), max(span, 1e-9)))
         for a, lam in enumerate(LAMS):
             for b, c in enumerate(CS):

@@ -253,9 +253,10 @@ def build(root: str | Path, preset: str = "repro", shown: str | None = None) -> 
         "them). Welfare / eq. (3) optimum: a run's summed social welfare over the best any "
         "graph could give the same market (exact, CBC). Accuracies are test accuracies in %, "
         "last round or at the round of best validation accuracy, of the model each method's "
-        "reference scores: FedAvg's and FedProx's aggregated model, Ditto's personal model, "
-        "the others' model after local training; a seed's number is the mean over its "
-        "clients. An attacker poisons only what it uploads: it keeps its honest model.",
+        "reference scores: before local training, FedAvg's and FedProx's aggregated global "
+        "model and FedFomo's weighted update; Ditto's personal model; the others' model "
+        "after local training. A seed's number is the mean over its clients. An attacker "
+        "poisons only what it uploads: it keeps its honest model.",
         "",
         "| # | paper | claim | our numbers (mean ± sd over seeds) | verdict | command |",
         "|---|---|---|---|---|---|",
