@@ -55,7 +55,8 @@ ACC_MARGIN = 0.02
 #: keys the specs set run by run (``--set`` refuses them)
 PER_RUN = ("c", "ipfl.lam", "liar", "liar_N", "liar_c", "liar_K")
 
-__all__ = ["CLAIM_RULES", "CS", "LAMS", "LIES", "analyse", "cell_verdicts", "specs", "where"]
+__all__ = ["CLAIM_RULES", "CS", "LAMS", "LIES", "analyse", "cell_table", "cell_verdicts", "specs",
+           "where"]
 
 
 def _base(preset: Preset, common: dict[str, Any]) -> dict[str, Any]:
@@ -255,6 +256,19 @@ def where(cells: list[dict[str, Any]]) -> str:
     return f"in {n} of {len(cells)} cells: " + "; ".join(parts)
 
 
+def cell_table(cells: list[dict[str, Any]]) -> list[str]:
+    """Return one claim's cells as a Markdown table: lam rows, c columns, ✓ where it holds."""
+    by = {(r["lam"], r["c"]): r for r in cells}
+    lines = ["| lam \\ c | " + " | ".join(f"{c:g}" for c in CS) + " |",
+             "|---|" + "---|" * len(CS)]
+    for lam in LAMS:
+        text = ["n/a" if (lam, c) not in by else
+                f"{by[(lam, c)]['value']:.3g}{' ✓' if by[(lam, c)]['holds'] else ''}"
+                for c in CS]
+        lines.append(f"| {lam:g} | " + " | ".join(text) + " |")
+    return lines
+
+
 def analyse(out: Path, specs_: list[Spec], rows: dict[str, list[dict]],
             preset: Preset) -> dict[str, Any]:
     """Write regimes.csv, lies.csv, cells.csv, regimes.png and summary.md."""
@@ -272,17 +286,7 @@ def analyse(out: Path, specs_: list[Spec], rows: dict[str, list[dict]],
     for claim, (row, shows, _) in CLAIM_RULES.items():
         g = [r for r in cells if r["claim"] == claim]
         lines += [f"## Claim {row} ({claim}): holds {where(g)}", "", f"Map: {shows}.", "",
-                  "| lam \\ c | " + " | ".join(f"{c:g}" for c in CS) + " |",
-                  "|---|" + "---|" * len(CS)]
-        by = {(r["lam"], r["c"]): r for r in g}
-        for lam in LAMS:
-            cells_txt = []
-            for c in CS:
-                r = by.get((lam, c))
-                cells_txt.append("n/a" if r is None else
-                                 f"{r['value']:.3g}{' ✓' if r['holds'] else ''}")
-            lines.append(f"| {lam:g} | " + " | ".join(cells_txt) + " |")
-        lines.append("")
+                  *cell_table(g), ""]
     lines.append("✓: the claim's rule holds in that cell.")
     write_summary(out, lines)
     return {"rows": table, "lies": lies, "cells": cells}

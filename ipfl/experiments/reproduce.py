@@ -287,7 +287,7 @@ _REGIME_OF = {1: "utility", 2: "accuracy", 3: "ir", 5: "lie_N", 6: "lie_c"}
 
 def _where_section(root: Path, preset: str, shown: str) -> list[str]:
     """Return the section "Where the verdicts hold" from the regimes experiment's cells."""
-    from .regimes import CLAIM_RULES, CS, LAMS, where
+    from .regimes import CLAIM_RULES, cell_table, where
 
     lines = ["## Where the verdicts hold", ""]
     if not (root / "regimes" / "cells.csv").is_file():
@@ -305,18 +305,7 @@ def _where_section(root: Path, preset: str, shown: str) -> list[str]:
         cells = [{**r, "holds": _holds(r)} for r in _cells(root, claim)]
         if not cells:
             continue
-        by = {(r["lam"], r["c"]): r for r in cells}
-        lines += [f"**Row {row}** ({shows}): holds {where(cells)}.", "",
-                  "| lam \\ c | " + " | ".join(f"{c:g}" for c in CS) + " |",
-                  "|---|" + "---|" * len(CS)]
-        for lam in LAMS:
-            row_cells = []
-            for c in CS:
-                r = by.get((lam, c))
-                row_cells.append("n/a" if r is None else
-                                 f"{r['value']:.3g}{' ✓' if r['holds'] else ''}")
-            lines.append(f"| {lam:g} | " + " | ".join(row_cells) + " |")
-        lines.append("")
+        lines += [f"**Row {row}** ({shows}): holds {where(cells)}.", "", *cell_table(cells), ""]
     return lines
 
 
