@@ -99,6 +99,35 @@ def test_reproduce_builds_one_row_per_claim(tiny_root, tmp_path):
     assert "(not yet run: `ipfl experiment regimes --repro`)" in empty_md
 
 
+def test_regimes_rules_on_known_cells():
+    """The rules of docs/experiments-regimes.md on a hand-made table of two cells."""
+    from ipfl.experiments.regimes import NO_TRADE, cell_verdicts
+
+    def row(lam, c, method, U, neg, acc, share):
+        return {"lam": lam, "c": c, "seed": 0, "method": method, "mean_cum_U": U,
+                "neg_clients": neg, "acc": acc, "best_acc": acc, "sw_share": share}
+
+    table = [row(0.0, 1.0, "ipfl", 10.0, 0, 0.90, 0.8), row(0.0, 1.0, "fedavg", 5.0, 2, 0.93, 0.9),
+             row(0.0, 1.0, "local", 0.0, 0, 0.95, 0.0),
+             row(5.0, 1.0, "ipfl", 0.0, 0, 0.95, 0.0), row(5.0, 1.0, "fedavg", 5.0, 0, 0.91, 0.9),
+             row(5.0, 1.0, "local", 0.0, 0, 0.95, 0.0)]
+    lies = [{"lam": 0.0, "c": 1.0, "seed": 0, "lie": "N", "d_liar_cum_U": 3.0},
+            {"lam": 5.0, "c": 1.0, "seed": 0, "lie": "N", "d_liar_cum_U": 0.0}]
+    got = {(r["claim"], r["lam"]): r for r in cell_verdicts(table, lies)}
+    # 1: 10 > 5 holds; 0 < 5 fails, and iPFL traded nothing there
+    assert got[("utility", 0.0)]["holds"] and got[("utility", 0.0)]["value"] == 5.0
+    assert not got[("utility", 5.0)]["holds"] and got[("utility", 5.0)]["note"] == NO_TRADE
+    # 2: within 2 points of the best baseline (local excluded): -3 fails, +4 holds
+    assert not got[("accuracy", 0.0)]["holds"]
+    assert got[("accuracy", 0.0)]["value"] == pytest.approx(-3.0)
+    assert got[("accuracy", 5.0)]["holds"]
+    # 3: iPFL has none below zero; a baseline must have some for the claim to hold
+    assert got[("ir", 0.0)]["holds"] and got[("ir", 0.0)]["note"] == "baselines 2"
+    assert not got[("ir", 5.0)]["holds"]
+    # 5: a gain pays (fails), no gain holds
+    assert not got[("lie_N", 0.0)]["holds"] and got[("lie_N", 5.0)]["holds"]
+
+
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_regimes_grid_rows_and_cells(tiny_root):
     """Every lam x c x seed x method has a row; baselines are the same along lam; 16 cells."""
@@ -157,6 +186,9 @@ def test_reproduction_md_matches_its_csvs():
     (["performance", "--set", "magic.x=1"], "'magic' is not an algorithm"),
     (["performance", "--set", "ipfl.nope=1"], "[ipfl] has no key 'nope'"),
     (["performance", "--set", "rounds"], "expected key=value"),
+    (["regimes", "--set", "c=1"], "the experiment sets c run by run"),
+    (["regimes", "--methods", "ipfl,local"], "needs ipfl and at least one baseline"),
+    (["regimes", "--methods", "fedavg"], "needs ipfl and at least one baseline"),
 ])
 def test_bad_input_is_one_clear_error_before_any_run(tmp_path, args, message):
     out = tmp_path / "exp"

@@ -161,11 +161,15 @@ def attacker_message(msg: Message, state: State, ctx: ClientContext) -> Message:
     mixed that poisoned upload :math:`\tilde u_i` into the attacker's own start and centre
     with the weights ``msg.own_start`` / ``msg.own_center``; the attacker, which knows
     both its honest upload :math:`u_i` and :math:`\tilde u_i`, moves them by
-    :math:`M_{ii}(u_i - \tilde u_i)`: exactly the message it would have received had it
-    uploaded honestly (to first order for iPFL's cosine distance). So its honest model
-    never starts from its own poison, and an update attack, computed from this round's
-    honest update and start, does not compound round over round. Honest clients, and an
-    attacker's first round, get ``msg`` unchanged.
+    :math:`M_{ii}(u_i - \tilde u_i)`. For mixing weights that do not depend on the
+    uploads (FedAvg, FedProx, Ditto, Local, CFL within its clusters, iPFL's squared-L2
+    centres for its graph) that is exactly the message an honest upload would have got;
+    where the weights depend on the uploads (iPFL's graph, FedAMP's attention,
+    pFedGraph's graph) the attacker keeps the weights its poisoned upload produced and
+    swaps only its own term (for iPFL's cosine distance, to first order). So its honest
+    model never starts from its own poison, and an update attack, computed from this
+    round's honest update and start, does not compound round over round. Honest
+    clients, and an attacker's first round, get ``msg`` unchanged.
 
     Raises
     ------

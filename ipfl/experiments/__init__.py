@@ -151,6 +151,9 @@ def check_request(name: str, preset: str = "quick", seeds: int = 3, dataset: str
         common["data_dir"] = data_dir
     base = Config.from_dict(common)  # validates dataset name and every key
     methods = _names("methods", methods, _METHODS.get(name), name)
+    check = getattr(EXPERIMENTS[name], "check_methods", None)
+    if methods is not None and check is not None:
+        check(methods)
     settings = _names("settings", settings, _SETTINGS.get(name), name)
     sets = _overrides(name, overrides, common)
     base = apply_overrides(base, sets)

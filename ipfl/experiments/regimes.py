@@ -55,8 +55,8 @@ ACC_MARGIN = 0.02
 #: keys the specs set run by run (``--set`` refuses them)
 PER_RUN = ("c", "ipfl.lam", "liar", "liar_N", "liar_c", "liar_K")
 
-__all__ = ["CLAIM_RULES", "CS", "LAMS", "LIES", "analyse", "cell_table", "cell_verdicts", "specs",
-           "where"]
+__all__ = ["CLAIM_RULES", "CS", "FOOTNOTE", "LAMS", "LIES", "NO_TRADE", "analyse", "cell_table",
+           "cell_verdicts", "check_methods", "specs", "where"]
 
 
 def _base(preset: Preset, common: dict[str, Any]) -> dict[str, Any]:
@@ -98,6 +98,13 @@ def specs(preset: Preset, seeds: list[int], common: dict[str, Any],
                                     {"method": "ipfl", **cell, "lie": what, "factor": x},
                                     Config.from_dict({**keys, **lie})))
     return out
+
+
+def check_methods(methods: tuple[str, ...]) -> None:
+    """Refuse, before any run, a method list without iPFL or without a baseline to compare."""
+    if "ipfl" not in methods or not set(methods) - {"ipfl", "local"}:
+        raise ValueError(f"experiment 'regimes': --methods {','.join(methods)} needs ipfl and at "
+                         "least one baseline other than local (the rules compare them)")
 
 
 def _accuracies(rs: list[dict[str, Any]]) -> dict[str, float]:
@@ -155,14 +162,14 @@ def _seed_means(table: list[dict[str, Any]], col: str) -> dict[tuple, float]:
             for key, g in group_by(table, "lam", "c", "method").items()}
 
 
-def _utility_margin(table: list[dict], lies: list[dict]) -> dict[tuple, tuple[float, bool]]:
-    u = _seed_means(table, "mean_cum_U")
-    out = {}
-    for lam, c in {(k[0], k[1]) for k in u}:
-        if (lam, c, "ipfl") in u:
-            margin = _margin(u, lam, c)
-            out[(lam, c)] = (margin, margin > 0)
-    return out
+Cells = dict[tuple[float, float], tuple[float, bool, str]]
+
+
+def _no_trade(table: list[dict[str, Any]]) -> set[tuple[float, float]]:
+    """Return the cells where iPFL traded nothing in any seed (welfare share 0: local training)."""
+    return {(lam, c) for (lam, c), g in group_by(
+        [r for r in table if r["method"] == "ipfl"], "lam", "c").items()
+        if all(r["sw_share"] == 0 for r in g)}
 
 
 def _margin(m: dict[tuple, float], lam: float, c: float) -> float:
@@ -172,41 +179,60 @@ def _margin(m: dict[tuple, float], lam: float, c: float) -> float:
     return m[(lam, c, "ipfl")] - max(base)
 
 
-def _accuracy_margin(table: list[dict], lies: list[dict]) -> dict[tuple, tuple[float, bool]]:
+def _utility_margin(table: list[dict], lies: list[dict]) -> Cells:
+    u = _seed_means(table, "mean_cum_U")
+    idle = _no_trade(table)
+    out = {}
+    for lam, c in {(k[0], k[1]) for k in u}:
+        if (lam, c, "ipfl") in u:
+            margin = _margin(u, lam, c)
+            out[(lam, c)] = (margin, margin > 0, NO_TRADE if (lam, c) in idle else "")
+    return out
+
+
+def _accuracy_margin(table: list[dict], lies: list[dict]) -> Cells:
     a, b = _seed_means(table, "acc"), _seed_means(table, "best_acc")
+    idle = _no_trade(table)
     out = {}
     for lam, c in {(k[0], k[1]) for k in a}:
         if (lam, c, "ipfl") in a:
             last, best = _margin(a, lam, c), _margin(b, lam, c)
-            out[(lam, c)] = (last, last >= -ACC_MARGIN and best >= -ACC_MARGIN)
+            out[(lam, c)] = (100 * last, last >= -ACC_MARGIN and best >= -ACC_MARGIN,
+                             NO_TRADE if (lam, c) in idle else "")
     return out
 
 
-def _ir(table: list[dict], lies: list[dict]) -> dict[tuple, tuple[float, bool]]:
+def _ir(table: list[dict], lies: list[dict]) -> Cells:
     out = {}
     for (lam, c), g in group_by(table, "lam", "c").items():
         ipfl = sum(r["neg_clients"] for r in g if r["method"] == "ipfl")
         base = sum(r["neg_clients"] for r in g if r["method"] not in ("ipfl", "local"))
         if any(r["method"] == "ipfl" for r in g):
-            out[(lam, c)] = (float(ipfl), ipfl == 0 and base > 0)
+            out[(lam, c)] = (float(ipfl), ipfl == 0 and base > 0, f"baselines {base}")
     return out
 
 
-def _lie(what: str) -> Callable[[list[dict], list[dict]], dict[tuple, tuple[float, bool]]]:
-    def rule(table: list[dict], lies: list[dict]) -> dict[tuple, tuple[float, bool]]:
+def _lie(what: str) -> Callable[[list[dict], list[dict]], Cells]:
+    def rule(table: list[dict], lies: list[dict]) -> Cells:
+        idle = _no_trade(table)
         out = {}
         for (lam, c), g in group_by([r for r in lies if r["lie"] == what], "lam", "c").items():
             gain, _ = mean_sd(r["d_liar_cum_U"] for r in g)
-            out[(lam, c)] = (gain, gain <= NEG_TOL)
+            out[(lam, c)] = (gain, gain <= NEG_TOL, NO_TRADE if (lam, c) in idle else "")
         return out
     return rule
 
 
+#: the note of a cell where the honest iPFL run traded nothing in every seed: there iPFL
+#: is local training, so a claim that "holds" holds vacuously
+NO_TRADE = "no trade"
+
 #: claim -> (REPRODUCTION row, what the map shows, rule); the rules of
-#: docs/experiments-regimes.md, each returning {(lam, c): (value mapped, holds)}
-CLAIM_RULES: dict[str, tuple[str, str, Callable[..., dict[tuple, tuple[float, bool]]]]] = {
+#: docs/experiments-regimes.md, each returning {(lam, c): (value mapped, holds, note)}
+CLAIM_RULES: dict[str, tuple[str, str, Callable[..., Cells]]] = {
     "utility": ("1", "iPFL's mean cum. U minus the best baseline's", _utility_margin),
-    "accuracy": ("2", "iPFL's last-round accuracy minus the best baseline's", _accuracy_margin),
+    "accuracy": ("2", "iPFL's last-round accuracy minus the best baseline's, points",
+                 _accuracy_margin),
     "ir": ("3", "iPFL clients with cum. U < 0 (all seeds)", _ir),
     "lie_N": ("5", "the liar's gain, N x10", _lie("N")),
     "lie_c": ("6", "the liar's gain, c x2", _lie("c")),
@@ -214,16 +240,23 @@ CLAIM_RULES: dict[str, tuple[str, str, Callable[..., dict[tuple, tuple[float, bo
 
 
 def cell_verdicts(table: list[dict], lies: list[dict]) -> list[dict[str, Any]]:
-    """Return one row per claim and cell: ``claim``, ``lam``, ``c``, ``value``, ``holds``."""
+    """Return one row per claim and cell: ``claim``, ``lam``, ``c``, ``value``, ``holds``, ``note``.
+
+    ``note`` is :data:`NO_TRADE` where iPFL traded nothing (the rule then holds or fails
+    vacuously: iPFL is local training there), the baselines' count for claim 3, else "".
+    """
     out = []
     for claim, (_, _, rule) in CLAIM_RULES.items():
-        for (lam, c), (value, holds) in sorted(rule(table, lies).items()):
-            out.append({"claim": claim, "lam": lam, "c": c, "value": value, "holds": holds})
+        for (lam, c), (value, holds, note) in sorted(rule(table, lies).items()):
+            out.append({"claim": claim, "lam": lam, "c": c, "value": value, "holds": holds,
+                        "note": note})
     return out
 
 
 def where(cells: list[dict[str, Any]]) -> str:
     """Describe where a claim holds: per ``c``, the ``lam`` values, as ``lam <= x`` when a prefix.
+
+    Cells noted :data:`NO_TRADE` are counted and named: a claim holds there vacuously.
 
     Examples
     --------
@@ -232,10 +265,16 @@ def where(cells: list[dict[str, Any]]) -> str:
     'in 2 of 4 cells: c = 1: lam <= 0.2'
     >>> where([{"lam": 0, "c": 1, "holds": True}])
     'in every cell'
+    >>> where([{"lam": 0, "c": 1, "holds": True, "note": "no trade"}])
+    'in every cell (1 of them with no trade: iPFL is local training there)'
     """
+    if not cells:
+        return "in no cell measured"
     n = sum(1 for r in cells if r["holds"])
+    idle = sum(1 for r in cells if r["holds"] and r.get("note") == NO_TRADE)
+    vacuous = f" ({idle} of them with no trade: iPFL is local training there)" if idle else ""
     if n == len(cells):
-        return "in every cell"
+        return "in every cell" + vacuous
     if n == 0:
         return "in no cell"
     parts = []
@@ -253,7 +292,20 @@ def where(cells: list[dict[str, Any]]) -> str:
         else:
             text = "lam in {" + ", ".join(f"{x:g}" for x in ok) + "}"
         parts.append(f"c = {c:g}: {text}")
-    return f"in {n} of {len(cells)} cells: " + "; ".join(parts)
+    return f"in {n} of {len(cells)} cells{vacuous}: " + "; ".join(parts)
+
+
+def _cell_text(r: dict[str, Any]) -> str:
+    note = r.get("note") or ""
+    mark = " ✓" if r["holds"] else ""
+    if note == NO_TRADE:
+        return f"{r['value']:.3g}{mark}°"
+    return f"{r['value']:.3g}{mark}" + (f" ({note})" if note else "")
+
+
+#: the footnote of every regime table
+FOOTNOTE = ("✓: the claim's rule holds in that cell; °: iPFL traded nothing there in any "
+            "seed (it is local training, so the rule holds or fails vacuously).")
 
 
 def cell_table(cells: list[dict[str, Any]]) -> list[str]:
@@ -262,9 +314,7 @@ def cell_table(cells: list[dict[str, Any]]) -> list[str]:
     lines = ["| lam \\ c | " + " | ".join(f"{c:g}" for c in CS) + " |",
              "|---|" + "---|" * len(CS)]
     for lam in LAMS:
-        text = ["n/a" if (lam, c) not in by else
-                f"{by[(lam, c)]['value']:.3g}{' ✓' if by[(lam, c)]['holds'] else ''}"
-                for c in CS]
+        text = ["n/a" if (lam, c) not in by else _cell_text(by[(lam, c)]) for c in CS]
         lines.append(f"| {lam:g} | " + " | ".join(text) + " |")
     return lines
 
@@ -287,7 +337,7 @@ def analyse(out: Path, specs_: list[Spec], rows: dict[str, list[dict]],
         g = [r for r in cells if r["claim"] == claim]
         lines += [f"## Claim {row} ({claim}): holds {where(g)}", "", f"Map: {shows}.", "",
                   *cell_table(g), ""]
-    lines.append("✓: the claim's rule holds in that cell.")
+    lines.append(FOOTNOTE)
     write_summary(out, lines)
     return {"rows": table, "lies": lies, "cells": cells}
 
@@ -317,15 +367,17 @@ def _figure(path: Path, cells: list[dict[str, Any]]) -> None:
             for b, c in enumerate(CS):
                 r = by.get((lam, c))
                 if r is not None:
-                    ax.text(b, a, f"{r['value']:.3g}" + ("\n✓" if r["holds"] else ""),
-                            ha="center", va="center", fontsize=8)
+                    ax.text(b, a, f"{r['value']:.3g}" + ("\n✓" if r["holds"] else "")
+                            + ("\nno trade" if r.get("note") == NO_TRADE else ""),
+                            ha="center", va="center", fontsize=7.5)
         ax.set_xticks(range(len(CS)), [f"{c:g}" for c in CS])
         ax.set_yticks(range(len(LAMS)), [f"{lam:g}" for lam in LAMS])
         ax.set_xlabel("c (sharing cost)")
         ax.set_ylabel("lam (price of distance)")
         ax.set_title(f"claim {row}: {shows}", fontsize=8.5)
         fig.colorbar(im, ax=ax, shrink=0.7)
-    fig.suptitle("Where the verdicts hold (✓: the rule holds; seed means)")
+    fig.suptitle("Where the verdicts hold (✓: the rule holds; no trade: iPFL is local training "
+                 "there; seed means)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -251,7 +251,8 @@ def build(root: str | Path, preset: str = "repro", shown: str | None = None) -> 
         "its sharing graph without payments, local training's is 0. The paper's K and c are "
         "in a supplement we do not have; ours are K = 100 N and c = 0.2 (roles: drawn around "
         "them). Welfare / eq. (3) optimum: a run's summed social welfare over the best any "
-        "graph could give the same market (exact, CBC). Accuracies are test accuracies in %, "
+        "graph could give the same rounds' markets (exact: mechanism.optimal_social_welfare). "
+        "Accuracies are test accuracies in %, "
         "last round or at the round of best validation accuracy, of the model each method's "
         "reference scores: before local training, FedAvg's and FedProx's aggregated global "
         "model and FedFomo's weighted update; Ditto's personal model; the others' model "
@@ -287,7 +288,7 @@ _REGIME_OF = {1: "utility", 2: "accuracy", 3: "ir", 5: "lie_N", 6: "lie_c"}
 
 def _where_section(root: Path, preset: str, shown: str) -> list[str]:
     """Return the section "Where the verdicts hold" from the regimes experiment's cells."""
-    from .regimes import CLAIM_RULES, cell_table, where
+    from .regimes import CLAIM_RULES, FOOTNOTE, cell_table, where
 
     lines = ["## Where the verdicts hold", ""]
     if not (root / "regimes" / "cells.csv").is_file():
@@ -306,7 +307,7 @@ def _where_section(root: Path, preset: str, shown: str) -> list[str]:
         if not cells:
             continue
         lines += [f"**Row {row}** ({shows}): holds {where(cells)}.", "", *cell_table(cells), ""]
-    return lines
+    return [*lines, FOOTNOTE, ""]
 
 
 def verdicts(md: str) -> list[dict[str, Any]]:

@@ -126,12 +126,14 @@ class ServerOutput:
         Per-client numbers to add to the metric rows (e.g. eta used, cluster id).
     own_start, own_center : ndarray (k,) or None
         The weight of client ``i``'s *own upload* in its start point and in its centre:
-        with :math:`s_i = \sum_j M_{ij} u_j` (every algorithm here mixes the uploads
-        linearly, or to first order), ``own_start[i]`` is :math:`M_{ii}`. An attacker
-        needs it to train from what the server would have sent had it uploaded its
-        honest model (:func:`training.client.attacker_message`): its poison then never
-        compounds round over round. None: not declared (a run with an attacker refuses
-        such an algorithm).
+        with :math:`s_i = \sum_j M_{ij} u_j` (every algorithm here mixes the uploads with
+        weights :math:`M`), ``own_start[i]`` is :math:`M_{ii}`. An attacker needs it to
+        replace its poisoned term by its honest one (:func:`training.client.attacker_message`):
+        its poison then never compounds round over round. Where the weights themselves
+        depend on the uploads (iPFL's graph, CFL's clusters, FedAMP's attention,
+        pFedGraph's graph) they are the weights the poisoned upload produced: the
+        attacker keeps the collaborators the server gave it and swaps only its own term.
+        None: not declared (a run with an attacker refuses such an algorithm).
     """
 
     starts: torch.Tensor
@@ -276,7 +278,7 @@ class Algorithm(ABC):
         (``"aggregated"``, kept in the state by :func:`training.client.finish_client`),
         the personal model (Ditto overrides).
         """
-        if self.evaluates == "aggregated":
+        if self.evaluates == "aggregated" and "aggregated" in state:  # none before round 0
             return state["aggregated"], state["aggregated_buffers"]
         return state["params"], state["buffers"]
 
