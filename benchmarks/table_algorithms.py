@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from ipfl.rescore import rescore_run
 
+from ipfl.rescore import rescore_run
 from training import ALGORITHMS, Config, RunDir, load_config, train
 
 ORDER = ("local", "fedavg", "fedprox", "ditto", "fedamp", "cfl", "fedfomo", "pfedgraph", "ipfl",
