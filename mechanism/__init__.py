@@ -9,7 +9,7 @@ Pure numpy/scipy (networkx and pulp for drawing and exact solving); never torch.
 True
 """
 
-from .exact import ExactResult, exact_graph
+from .exact import ExactResult, exact_graph, optimal_social_welfare
 from .explain import Explanation, explain
 from .gain import GAINS, Gain, LogGain, SqrtGain, get_gain
 from .graph import VARIANTS, greedy_graph
@@ -51,6 +51,7 @@ __all__ = [
     "imported_data",
     "marginal_gains",
     "objective",
+    "optimal_social_welfare",
     "payments",
     "random_market",
     "settle",

@@ -90,6 +90,7 @@ __all__ = [
     "RowResult",
     "exact_graph",
     "exact_row",
+    "optimal_social_welfare",
     "prune_row",
 ]
 
@@ -665,3 +666,65 @@ def exact_graph(
         row_time=np.array([r.time for r in rows]),
         iterations=np.array([r.iterations for r in rows], dtype=int),
     )
+
+
+def optimal_social_welfare(market: Market, *, solver: str = "milp",
+                           **options: object) -> tuple[float, NDArray[np.int8]]:
+    r"""Return the largest social welfare of eq. (3) over all graphs, and a graph attaining it.
+
+    .. math:: SW^* = \max_{A} \sum_i \big[g_i(n_i) - \mathbf c^\top \mathbf a_i\big]
+              = -\sum_i \min_{\mathbf a_i} \phi_i(\mathbf a_i)\big|_{\lambda = 0}.
+
+    Eq. (3) is separable by rows and has no distance term, and with
+    :math:`\lambda = 0` eq. (8)'s :math:`\phi_i = \sum_j a_{ij} c_j - g_i(n_i)` is
+    minus row ``i``'s share of it; so the optimum is :func:`exact_graph` on
+    ``market.replace(lam=0)``. Payments cancel (budget balance), so this is also the
+    largest :math:`\sum_i U_i` of eq. (1). A pure buyer (``c_j = inf``) is never
+    imported; a pure seller (``K_i = 0``) imports nobody (its gain is 0); the market's
+    ``d`` and ``lam`` are ignored.
+
+    Parameters
+    ----------
+    market : Market
+    solver : {"milp", "highs", "bruteforce", "dp"}
+        The exact solver of :func:`exact_graph`.
+    **options
+        Passed to :func:`exact_graph` (``time_limit``, ``max_iter``, ...).
+
+    Returns
+    -------
+    welfare : float
+        :math:`SW^*`, re-evaluated in numpy by :func:`mechanism.social_welfare`.
+    A : ndarray of int8, shape (m, m)
+        A graph attaining it (ties broken as ``solver`` breaks them).
+
+    Raises
+    ------
+    ValueError
+        As :func:`exact_graph` (unknown solver, bad option).
+    RuntimeError
+        When the solver cannot certify every row optimal (a time, gap or iteration
+        limit), naming its message.
+
+    References
+    ----------
+    Zhang et al., arXiv:2505.02462, Methods 4.1, eqs. (1), (3), (8).
+
+    Examples
+    --------
+    >>> mk = Market(N=[100, 100], c=[0.1, 0.1], K=[400, 400], d=[[0, 10], [10, 0]])
+    >>> from mechanism import greedy_graph
+    >>> greedy_graph(mk).tolist()  # lam = 1 prices the distance: nobody imports
+    [[0, 0], [0, 0]]
+    >>> sw, A = optimal_social_welfare(mk)  # eq. (3) has no distance term
+    >>> round(sw, 6), A.tolist()  # 2 * (g(100) - 0.1), g(100) = 2 - 20 / sqrt(200)
+    (0.971573, [[0, 1], [1, 0]])
+    """
+    require_market("optimal_social_welfare", market)
+    res = exact_graph(market.replace(lam=0.0), solver=solver, **options)
+    if not res.success:
+        raise RuntimeError(f"optimal_social_welfare: the optimum is not certified ({res.message})")
+    from .payments import social_welfare
+
+    return social_welfare(market, res.A), res.A
+

@@ -25,6 +25,7 @@ OUTPUTS = {
     "truthfulness": ("truthfulness.csv", "truthfulness.png"),
     "market": ("market.csv", "money.csv", "market.png"),
     "similarity": ("similarity.csv", "within.csv", "similarity.png"),
+    "regimes": ("regimes.csv", "lies.csv", "cells.csv", "regimes.png"),
 }
 
 
@@ -81,12 +82,75 @@ def test_an_unfinished_run_is_redone_identically(tmp_path):
 def test_reproduce_builds_one_row_per_claim(tiny_root, tmp_path):
     md = build(tiny_root, preset="tiny")
     rows = verdicts(md)
-    assert len(rows) == 7
+    assert len(rows) == 8
     for r in rows:
         assert any(v in r["verdict"] for v in ("holds", "mixed", "does not hold")), r
         assert r["command"].startswith("`ipfl experiment ")
-    empty = verdicts(build(tmp_path))
-    assert all(r["verdict"] == NOT_RUN for r in empty)
+    assert "lying about N" in rows[4]["claim"] and "lying about c" in rows[5]["claim"]
+    assert "Thm. 2" in rows[5]["paper"] and "Thm. 2" not in rows[4]["paper"]
+    for r in rows[4:6]:  # each lie: the liar's gain and who pays for it
+        assert "liar's gain" in r["numbers"] and "the others: Δ welfare" in r["numbers"]
+    assert "welfare / eq. (3) optimum" in rows[0]["numbers"]
+    for r in (rows[0], rows[1], rows[2], rows[4], rows[5]):
+        assert "Over lam x c (NIID, regimes): holds" in r["numbers"], r
+    assert "## Where the verdicts hold" in md and "regimes.png" in md
+    empty_md = build(tmp_path)
+    assert all(r["verdict"] == NOT_RUN for r in verdicts(empty_md))
+    assert "(not yet run: `ipfl experiment regimes --repro`)" in empty_md
+
+
+def test_regimes_rules_on_known_cells():
+    """The rules of docs/experiments-regimes.md on a hand-made table of two cells."""
+    from ipfl.experiments.regimes import NO_TRADE, cell_verdicts
+
+    def row(lam, c, method, U, neg, acc, share):
+        return {"lam": lam, "c": c, "seed": 0, "method": method, "mean_cum_U": U,
+                "neg_clients": neg, "acc": acc, "best_acc": acc, "sw_share": share}
+
+    table = [row(0.0, 1.0, "ipfl", 10.0, 0, 0.90, 0.8), row(0.0, 1.0, "fedavg", 5.0, 2, 0.93, 0.9),
+             row(0.0, 1.0, "local", 0.0, 0, 0.95, 0.0),
+             row(5.0, 1.0, "ipfl", 0.0, 0, 0.95, 0.0), row(5.0, 1.0, "fedavg", 5.0, 0, 0.91, 0.9),
+             row(5.0, 1.0, "local", 0.0, 0, 0.95, 0.0)]
+    lies = [{"lam": 0.0, "c": 1.0, "seed": 0, "lie": "N", "d_liar_cum_U": 3.0},
+            {"lam": 5.0, "c": 1.0, "seed": 0, "lie": "N", "d_liar_cum_U": 0.0}]
+    got = {(r["claim"], r["lam"]): r for r in cell_verdicts(table, lies)}
+    # 1: 10 > 5 holds; 0 < 5 fails, and iPFL traded nothing there
+    assert got[("utility", 0.0)]["holds"] and got[("utility", 0.0)]["value"] == 5.0
+    assert not got[("utility", 5.0)]["holds"] and got[("utility", 5.0)]["note"] == NO_TRADE
+    # 2: within 2 points of the best baseline (local excluded): -3 fails, +4 holds
+    assert not got[("accuracy", 0.0)]["holds"]
+    assert got[("accuracy", 0.0)]["value"] == pytest.approx(-3.0)
+    assert got[("accuracy", 5.0)]["holds"]
+    # 3: iPFL has none below zero; a baseline must have some for the claim to hold
+    assert got[("ir", 0.0)]["holds"] and got[("ir", 0.0)]["note"] == "baselines 2"
+    assert not got[("ir", 5.0)]["holds"]
+    # 5: a gain pays (fails), no gain holds
+    assert not got[("lie_N", 0.0)]["holds"] and got[("lie_N", 5.0)]["holds"]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_regimes_grid_rows_and_cells(tiny_root):
+    """Every lam x c x seed x method has a row; baselines are the same along lam; 16 cells."""
+    from ipfl.experiments import regimes
+    from ipfl.experiments.core import read_csv
+
+    out = tiny_root / "regimes"
+    table = read_csv(out / "regimes.csv")
+    assert {"lam", "c", "seed", "method", "mean_cum_U", "neg_clients", "acc",
+            "sw_share"} <= set(table[0])
+    cells = {(r["lam"], r["c"]) for r in table}
+    assert cells == {(lam, c) for lam in regimes.LAMS for c in regimes.CS}
+    fedavg = {(r["lam"], r["c"]): r["mean_cum_U"] for r in table if r["method"] == "fedavg"}
+    for c in regimes.CS:  # eq. (1) has no lam: one number per c column
+        assert len({fedavg[(lam, c)] for lam in regimes.LAMS}) == 1
+    assert len({fedavg[(0.0, c)] for c in regimes.CS}) == len(regimes.CS)  # c does act
+    lies = read_csv(out / "lies.csv")
+    assert len(lies) == len(regimes.LAMS) * len(regimes.CS) * len(regimes.LIES)
+    assert {"d_liar_cum_U", "d_honest_welfare", "honest_below_zero"} <= set(lies[0])
+    verdict_cells = read_csv(out / "cells.csv")
+    assert {r["claim"] for r in verdict_cells} == set(regimes.CLAIM_RULES)
+    assert all(sum(1 for r in verdict_cells if r["claim"] == c) == 16
+               for c in regimes.CLAIM_RULES)
 
 
 def test_reproduction_md_matches_its_csvs():
@@ -109,6 +173,22 @@ def test_reproduction_md_matches_its_csvs():
      "apt-get install dataset-fashion-mnist"),
     (["performance", "--dataset", "mnist"], "dataset = 'mnist' is not one of"),
     (["performance", "--device", "tpu"], "--device"),
+    (["performance", "--set", "seed=3"], "--set seed=3: the experiment sets seed run by run"),
+    (["performance", "--set", "algorithm=fedavg"], "the experiment sets algorithm run by run"),
+    (["utility", "--set", "beta=0.3"], "the experiment sets beta run by run"),
+    (["robustness", "--set", "roles=trader:5"], "the experiment sets roles run by run"),
+    (["truthfulness", "--set", "liar_c=3"], "the experiment sets liar_c run by run"),
+    (["market", "--set", "rounds=3"], "the experiment sets rounds run by run"),
+    (["similarity", "--set", "ipfl.lam=0.5"], "the experiment sets ipfl.lam run by run"),
+    (["truthfulness", "--set", "fedprox.mu=0.1"], "no run of this experiment uses 'fedprox'"),
+    (["performance", "--set", "nope=1"], "unknown key 'nope'"),
+    (["performance", "--set", "c=-1"], "c = -1.0 must be >= 0"),
+    (["performance", "--set", "magic.x=1"], "'magic' is not an algorithm"),
+    (["performance", "--set", "ipfl.nope=1"], "[ipfl] has no key 'nope'"),
+    (["performance", "--set", "rounds"], "expected key=value"),
+    (["regimes", "--set", "c=1"], "the experiment sets c run by run"),
+    (["regimes", "--methods", "ipfl,local"], "needs ipfl and at least one baseline"),
+    (["regimes", "--methods", "fedavg"], "needs ipfl and at least one baseline"),
 ])
 def test_bad_input_is_one_clear_error_before_any_run(tmp_path, args, message):
     out = tmp_path / "exp"
@@ -132,7 +212,7 @@ def test_reproduce_cli_writes_and_checks(tiny_root, tmp_path):
     out = tmp_path / "R.md"
     result = CliRunner().invoke(main, ["reproduce", "--from", str(tiny_root), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "1. Fig. 2:" in result.output
+    assert "1. Fig. 2 (empirical):" in result.output
     result = CliRunner().invoke(main, ["reproduce", "--from", str(tiny_root), "--out", str(out),
                                        "--check"])
     assert result.exit_code == 0, result.output
@@ -153,3 +233,83 @@ def test_a_run_the_mechanism_stops_is_recorded_not_fatal(tmp_path, monkeypatch):
     assert core.run_one(None, tmp_path / "run") == 0.0
     assert "numeric domain" in core.failure(tmp_path / "run")
     assert core.run_one(None, tmp_path / "run") == 0.0  # a failed run is not retried
+
+
+def test_set_overrides_every_run_and_is_recorded(tmp_path):
+    """--set c=0.5 reaches every run, ipfl.lam=0 the iPFL runs only; new store folders."""
+    from ipfl.experiments import check_request, performance
+    from ipfl.experiments.core import PRESETS, config_hash
+    from training import RunDir
+
+    # Prepare
+    out = tmp_path / "perf"
+    plain = performance.specs(PRESETS["tiny"], [0], check_request("performance", "tiny")["common"],
+                              methods=("fedavg", "ipfl"), settings=("NIID",))
+    # Execute
+    result = CliRunner().invoke(main, [
+        "experiment", "performance", "--tiny", "--seeds", "1", "--methods", "fedavg,ipfl",
+        "--settings", "NIID", "--out", str(out), "--quiet", "--set", "c=0.5",
+        "--set", "ipfl.lam=0"])
+    # Assert
+    assert result.exit_code == 0, result.output
+    meta = json.loads((out / "experiment.json").read_text())
+    assert meta["overrides"] == {"c": 0.5, "ipfl.lam": 0}
+    assert meta["config"]["c"] == 0.5 and meta["config"]["ipfl"]["lam"] == 0.0
+    configs = {p.name: RunDir(p).read_config() for p in (out / "runs").iterdir()}
+    assert configs["NIID-fedavg-s0"]["c"] == configs["NIID-ipfl-s0"]["c"] == 0.5
+    assert configs["NIID-ipfl-s0"]["ipfl"]["lam"] == 0.0 and "ipfl" not in configs[
+        "NIID-fedavg-s0"]
+    stored = {(out / "runs" / s.label).resolve().name for s in plain}
+    assert not stored & {config_hash(s.cfg) for s in plain}  # other configs, other folders
+    # the same folder with other overrides (or none) is refused before any run
+    for sets in (["--set", "c=0.6"], []):
+        again = CliRunner().invoke(main, [
+            "experiment", "performance", "--tiny", "--seeds", "1", "--methods", "fedavg,ipfl",
+            "--settings", "NIID", "--out", str(out), "--quiet", *sets])
+        assert again.exit_code == 2 and "holds a different experiment" in again.output
+
+
+def test_keys_that_vary_between_runs_are_refused_by_set():
+    """Every key whose value differs between two runs of an experiment is a per-run key."""
+    from ipfl.experiments import check_request, per_run_keys
+    from ipfl.experiments.core import PRESETS
+
+    for name, mod in EXPERIMENTS.items():
+        common = check_request(name, "tiny")["common"]
+        docs = [s.cfg.to_dict() for s in mod.specs(PRESETS["tiny"], [0, 1], common)]
+        varied = {k for k in docs[0] if not isinstance(docs[0][k], dict)
+                  and len({json.dumps(d[k]) for d in docs}) > 1}
+        for alg in {d["algorithm"] for d in docs}:
+            same = [d[alg] for d in docs if d["algorithm"] == alg]
+            varied |= {f"{alg}.{k}" for k in same[0]
+                       if len({json.dumps(t[k]) for t in same}) > 1}
+        assert varied <= set(per_run_keys(name)), (name, varied - set(per_run_keys(name)))
+
+
+
+def test_performance_reports_welfare_over_the_optimum(tiny_root, tmp_path):
+    """sw_share per run is rescore_run's welfare share: local 0, none above 1."""
+    import math
+    import shutil
+
+    from ipfl.experiments.core import read_csv
+    from ipfl.experiments.performance import welfare_share
+    from ipfl.rescore import rescore_run
+
+    out = tiny_root / "performance"
+    rows = read_csv(out / "performance.csv")
+    assert len(rows) == 27
+    for r in rows:
+        label = f"{r['setting']}-{r['method']}-s{int(r['seed'])}"
+        want = rescore_run(out / "runs" / label).welfare_share
+        assert r["sw_share"] == pytest.approx(want, rel=1e-5)  # the CSV keeps 6 digits
+        assert 0.0 <= r["sw_share"] <= 1.0 + 1e-9
+        if r["method"] == "local":
+            assert r["sw_share"] == 0.0
+    summary = (out / "summary.md").read_text()
+    assert "| welfare / optimum |" in summary and "n/a for" not in summary
+    # a run finished by an older ipfl (no chain.json) cannot be verified: nan, not a crash
+    run = tmp_path / "old"
+    shutil.copytree((out / "runs" / "NIID-fedavg-s0").resolve(), run)
+    (run / "chain.json").unlink()
+    assert math.isnan(welfare_share(run))

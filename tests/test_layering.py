@@ -8,7 +8,8 @@ import pytest
 
 @pytest.mark.parametrize("package", ["mechanism", "proofs_checks", "ipfl.commands.compare",
                                      "ipfl.commands.audit", "ipfl.commands.market",
-                                     "ipfl.commands.explore", "ipfl.explorer.app",
+                                     "ipfl.commands.explore", "ipfl.commands.rescore",
+                                     "ipfl.explorer.app",
                                      "ipfl.market_files"])
 def test_package_imports_without_torch(package):
     code = (f"import sys, importlib; importlib.import_module({package!r}); "

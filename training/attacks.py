@@ -20,6 +20,15 @@ kind           ``_update`` (paper's wording)               ``_weights`` (public 
 :math:`\bar{|\Delta|}` is the mean absolute update and :math:`\sigma_\Delta` its
 standard deviation, so the update attacks keep the honest update's scale. Every random
 draw comes from the generator the caller seeds per (run seed, round, client).
+
+What the attacker keeps: its honest model (:func:`training.client.attacker_message`).
+It trains from the message its honest upload would have got and poisons the update
+from that start, so the poison does not compound round over round. One side effect: a
+server that measures the update against the start *it* sent (CFL) sees, for a sign
+flip, :math:`M_{ii}(u^{t-1} - \tilde u^{t-1}) - \Delta^t` rather than
+:math:`-\Delta^t` (:math:`M_{ii}` the weight of the attacker's own upload in its start,
+:math:`u` honest, :math:`\tilde u` sent): the attacker's start differs from the one the
+server believes it sent.
 """
 
 from __future__ import annotations

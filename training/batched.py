@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from .client import ClientContext, LocalData, derive_seed, finish_client
+from .client import ClientContext, LocalData, attacker_message, derive_seed, finish_client
 from .stacked import StackedChain, stacked_chain
 
 if TYPE_CHECKING:
@@ -282,9 +282,10 @@ def run_clients_batched(algo: Algorithm, items: list[tuple[Message, State, Local
     """Batched counterpart of :func:`training.client.run_client` for many clients at once."""
     msgs, states, data, ctxs = (list(col) for col in zip(*items, strict=True)) if items else (
         [], [], [], [])
+    msgs = [attacker_message(m, s, c) for m, s, c in zip(msgs, states, ctxs, strict=True)]
     outs = train_batched(algo, msgs, states, data, ctxs, device)
-    res = [finish_client(out, msg, d, ctx) for out, msg, d, ctx in
-           zip(outs, msgs, data, ctxs, strict=True)]
+    res = [finish_client(algo, out, msg, st, d, ctx) for out, msg, st, d, ctx in
+           zip(outs, msgs, states, data, ctxs, strict=True)]
     if ctxs:  # leave torch's global generator as the loop leaves it
         last = ctxs[-1]
         torch.manual_seed(derive_seed(last.seed, 200 + last.round, last.client, 0))

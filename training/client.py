@@ -14,7 +14,7 @@ the same mini-batches.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -27,8 +27,8 @@ from .models import get_flat, set_flat
 if TYPE_CHECKING:
     from .algorithms.base import Algorithm, ClientOutput, Message, Objective, State
 
-__all__ = ["ClientContext", "LocalData", "derive_seed", "evaluate", "finish_client", "local_sgd",
-           "run_client"]
+__all__ = ["ClientContext", "LocalData", "attacker_message", "derive_seed", "evaluate",
+           "finish_client", "local_sgd", "run_client"]
 
 
 def derive_seed(*keys: int) -> int:
@@ -153,26 +153,82 @@ def _fresh_init(ctx: ClientContext) -> torch.Tensor:
     return get_flat(model)[0][ctx.shared]
 
 
+def attacker_message(msg: Message, state: State, ctx: ClientContext) -> Message:
+    r"""Return the message an attacker trains from: its poisoned own term made honest.
+
+    An attacker keeps its honest model as its state and poisons only what it sends
+    (:func:`finish_client` stores the poisoned upload as ``state["sent"]``). The server
+    mixed that poisoned upload :math:`\tilde u_i` into the attacker's own start and centre
+    with the weights ``msg.own_start`` / ``msg.own_center``; the attacker, which knows
+    both its honest upload :math:`u_i` and :math:`\tilde u_i`, moves them by
+    :math:`M_{ii}(u_i - \tilde u_i)`. For mixing weights that do not depend on the
+    uploads (FedAvg, FedProx, Ditto, Local, CFL within its clusters, iPFL's squared-L2
+    centres for its graph) that is exactly the message an honest upload would have got;
+    where the weights depend on the uploads (iPFL's graph, FedAMP's attention,
+    pFedGraph's graph) the attacker keeps the weights its poisoned upload produced and
+    swaps only its own term (for iPFL's cosine distance, to first order). So its honest
+    model never starts from its own poison, and an update attack, computed from this
+    round's honest update and start, does not compound round over round. Honest
+    clients, and an attacker's first round, get ``msg`` unchanged.
+
+    Raises
+    ------
+    ValueError
+        When the algorithm's server step did not declare the weights
+        (:attr:`~training.algorithms.ServerOutput.own_start` is None).
+    """
+    if ctx.role != "attacker" or "sent" not in state:
+        return msg
+    if msg.own_start is None or msg.own_center is None:
+        raise ValueError(f"round {ctx.round}: the algorithm's server step does not declare the "
+                         "weight of a client's own upload in its message (ServerOutput.own_start"
+                         " / own_center), which an attacker needs to keep its honest model")
+    honest = state["params"][ctx.shared].to(msg.start.dtype)
+    delta = honest - state["sent"].to(msg.start.dtype)
+    return replace(msg, start=msg.start + msg.own_start * delta,
+                   center=msg.center + msg.own_center * delta)
+
+
 def run_client(algo: Algorithm, msg: Message, state: State, data: LocalData,
                ctx: ClientContext) -> tuple[ClientOutput, dict[str, float]]:
     """Run one client's round: its algorithm's step, its attack if any, its evaluation.
 
     Returns the client output (an attacker's upload already poisoned) and its metrics:
     ``acc`` / ``loss`` on its test split and ``val_acc`` / ``val_loss`` on its
-    validation split, of the model the algorithm evaluates.
+    validation split, of the model the algorithm evaluates (:attr:`Algorithm.evaluates`).
     """
-    return finish_client(algo.client_step(msg, state, data, ctx), msg, data, ctx)
+    msg = attacker_message(msg, state, ctx)
+    return finish_client(algo, algo.client_step(msg, state, data, ctx), msg, state, data, ctx)
 
 
-def finish_client(out: ClientOutput, msg: Message, data: LocalData, ctx: ClientContext
-                  ) -> tuple[ClientOutput, dict[str, float]]:
-    """Apply an attacker's attack to a client step's output and evaluate it (see run_client)."""
+def finish_client(algo: Algorithm, out: ClientOutput, msg: Message, state: State,
+                  data: LocalData, ctx: ClientContext) -> tuple[ClientOutput, dict[str, float]]:
+    """Evaluate a client step's output and apply an attacker's attack (see :func:`run_client`).
+
+    ``msg`` is the message the step trained from and ``state`` the client's state before
+    the step. The scored model is the one :attr:`Algorithm.evaluates` names: for
+    ``"aggregated"`` the point this round's local training started from (``out.start``,
+    default the message's start: the shared parameters the server sent) with the
+    client's own other parameters and buffers from before the step, kept in the new
+    state as ``aggregated`` / ``aggregated_buffers`` for a later evaluation. An attacker's
+    upload is replaced by its poisoned one, computed from the honest upload and the
+    point its local training started from (``out.start``, default ``msg.start``); the
+    poisoned upload is kept as ``state["sent"]``, the honest model stays the state.
+    """
+    params, buffers = out.evaluated, out.buffers
+    start = msg.start if out.start is None else out.start
+    if algo.evaluates == "aggregated":
+        params = state["params"].clone()
+        params[ctx.shared] = start.to(params.dtype)
+        buffers = state["buffers"].clone()
+        out.state = {**out.state, "aggregated": params, "aggregated_buffers": buffers}
     if ctx.role == "attacker":
         if ctx.attack == "random_init":
             out.upload = _fresh_init(ctx).to(out.upload.dtype)
         else:
-            out.upload = apply_attack(ctx.attack, out.upload, msg.start.to(out.upload.dtype),
+            out.upload = apply_attack(ctx.attack, out.upload, start.to(out.upload.dtype),
                                       ctx.generator(purpose=7))
-    acc, loss = evaluate(ctx.model, out.evaluated, out.buffers, data.X_test, data.y_test)
-    val_acc, val_loss = evaluate(ctx.model, out.evaluated, out.buffers, data.X_val, data.y_val)
+        out.state = {**out.state, "sent": out.upload.clone()}
+    acc, loss = evaluate(ctx.model, params, buffers, data.X_test, data.y_test)
+    val_acc, val_loss = evaluate(ctx.model, params, buffers, data.X_val, data.y_val)
     return out, {"acc": acc, "loss": loss, "val_acc": val_acc, "val_loss": val_loss}

@@ -121,7 +121,9 @@ def _train_content(config_text: str, p: dict[str, Any]) -> RecordDict:
     rd = RecordDict({
         "settings": ConfigRecord({"config": config_text, "round": int(p["round"]),
                                   "stays": bool(p["stays"]), "bill": float(p["bill"]),
-                                  "prox": float(p["prox"])}),
+                                  "prox": float(p["prox"]),
+                                  **{k: float(p[k]) for k in ("own_start", "own_center")
+                                     if k in p}}),
         "model": _arrays({"start": p["start"], "center": p["center"]}),
         "extras": _arrays(p["extras"]),
     })
@@ -135,7 +137,8 @@ def _train_payload(content: RecordDict) -> tuple[str, dict[str, Any]]:
     model = _numpy(content["model"])
     p = {"round": int(s["round"]), "stays": bool(s["stays"]), "bill": float(s["bill"]),
          "prox": float(s["prox"]), "start": model["start"], "center": model["center"],
-         "extras": _numpy(content["extras"])}
+         "extras": _numpy(content["extras"]),
+         **{k: float(s[k]) for k in ("own_start", "own_center") if k in s}}
     if "state" in content:
         p["state"] = _numpy(content["state"])
     return str(s["config"]), p

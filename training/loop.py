@@ -45,12 +45,13 @@ from .batched import check_batching, run_clients_batched
 from .client import ClientContext, LocalData, derive_seed, run_client
 from .config import Config, resume_config
 from .data import Dataset, load_dataset
+from .distance import get_distance
 from .ledger import Ledger
 from .models import build_model, get_flat, shared_mask
 from .partition import client_splits, partition
 from .profiles import Profiles, Reports, build_profiles
 from .rundir import RunDir, RunDirError, is_finite_json, sha256
-from .server import json_floats
+from .server import json_floats, market_distances
 
 __all__ = ["Federation", "IRViolationWarning", "NonFiniteRound", "ServerPhase",
            "check_round_finite", "collect", "commit_round", "finish_round", "prepare",
@@ -454,13 +455,31 @@ def _server_input(fed: Federation, state: dict[str, Any], idx: np.ndarray, t: in
 
 def _round_zero(fed: Federation, k: int) -> ServerOutput:
     start = fed.theta0[fed.shared].expand(k, -1).clone()
-    return ServerOutput.plain(start)
+    return ServerOutput.plain(start, own=0.0)  # theta0 for all: no upload mixed in
 
 
-def _sharing_record(true: Reports, A: np.ndarray, U: np.ndarray) -> dict[str, Any]:
-    """Return a baseline's round record: its sharing graph and eq. (1)'s utilities, no money."""
+#: how a baseline's round record measures the distances between the uploads: as iPFL
+#: does by default (:class:`training.algorithms.ipfl.IPFL`), so a baseline run can be
+#: rescored offline under any ``lam`` (``ipfl rescore``)
+SHARING_DISTANCE = ("sqeuclidean_mean", "median")
+
+
+def _sharing_record(true: Reports, A: np.ndarray, U: np.ndarray,
+                    uploads: torch.Tensor) -> dict[str, Any]:
+    r"""Return a baseline's round record: its graph, eq. (1)'s utilities, the uploads' distances.
+
+    ``inputs.d`` is the (k, k) matrix of distances between this round's uploads, measured
+    and scaled exactly as iPFL's market measures them (:data:`SHARING_DISTANCE`,
+    :func:`training.server.market_distances`), so that eq. (4)'s distance term
+    :math:`\lambda \sum_j a_{ij} N_j / N_i\, d_{ij}` can be priced afterwards under any
+    ``lam``. No money moves: a baseline has no payments.
+    """
+    name, scale = SHARING_DISTANCE
+    d = market_distances(get_distance(name).pairwise(uploads.detach().to(torch.float64)).numpy(),
+                         scale)
     return {"kind": "sharing",
-            "inputs": {"N": true.N.tolist(), "c": json_floats(true.c), "K": true.K.tolist()},
+            "inputs": {"N": true.N.tolist(), "c": json_floats(true.c), "K": true.K.tolist(),
+                       "d": d.tolist(), "distance": name, "d_scale": scale},
             "outputs": {"A": A.tolist(), "U": U.tolist()}}
 
 
@@ -522,7 +541,8 @@ def server_phase(algo: Algorithm, fed: Federation, state: dict[str, Any], t: int
     elif k >= 2:
         true = fed.profiles.true.take(idx)
         ph.U[idx] = sharing_utilities(true.market(), out.A)
-        out.record = _sharing_record(true, out.A, ph.U[idx])
+        out.record = _sharing_record(true, out.A, ph.U[idx],
+                                     state["uploads"][torch.as_tensor(idx, dtype=torch.long)])
     for key, col in out.columns.items():
         ph.columns[key] = np.full(m, np.nan)
         ph.columns[key][idx] = col

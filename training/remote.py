@@ -115,6 +115,11 @@ def _tensors(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(np.array(v, copy=True)) for k, v in arrays.items()}
 
 
+def _own_weight(payload: dict[str, Any], key: str) -> float | None:
+    """Return the payload's weight of the client's own upload (absent: not declared)."""
+    return float(payload[key]) if key in payload else None
+
+
 def _digest(t: torch.Tensor) -> str:
     return hashlib.sha256(_np(t.contiguous()).tobytes()).hexdigest()[:16]
 
@@ -180,7 +185,9 @@ def client_round(config_text: str, partition: int, payload: dict[str, Any],
     msg = Message(start=torch.from_numpy(np.array(payload["start"])),
                   center=torch.from_numpy(np.array(payload["center"])),
                   prox=float(payload["prox"]), bill=bill,
-                  extras=_tensors(payload.get("extras", {})))
+                  extras=_tensors(payload.get("extras", {})),
+                  own_start=_own_weight(payload, "own_start"),
+                  own_center=_own_weight(payload, "own_center"))
     out, metrics = run_client(algo, msg, own, fed.data[partition], fed.context(partition, t))
     new_state = {k: _np(v) for k, v in out.state.items()}
     reply = {"quit": False, "upload": _np(out.upload),
@@ -320,7 +327,9 @@ class Coordinator:
             msg = ph.out.message(local)
             p = {"round": t, "stays": stays, "bill": msg.bill, "prox": msg.prox,
                  "start": _np(msg.start), "center": _np(msg.center),
-                 "extras": {k: _np(v) for k, v in msg.extras.items()}}
+                 "extras": {k: _np(v) for k, v in msg.extras.items()},
+                 **{k: v for k, v in (("own_start", msg.own_start),
+                                      ("own_center", msg.own_center)) if v is not None}}
             if self._send_state and stays:
                 p["state"] = {k: _np(v) for k, v in self.state["clients"][i].items()}
             payloads[i] = p

@@ -7,6 +7,7 @@ Layout::
     RUN_DIR/ledger.sqlite        append-only payments (training.ledger)
     RUN_DIR/rounds/NNNN.json     market (or sharing) inputs and outputs of round NNNN
     RUN_DIR/checkpoint.pt        state after the last committed round, and the hash chain
+    RUN_DIR/chain.json           the hash chain alone, once a finished run drops its checkpoint
     RUN_DIR/run.lock             the writer's lock (pid, host, start time while held)
 
 Guarantees
@@ -24,6 +25,11 @@ Guarantees
   record, metrics row, ledger row, checkpoint or config is reported. Whoever rewrites
   *all* files and re-hashes the whole chain is not detected (there is no external
   anchor); :attr:`Verification.head` is the hash to publish if that matters.
+* **Finished runs keep their chain.** :meth:`RunDir.drop_checkpoint` (the experiment
+  runner calls it once a run is done) deletes the model states but keeps the chain in
+  ``chain.json``, so :meth:`RunDir.verify` still checks every other artefact; only the
+  state digest of the last round can no longer be checked. A resume never reads
+  ``chain.json``: a run without its checkpoint cannot be extended.
 * **No code from a run directory.** The checkpoint is read with
   ``torch.load(weights_only=True)``: tensors and plain containers only.
 * **One writer.** :meth:`RunDir.lock` holds an ``fcntl.flock`` on ``run.lock`` for the
@@ -137,6 +143,7 @@ class RunDir:
     ledger = property(lambda self: self.path / "ledger.sqlite")
     rounds = property(lambda self: self.path / "rounds")
     checkpoint = property(lambda self: self.path / "checkpoint.pt")
+    chain_file = property(lambda self: self.path / "chain.json")
     lockfile = property(lambda self: self.path / "run.lock")
 
     # -- the writer's lock --------------------------------------------------------------
@@ -349,6 +356,34 @@ class RunDir:
         torch.save(state, buf)
         atomic_write_bytes(self.checkpoint, buf.getvalue())
 
+    def drop_checkpoint(self) -> None:
+        """Delete ``checkpoint.pt`` of a finished run, keeping its hash chain in ``chain.json``.
+
+        ``chain.json`` is written (atomically) before the checkpoint goes, so a crash in
+        between leaves both. Nothing happens when there is no checkpoint.
+        """
+        state = self.load_checkpoint()
+        if state is None:
+            return
+        doc = {"round": state.get("round"), "chain": state.get("chain", [])}
+        atomic_write_text(self.chain_file, json.dumps(doc, indent=1, sort_keys=True) + "\n")
+        self.checkpoint.unlink()
+
+    def _dropped_chain(self, problems: list[str]) -> list[Any] | None:
+        """Return the chain kept in ``chain.json`` (None when there is none; problems noted)."""
+        if not self.chain_file.is_file():
+            return None
+        try:
+            doc = json.loads(self.chain_file.read_bytes().decode("utf-8"))
+            chain = doc["chain"]
+            if not isinstance(chain, list) or not all(isinstance(e, dict) and "round" in e
+                                                      for e in chain):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            problems.append("chain.json holds no hash chain (edited)")
+            return []
+        return chain
+
     def load_checkpoint(self) -> dict[str, Any] | None:
         """Return the last checkpoint, or None.
 
@@ -370,6 +405,8 @@ class RunDir:
 
         With ``resuming``, the files of the one round after the last committed one (a
         round a crash interrupted, re-run identically on resume) are not problems.
+        Without ``resuming``, a finished run whose checkpoint was dropped
+        (:meth:`drop_checkpoint`) is checked against the chain kept in ``chain.json``.
         Raises :class:`RunDirError` when the folder is not a run or its config unreadable.
         """
         doc = self.read_config_doc()
@@ -381,7 +418,10 @@ class RunDir:
                 state = self.load_checkpoint()
             except RunDirError as exc:
                 return Verification(-1, None, [str(exc)])
-        chain = [] if state is None else state.get("chain")
+        dropped = None
+        if state is None and not resuming:
+            dropped = self._dropped_chain(problems)
+        chain = dropped if dropped is not None else [] if state is None else state.get("chain")
         if not isinstance(chain, list):
             return Verification(-1, None, ["checkpoint.pt holds no hash chain (written by "
                                            "an older ipfl, or edited)"])
@@ -395,7 +435,7 @@ class RunDir:
             elif digest_state(state) != chain[-1].get("state"):
                 problems.append(f"checkpoint.pt: the run state differs from what round "
                                 f"{committed} committed (parameters or counters edited)")
-        elif not resuming:
+        elif not resuming and dropped is None:
             problems.append("checkpoint.pt is missing: no round is committed (a run stopped "
                             "inside round 0, or the checkpoint was deleted)")
         lines, bad = self.metric_lines()

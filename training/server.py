@@ -62,7 +62,7 @@ from .distance import get_distance
 from .profiles import Reports
 
 __all__ = ["D_MAX", "D_SCALES", "ipfl_server_step", "json_floats", "market_distances",
-           "prox_centers", "prox_weights"]
+           "own_weights", "prox_centers", "prox_weights"]
 
 #: how the market's distances are scaled each round
 D_SCALES = ("median", "none")
@@ -101,6 +101,27 @@ def _weights(A: NDArray, N: NDArray) -> tuple[NDArray[np.float64], NDArray[np.fl
     N = np.asarray(N, dtype=float)
     W = np.asarray(A, dtype=float) * (N[None, :] / N[:, None])
     return W, W.sum(axis=1)
+
+
+def own_weights(A: NDArray, N: NDArray, *, eta: float,
+                distance: str = "sqeuclidean_mean") -> NDArray[np.float64]:
+    r"""Return the weight of each client's own model in its prox-centre (eq. (6)).
+
+    For the squared-L2 distances the centre is the mix
+    :math:`(1 - \eta)\theta_i + \eta \sum_j W_{ij}\theta_j / S_i`, so the weight is
+    :math:`1 - \eta` for a client that imports and 1 for one that does not. For the
+    cosine distance the centre is not linear in :math:`\theta_i`; 1 is its first-order
+    weight (the gradient term is taken at the sent model).
+
+    Examples
+    --------
+    >>> own_weights(np.array([[0, 1], [0, 0]]), np.array([1.0, 1.0]), eta=0.25).tolist()
+    [0.75, 1.0]
+    """
+    _, S = _weights(A, N)
+    if get_distance(distance).name == "cosine":
+        return np.ones_like(S)
+    return np.where(S > 0, 1.0 - eta, 1.0)
 
 
 def prox_centers(theta: torch.Tensor, A: NDArray, N: NDArray, *, eta: float,
@@ -186,8 +207,9 @@ def ipfl_server_step(reports: Reports, theta: torch.Tensor, *, lam: float, lam_p
         "outputs": {"stays": s.stays.tolist(), "A": s.A.tolist(), "r": s.r.tolist(),
                     "p": s.p.tolist(), "U": s.U.tolist()},
     }
+    own = own_weights(s.A, reports.N, eta=eta, distance=distance)
     return ServerOutput(starts=centers, centers=centers, prox=mu, A=s.A, settlement=s,
-                        record=record, columns={"eta": eta_i})
+                        record=record, columns={"eta": eta_i}, own_start=own, own_center=own)
 
 
 def json_floats(x: NDArray[np.float64]) -> list:

@@ -26,12 +26,16 @@ from ..cli import InputError
               help="Experiment folder (default experiments-out/<preset>/<NAME>).")
 @click.option("--store", type=click.Path(file_okay=False), default=None,
               help="Folder of the run directories (default <out>/../run-store).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a training key in every run, e.g. --set c=0.5 or --set "
+                   "ipfl.lam=0 (iPFL's runs only); repeatable. Keys the experiment sets run "
+                   "by run (algorithm, seed, the settings' partition keys, ...) are refused.")
 @click.option("--jobs", type=int, default=1, show_default=True,
               help="Runs trained in parallel (one process each).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def command(name: str, preset: str, seeds: int, dataset: str | None, data_dir: str | None,
             device: str, methods: str | None, settings: str | None, out: str | None,
-            store: str | None, jobs: int, quiet: bool) -> None:
+            store: str | None, overrides: tuple[str, ...], jobs: int, quiet: bool) -> None:
     """Run one of the paper's experiments; an interrupted one resumes where it stopped.
 
     NAME is performance, utility, robustness, truthfulness, market or similarity.
@@ -48,7 +52,7 @@ def command(name: str, preset: str, seeds: int, dataset: str | None, data_dir: s
         res = run_experiment(name, preset, seeds=seeds, dataset=dataset, data_dir=data_dir,
                              device=device, out=out, store=store, jobs=jobs,
                              methods=split(methods), settings=split(settings),
-                             progress=not quiet)
+                             overrides=overrides, progress=not quiet)
     except (ValueError, FileNotFoundError) as exc:
         raise InputError(str(exc)) from None
     click.echo(f"\n{name} ({preset}): {res['seconds']:.0f} s; results in {res['out']}")

@@ -1,39 +1,50 @@
 """The paper's experiments (Results 2.1-2.3), reproducible and resumable: ``ipfl experiment``.
 
-Six experiments, each a module with ``specs`` (the training runs) and ``analyse`` (CSVs,
+Seven experiments, each a module with ``specs`` (the training runs) and ``analyse`` (CSVs,
 figures, summary): :mod:`~ipfl.experiments.performance` (Fig. 2),
 :mod:`~ipfl.experiments.utility` (Fig. 3), :mod:`~ipfl.experiments.robustness`
 (Fig. 4), :mod:`~ipfl.experiments.truthfulness` (Table 2),
-:mod:`~ipfl.experiments.market` (Fig. 5) and :mod:`~ipfl.experiments.similarity`
-(eq. (4)'s premise). Presets: ``quick``, ``repro``, ``paper`` (and ``tiny`` for CI),
+:mod:`~ipfl.experiments.market` (Fig. 5), :mod:`~ipfl.experiments.similarity`
+(eq. (4)'s premise) and :mod:`~ipfl.experiments.regimes` (where in lam x c the
+economic claims hold). Presets: ``quick``, ``repro``, ``paper`` (and ``tiny`` for CI),
 see :data:`~ipfl.experiments.core.PRESETS`.
+
+``--set KEY=VALUE`` (``overrides``) changes a training key in every run of the
+experiment, after the preset and the experiment's own keys: ``c=0.5`` everywhere,
+``ipfl.lam=0`` in the iPFL runs only. The keys an experiment sets run by run
+(:func:`per_run_keys`: the method, the seed, the settings' partition keys and the
+experiment's own, e.g. ``roles`` in ``robustness``) are refused. Changed overrides
+change the runs' configs, hence their folders in the run store; an experiment folder
+made with other overrides is refused.
 
 Example
 -------
 >>> sorted(EXPERIMENTS)
-['market', 'performance', 'robustness', 'similarity', 'truthfulness', 'utility']
+['market', 'performance', 'regimes', 'robustness', 'similarity', 'truthfulness', 'utility']
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from ..atomic import atomic_write_text
-from . import market, performance, robustness, similarity, truthfulness, utility
-from .core import METHODS, PRESETS, SETTINGS, run_specs
+from . import market, performance, regimes, robustness, similarity, truthfulness, utility
+from .core import METHODS, PER_RUN, PRESETS, SETTINGS, Spec, apply_overrides, run_specs
 
-__all__ = ["EXPERIMENTS", "PRESETS", "check_request", "run_experiment"]
+__all__ = ["EXPERIMENTS", "PRESETS", "check_request", "per_run_keys", "run_experiment"]
 
 #: experiment name -> module (``specs``, ``analyse``, ``TITLE``)
 EXPERIMENTS: dict[str, ModuleType] = {m.NAME: m for m in (
-    performance, utility, robustness, truthfulness, market, similarity)}
+    performance, utility, robustness, truthfulness, market, similarity, regimes)}
 
 #: experiments that take ``--methods`` (and which) / ``--settings``
-_METHODS = {"performance": METHODS, "utility": METHODS, "robustness": robustness.METHODS}
+_METHODS = {"performance": METHODS, "utility": METHODS, "robustness": robustness.METHODS,
+            "regimes": METHODS}
 _SETTINGS = {"performance": SETTINGS, "utility": SETTINGS}
 
 
@@ -50,11 +61,76 @@ def _names(kind: str, given: tuple[str, ...] | None, allowed: tuple[str, ...] | 
     return tuple(g for g in allowed if g in given)
 
 
+def per_run_keys(name: str) -> tuple[str, ...]:
+    """Return the training keys experiment ``name`` sets run by run (``--set`` refuses them).
+
+    The common :data:`~ipfl.experiments.core.PER_RUN` plus the module's own ``PER_RUN``
+    (a test checks that every key varying between an experiment's runs is listed).
+    """
+    return (*PER_RUN, *getattr(EXPERIMENTS[name], "PER_RUN", ()))
+
+
+def _overrides(name: str, items: tuple[str, ...] | list[str],
+               common: dict[str, Any]) -> dict[str, Any]:
+    """Parse ``--set KEY=VALUE`` items as ``ipfl train --set`` does; refuse per-run keys.
+
+    Each value is checked on the preset's config (an algorithm-table key on a config of
+    that algorithm), so a wrong key or value fails here, naming it.
+    """
+    from training import ALGORITHMS, Config
+    from training.config import parse_override
+
+    refused = per_run_keys(name)
+    out: dict[str, Any] = {}
+    for item in items:
+        key, value = parse_override(item)
+        if key in refused:
+            raise ValueError(f"experiment {name!r}: --set {item}: the experiment sets {key} "
+                             f"run by run and cannot override it (its per-run keys: "
+                             f"{', '.join(refused)})")
+        table, dot, sub = key.partition(".")
+        if dot and table not in ALGORITHMS:
+            raise ValueError(f"experiment {name!r}: --set {item}: {table!r} is not an "
+                             f"algorithm; tables are {sorted(ALGORITHMS)}")
+        out[key] = value
+        Config.from_dict({**common, "algorithm": table, table: {sub: value}} if dot
+                         else {**common, key: value})
+    return out
+
+
+def _jsonable(overrides: dict[str, Any]) -> dict[str, Any]:
+    return {k: "inf" if isinstance(v, float) and math.isinf(v) else v
+            for k, v in overrides.items()}
+
+
+def _with_overrides(name: str, specs: list[Spec], overrides: dict[str, Any]) -> list[Spec]:
+    """Apply the overrides to every spec's config; a table key needs one of its runs."""
+    run = sorted({s.cfg.algorithm for s in specs})
+    for key in overrides:
+        table, dot, _ = key.partition(".")
+        if dot and table not in run:
+            raise ValueError(f"experiment {name!r}: --set {key}: no run of this experiment "
+                             f"uses {table!r} (its algorithms: {', '.join(run)})")
+    out = []
+    for s in specs:
+        try:
+            out.append(Spec(s.label, s.keys, apply_overrides(s.cfg, overrides)))
+        except ValueError as exc:
+            raise ValueError(f"experiment {name!r}: run {s.label} with --set "
+                             f"{', '.join(overrides)}: {exc}") from None
+    return out
+
+
 def check_request(name: str, preset: str = "quick", seeds: int = 3, dataset: str | None = None,
                   data_dir: str | None = None, device: str = "cpu",
                   methods: tuple[str, ...] | None = None,
-                  settings: tuple[str, ...] | None = None) -> dict[str, Any]:
-    """Validate a request before any run; return the resolved request (raises ValueError)."""
+                  settings: tuple[str, ...] | None = None,
+                  overrides: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
+    """Validate a request before any run; return the resolved request (raises ValueError).
+
+    ``overrides`` are ``KEY=VALUE`` strings (``--set``); the resolved request holds them
+    parsed (``"overrides"``) and the preset's config with them applied (``"config"``).
+    """
     from training import Config, load_dataset
 
     if name not in EXPERIMENTS:
@@ -75,22 +151,30 @@ def check_request(name: str, preset: str = "quick", seeds: int = 3, dataset: str
         common["data_dir"] = data_dir
     base = Config.from_dict(common)  # validates dataset name and every key
     methods = _names("methods", methods, _METHODS.get(name), name)
+    check = getattr(EXPERIMENTS[name], "check_methods", None)
+    if methods is not None and check is not None:
+        check(methods)
     settings = _names("settings", settings, _SETTINGS.get(name), name)
+    sets = _overrides(name, overrides, common)
+    base = apply_overrides(base, sets)
     try:
         load_dataset(base.dataset, base.data_dir)  # a missing dataset fails here, first
     except FileNotFoundError as exc:
         raise ValueError(str(exc)) from None
     return {"experiment": name, "preset": preset, "seeds": list(range(seeds)),
             "common": common, "config": base.to_dict(), "methods": methods,
-            "settings": settings}
+            "settings": settings, "overrides": sets}
 
 
 def _check_out(out: Path, req: dict[str, Any]) -> None:
     marker = out / "experiment.json"
     if marker.is_file():
         old = json.loads(marker.read_text())
-        for key in ("experiment", "preset", "config"):
-            if old.get(key) != req[key]:
+        now = {k: req[k] for k in ("experiment", "preset", "config")}
+        now["overrides"] = _jsonable(req["overrides"])
+        old.setdefault("overrides", {})  # written before --set existed: none
+        for key in now:
+            if old.get(key) != now[key]:
                 raise ValueError(
                     f"--out {str(out)!r} holds a different experiment ({key} = "
                     f"{old.get(key) if key != 'config' else 'another config'!r}); "
@@ -106,14 +190,17 @@ def run_experiment(name: str, preset: str = "quick", *, seeds: int = 3,
                    store: str | Path | None = None, jobs: int = 1,
                    methods: tuple[str, ...] | None = None,
                    settings: tuple[str, ...] | None = None,
+                   overrides: tuple[str, ...] | list[str] = (),
                    progress: bool = True) -> dict[str, Any]:
     """Run (or resume) experiment ``name`` with a preset; write its CSVs, figures, summary.
 
     ``out`` defaults to ``experiments-out/<preset>/<name>``; ``store`` (where the run
-    folders live, shared by experiments) to ``<out>/../run-store``. Every input is
-    checked before the first run. Returns the analysis (``rows``) and ``seconds``.
+    folders live, shared by experiments) to ``<out>/../run-store``. ``overrides`` are
+    ``KEY=VALUE`` training keys applied to every run (see the module docstring). Every
+    input is checked before the first run. Returns the analysis (``rows``) and ``seconds``.
     """
-    req = check_request(name, preset, seeds, dataset, data_dir, device, methods, settings)
+    req = check_request(name, preset, seeds, dataset, data_dir, device, methods, settings,
+                        overrides)
     out = Path(out) if out is not None else Path("experiments-out") / preset / name
     _check_out(out, req)
     store = Path(store) if store is not None else out.parent / "run-store"
@@ -126,11 +213,13 @@ def run_experiment(name: str, preset: str = "quick", *, seeds: int = 3,
         kwargs["methods"] = req["methods"]
     if req["settings"] is not None:
         kwargs["settings"] = req["settings"]
-    specs = mod.specs(p, req["seeds"], req["common"], **kwargs)
+    specs = _with_overrides(name, mod.specs(p, req["seeds"], req["common"], **kwargs),
+                            req["overrides"])
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "experiment.json", json.dumps(
         {k: req[k] for k in ("experiment", "preset", "seeds", "config", "methods", "settings")}
-        | {"preset_why": p.why, "runs": len(specs)}, indent=2) + "\n")
+        | {"overrides": _jsonable(req["overrides"]), "preset_why": p.why, "runs": len(specs)},
+        indent=2) + "\n")
     t0 = time.perf_counter()
     rows = run_specs(specs, out, store, jobs=jobs, progress=progress)
     result = mod.analyse(out, specs, rows, p)

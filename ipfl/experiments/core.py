@@ -41,8 +41,8 @@ import numpy as np
 
 from ..atomic import atomic_write_text
 
-__all__ = ["METHODS", "PRESETS", "SETTINGS", "Preset", "Spec", "mean_sd", "run_specs",
-           "setting_keys", "write_csv"]
+__all__ = ["METHODS", "PER_RUN", "PRESETS", "SETTINGS", "Preset", "Spec", "apply_overrides",
+           "mean_sd", "run_specs", "setting_keys", "write_csv"]
 
 #: the paper's eight methods (iPFL and seven baselines) plus local training, in plot order
 METHODS = ("local", "fedavg", "fedprox", "ditto", "fedamp", "cfl", "fedfomo", "pfedgraph",
@@ -74,12 +74,13 @@ PRESETS: dict[str, Preset] = {
     "tiny": Preset(
         "tiny", {"dataset": "synthetic", "clients": 4, "rounds": 2, "epochs": 1, "hidden": 16,
                      "model": "mlp", "groups": 2, "classes_per_client": 5},
-        market_rounds=2, market_clients=6, extra={"truthfulness": {"lr": 0.05}},
+        market_rounds=2, market_clients=6,
+        extra={"truthfulness": {"lr": 0.05}, "regimes": {"lr": 0.05}},
         why="CI only: 4 clients on 600 synthetic samples, 2 rounds, 1 epoch."),
     "quick": Preset(
         "quick", {"dataset": "digits", "clients": 10, "rounds": 8, "epochs": 5, "model": "mlp",
                       "hidden": 64, "groups": 4},
-        market_rounds=8, extra={"truthfulness": {"lr": 0.05}},
+        market_rounds=8, extra={"truthfulness": {"lr": 0.05}, "regimes": {"lr": 0.05}},
         why="Minutes on 2 cores: scikit-learn's bundled digits (1,797 images, 8x8), "
             "10 clients, 8 rounds, the MLP."),
     "repro": Preset(
@@ -112,6 +113,33 @@ def setting_keys(setting: str, preset: Preset) -> dict[str, Any]:
     raise ValueError(f"experiment: setting {setting!r} is not one of {list(SETTINGS)}")
 
 
+#: keys every experiment sets run by run (the method, the seed, each setting's partition);
+#: ``--set`` refuses them, and each experiment module adds its own ``PER_RUN``
+PER_RUN: tuple[str, ...] = ("algorithm", "seed", *dict.fromkeys(
+    k for s in SETTINGS for k in setting_keys(s, None)))
+
+
+def apply_overrides(cfg: Any, overrides: dict[str, Any]) -> Any:
+    """Return ``cfg`` (a :class:`training.Config`) with ``--set`` overrides applied.
+
+    ``overrides`` maps common keys (``"c"``) and algorithm-table keys (``"ipfl.lam"``) to
+    values; a table key applies only to a config of that algorithm. The result is
+    validated again (:class:`ValueError` naming the key and value).
+    """
+    from training import Config
+
+    if not overrides:
+        return cfg
+    doc = cfg.to_dict()
+    for key, value in overrides.items():
+        table, dot, sub = key.partition(".")
+        if not dot:
+            doc[key] = value
+        elif table == cfg.algorithm:
+            doc[table][sub] = value
+    return Config.from_dict(doc)
+
+
 @dataclass(frozen=True)
 class Spec:
     """One training run of an experiment: its label, its keys (for the CSVs) and config."""
@@ -121,9 +149,20 @@ class Spec:
     cfg: Any  # training.Config
 
 
+#: what a run measures, beyond its config: bumped when the training code changes the
+#: numbers a finished run holds, so a store never serves a run made by older code
+#: (2: baselines scored as their references score them, attacks poison the upload only,
+#: every round record keeps the distances; issue 18)
+STORE_VERSION = 2
+
+
 def config_hash(cfg: Any) -> str:
-    """Return a short stable hash of a resolved config (names the run's store folder)."""
-    return hashlib.sha256(cfg.dumps().encode()).hexdigest()[:16]
+    """Return a short stable hash of a resolved config and :data:`STORE_VERSION`.
+
+    It names the run's store folder.
+    """
+    text = f"store-version {STORE_VERSION}\n{cfg.dumps()}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _finished(path: Path) -> bool:
@@ -193,7 +232,7 @@ def _run_locked(cfg: Any, path: Path, progress: bool) -> float:
             shutil.rmtree(path)
         train(cfg, path, progress=progress, data=_data(cfg))
     secs = time.perf_counter() - t0
-    rd.checkpoint.unlink(missing_ok=True)  # model states are not kept once a run is done
+    rd.drop_checkpoint()  # model states are not kept once a run is done (chain.json is)
     atomic_write_text(path / "done.json", json.dumps({"seconds": secs}) + "\n")
     return secs
 

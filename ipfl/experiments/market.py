@@ -24,6 +24,8 @@ from .core import Preset, Spec, fmt, group_by, last_round, setting_keys, write_c
 
 NAME = "market"
 TITLE = "Fig. 5: an inclusive market of four roles"
+#: keys the specs set: the market's own clients, rounds, roles and attack
+PER_RUN = ("clients", "rounds", "roles", "attack")
 
 
 def roles_for(m: int) -> str:

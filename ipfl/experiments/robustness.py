@@ -36,6 +36,8 @@ from .core import (
 NAME = "robustness"
 TITLE = "Fig. 4: one attacker in a Cluster market"
 METHODS = ("ipfl", "ditto", "pfedgraph", "cfl", "fedamp")
+#: keys the specs set run by run: one more client than the preset, its role and attack
+PER_RUN = ("clients", "roles", "attack")
 ATTACKS = ("shuffle_update", "sign_flip_update", "same_value_update", "gauss_update",
            "shuffle_weights", "sign_flip_weights", "same_value_weights", "gauss_weights")
 

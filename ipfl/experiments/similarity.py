@@ -23,6 +23,8 @@ from .core import Preset, Spec, fmt, group_by, last_round, setting_keys, write_c
 NAME = "similarity"
 TITLE = "Similarity: do imports stay within a client's true cluster?"
 LAMBDAS = (0.0, 0.2, 1.0, 5.0)
+#: keys the specs set run by run: iPFL's lam
+PER_RUN = ("ipfl.lam",)
 
 
 def specs(preset: Preset, seeds: list[int], common: dict[str, Any]) -> list[Spec]:

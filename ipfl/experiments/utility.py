@@ -19,6 +19,7 @@ from .core import Preset, Spec, fmt, group_by, last_round, write_csv, write_summ
 NAME = "utility"
 TITLE = "Fig. 3: every client's cumulative utility"
 specs = performance.specs
+PER_RUN = performance.PER_RUN
 
 
 def analyse(out: Path, specs_: list[Spec], rows: dict[str, list[dict]],

@@ -6,9 +6,19 @@ import itertools
 
 import numpy as np
 import pytest
+from hypothesis import given
+from worked_markets import three_clients
 
-from mechanism import Market, greedy_graph, objective, random_market
+from mechanism import (
+    Market,
+    greedy_graph,
+    objective,
+    optimal_social_welfare,
+    random_market,
+    social_welfare,
+)
 from mechanism.exact import BRUTEFORCE_MAX_M, exact_graph, exact_row, prune_row
+from proofs_checks.strategies import markets
 
 
 def _family():
@@ -221,3 +231,85 @@ def test_highs_backend_agrees_with_brute_force():
         brute = exact_graph(mk, solver="bruteforce")
         assert highs.success and highs.status == "optimal", highs.message
         assert _close(highs.objective, brute.objective), (mk, highs.objective, brute.objective)
+
+
+# ---------------------------------------------------------------- optimal social welfare
+
+
+def _every_graph_welfare(mk: Market) -> np.ndarray:
+    """Social welfare (eq. (3)) of every graph of a market with m <= 4, by enumeration.
+
+    Independent of the per-row solvers: all 2**(m(m-1)) graphs at once, vectorised.
+    """
+    m = mk.m
+    off = [(i, j) for i in range(m) for j in range(m) if i != j]
+    masks = np.arange(1 << len(off), dtype=np.int64)
+    A = np.zeros((masks.size, m, m), dtype=bool)
+    for bit, (i, j) in enumerate(off):
+        A[:, i, j] = (masks >> bit) & 1
+    gains = mk.gain.value(A.astype(float) @ mk.N, mk.N, mk.K).sum(axis=1)
+    costs = np.where(A, mk.c[None, None, :], 0.0).sum(axis=(1, 2))  # sum_ij a_ij c_j
+    return gains - costs
+
+
+@given(markets(max_m=4))
+def test_optimal_social_welfare_is_the_best_of_every_graph(mk):
+    """SW* equals the largest eq. (3) over all 2**(m(m-1)) graphs, for milp and brute force."""
+    # Prepare
+    best = float(_every_graph_welfare(mk).max())
+    for solver in ("milp", "bruteforce"):
+        # Execute
+        sw, A = optimal_social_welfare(mk, solver=solver)
+        # Assert: the value is the optimum, and the returned graph attains it
+        assert sw == pytest.approx(best, rel=1e-9, abs=1e-12), (mk, solver)
+        assert social_welfare(mk, A) == sw
+        assert np.all(np.diag(A) == 0)
+
+
+def test_optimal_social_welfare_by_hand():
+    """Two clients 10 apart at lam = 1: Algorithm 2 trades nothing, the optimum both ways.
+
+    g(x) = 2 - 20/sqrt(100 + x), so g(100) = 2 - 20/sqrt(200) = 0.585786...; each import
+    costs the exporter c = 0.1: SW* = 2 (g(100) - 0.1) = 0.971572875. The distance term
+    (w_01 = 0.1 + 10 = 10.1 > g(100)) stops Algorithm 2 but is not part of eq. (3).
+    """
+    # Prepare
+    mk = Market(N=[100, 100], c=[0.1, 0.1], K=[400, 400], d=[[0, 10], [10, 0]], lam=1.0)
+    # Execute
+    sw, A = optimal_social_welfare(mk)
+    # Assert
+    assert greedy_graph(mk).sum() == 0 and social_welfare(mk, greedy_graph(mk)) == 0.0
+    assert A.tolist() == [[0, 1], [1, 0]]
+    assert sw == pytest.approx(2 * (2 - 20 / np.sqrt(200) - 0.1), rel=1e-12)
+    assert sw == pytest.approx(0.971572875, abs=1e-9)
+    assert optimal_social_welfare(mk.replace(lam=0.0, d=None))[0] == sw
+
+
+def test_optimal_social_welfare_worked_market_with_buyer_and_seller():
+    """The worked 3-client market: the seller imports nothing, nobody imports the buyer.
+
+    Client 2 (g = g_0) may take {1}: 1 - 0.25 = 0.75, {0}: 0.586 - 1 < 0, {0, 1}:
+    2 - 20/sqrt(500) - 1.25 = -0.144, so {1}; client 0 takes {1}: 0.75. SW* = 1.5, which
+    Algorithm 2 also reaches here.
+    """
+    mk = three_clients()
+    sw, A = optimal_social_welfare(mk, solver="bruteforce")
+    assert A.tolist() == [[0, 1, 0], [0, 0, 0], [0, 1, 0]]
+    assert sw == pytest.approx(1.5, rel=1e-12)
+
+
+def test_optimal_social_welfare_refuses_an_uncertified_optimum(monkeypatch):
+    """A row stopped by a limit is not an optimum: one-line RuntimeError with the message."""
+    import mechanism.exact as ex
+
+    real = ex.exact_graph
+
+    def limited(market, **options):
+        res = real(market, **options)
+        res.success, res.message = False, "milp: 1/2 rows certified optimal; time_limit"
+        return res
+
+    monkeypatch.setattr(ex, "exact_graph", limited)
+    with pytest.raises(RuntimeError, match=r"^optimal_social_welfare: the optimum is not "
+                                           r"certified \(milp: 1/2 rows"):
+        ex.optimal_social_welfare(three_clients())

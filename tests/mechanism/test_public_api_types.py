@@ -25,6 +25,7 @@ CALLS = {
     "solve_graph": lambda bad: mechanism.solve_graph(bad),
     "exact_graph": lambda bad: mechanism.exact_graph(bad),
     "exact_row": lambda bad: exact_row(bad, 0),
+    "optimal_social_welfare": lambda bad: mechanism.optimal_social_welfare(bad),
     "prune_row": lambda bad: prune_row(bad, 0),
     "eq9_violations": lambda bad: eq9_violations(bad, A2),
     "compare_market": lambda bad: compare_market(bad),

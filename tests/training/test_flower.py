@@ -82,11 +82,18 @@ def _rows(path):
     return RunDir(path).read_metrics()
 
 
-@pytest.mark.parametrize("algorithm", ["ipfl", "fedavg", "ditto", "fedfomo"])
+@pytest.mark.parametrize("algorithm", ["ipfl", "fedavg", "ditto", "fedfomo", "fedavg+attacker"])
 def test_flower_run_records_what_train_records(tmp_path, algorithm):
-    """Same seed, partition, config: same graphs, payments (1e-9), accuracies (1e-6)."""
+    """Same seed, partition, config: same graphs, payments (1e-9), accuracies (1e-6).
+
+    ``fedavg+attacker``: a sign-flip attacker, whose message needs the weight of its own
+    upload (``own_start``) to travel in Flower's payload.
+    """
     # Prepare
-    cfg = _cfg().replace(algorithm=algorithm)
+    name, _, attacked = algorithm.partition("+")
+    cfg = _cfg().replace(algorithm=name)
+    if attacked:
+        cfg = cfg.replace(roles="trader:3,attacker:1", attack="sign_flip_update")
     # Execute
     train(cfg, tmp_path / "train", progress=False)
     outcome = _flower(cfg, tmp_path / "flower")
@@ -105,7 +112,7 @@ def test_flower_run_records_what_train_records(tmp_path, algorithm):
     assert sorted(ra) == sorted(rb)
     for t in ra:
         assert ra[t]["outputs"]["A"] == rb[t]["outputs"]["A"]
-    if algorithm == "ipfl":
+    if name == "ipfl":
         la, lb = Ledger(tmp_path / "train/ledger.sqlite"), Ledger(tmp_path / "flower/ledger.sqlite")
         for t in ra:
             ea, eb = la.entries(t), lb.entries(t)

@@ -77,3 +77,42 @@ def test_liar_reports_scaled_values_and_is_scored_truthfully(tmp_path):
     assert rec["inputs"]["N"][2] == 10 * true_N[2]
     assert [rec["inputs"]["N"][i] for i in (0, 1, 3)] == [true_N[i] for i in (0, 1, 3)]
     assert audit_run(tmp_path / "run").ok
+
+
+@pytest.mark.parametrize("algorithm", ["local", "fedavg", "fedprox", "ditto", "cfl"])
+def test_an_attacker_trains_from_the_message_its_honest_upload_would_get(algorithm):
+    """For a linear aggregation the correction is exact: the attacker's own poison is undone.
+
+    The attacker (client 2) uploaded a poisoned model; its corrected message equals the
+    message the server sends when the attacker's upload is its honest model, while the
+    other clients' messages still carry the poison.
+    """
+    from training import ALGORITHMS
+    from training.algorithms import ServerInput
+    from training.client import ClientContext, attacker_message
+    from training.profiles import Reports
+
+    g = torch.Generator().manual_seed(0)
+    k, P = 3, 5
+    honest = torch.randn(k, P, generator=g, dtype=torch.float64)
+    sent = honest.clone()
+    sent[2] = -7.0 * honest[2]  # the attacker's poisoned upload
+    reports = Reports.make(N=[100.0, 300.0, 200.0], c=[0.2] * 3, K=[1e4] * 3)
+    algo = ALGORITHMS[algorithm](Config(algorithm=algorithm, clients=k))
+
+    def step(uploads):
+        inp = ServerInput(round=2, clients=np.arange(k), m=k, reports=reports, true=reports,
+                          uploads=uploads, infos={}, theta0=torch.zeros(P, dtype=torch.float64),
+                          seed=0)
+        state = algo.init_server_state(k, inp.theta0)
+        return algo.server_step(inp, state)[0]
+
+    poisoned, clean = step(sent), step(honest)
+    ctx = ClientContext(model=torch.nn.Linear(1, 1), shared=torch.ones(P, dtype=torch.bool),
+                        client=2, round=2, seed=0, epochs=1, batch_size=1, lr=0.1,
+                        role="attacker", attack="sign_flip_update")
+    msg = attacker_message(poisoned.message(2), {"params": honest[2], "sent": sent[2]}, ctx)
+    assert torch.allclose(msg.start, clean.message(2).start)
+    assert torch.allclose(msg.center, clean.message(2).center)
+    if algorithm != "local":  # the others still receive the poison
+        assert not torch.allclose(poisoned.message(0).start, clean.message(0).start)

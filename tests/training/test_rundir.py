@@ -57,6 +57,35 @@ def test_clean_run_is_verified_with_a_chain_per_round(run):
     assert report.committed == 2 and len(report.head) == 64
 
 
+def test_a_dropped_checkpoint_keeps_the_chain_and_the_run_verified(run):
+    """A finished run without its model states (drop_checkpoint) still verifies every
+    other artefact against chain.json; an edit is still found; it cannot be resumed."""
+    # Prepare
+    head = audit_run(run).head
+    rd = RunDir(run)
+    # Execute
+    rd.drop_checkpoint()
+    # Assert
+    assert not rd.checkpoint.exists() and rd.chain_file.is_file()
+    report = audit_run(run)
+    assert report.ok, report.problems
+    assert report.committed == 2 and report.head == head
+    path = run / "rounds" / "0002.json"
+    rec = json.loads(path.read_text())
+    rec["outputs"]["U"][0] += 1.0
+    path.write_text(json.dumps(rec))
+    assert "round 2: rounds/0002.json was edited" in audit_run(run).problems
+    with pytest.raises(RunDirError, match="fails verification"):
+        train(None, run, resume=True, progress=False)
+
+
+def test_an_edited_chain_json_is_reported(run):
+    RunDir(run).drop_checkpoint()
+    (run / "chain.json").write_text('{"chain": "gone"}')
+    problems = audit_run(run).problems
+    assert "chain.json holds no hash chain (edited)" in problems
+
+
 def test_files_get_the_mode_the_umask_gives(run):
     """JSON outputs are 0o666 less the umask (0o644 under the usual 0o022), not 0o600."""
     umask = os.umask(0o022)

@@ -129,3 +129,23 @@ def test_a_model_far_beyond_the_domain_is_priced_out_not_refused():
     assert d.max() == 1e6
     assert out.settlement.A[:, 5].sum() == 0 and out.settlement.A[:5, :5].sum() > 0
     assert abs(out.settlement.p.sum()) < 1e-9
+
+
+@pytest.mark.parametrize("eta", [0.25, 1.0])
+@pytest.mark.parametrize("distance", ["sqeuclidean_mean", "sqeuclidean"])
+def test_own_weights_are_the_prox_centres_own_coefficient(eta, distance):
+    """For a fixed graph, d centre_i / d theta_i = own_weights[i] * I (1 - eta, or 1 alone)."""
+    from training.server import own_weights, prox_centers
+
+    g = torch.Generator().manual_seed(3)
+    theta = torch.randn(4, 6, generator=g, dtype=torch.float64)
+    A = np.array([[0, 1, 1, 0], [0, 0, 0, 0], [1, 0, 0, 1], [0, 1, 0, 0]])
+    N = np.array([100.0, 300.0, 50.0, 80.0])
+    w = own_weights(A, N, eta=eta, distance=distance)
+    base = prox_centers(theta, A, N, eta=eta, distance=distance)
+    for i in range(4):
+        moved = theta.clone()
+        moved[i] += 1.0  # the centres are affine in theta: a unit step gives the coefficient
+        delta = prox_centers(moved, A, N, eta=eta, distance=distance)[i] - base[i]
+        assert torch.allclose(delta, torch.full_like(delta, w[i])), (i, delta, w[i])
+    assert w[1] == 1.0 and w[0] == pytest.approx(1 - eta)

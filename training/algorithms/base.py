@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from mechanism import Settlement
 
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALGORITHMS",
+    "EVALUATES",
     "Algorithm",
     "ClientOutput",
     "Message",
@@ -57,6 +58,9 @@ __all__ = [
 
 #: an algorithm's server or client state: named tensors only (checkpointed safely)
 State = dict[str, torch.Tensor]
+
+#: the models a client's metrics can score (:attr:`Algorithm.evaluates`)
+EVALUATES = ("trained", "aggregated", "personal")
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,16 @@ class ServerOutput:
         Per-client extras sent in the messages.
     columns : dict of ndarray, each (k,)
         Per-client numbers to add to the metric rows (e.g. eta used, cluster id).
+    own_start, own_center : ndarray (k,) or None
+        The weight of client ``i``'s *own upload* in its start point and in its centre:
+        with :math:`s_i = \sum_j M_{ij} u_j` (every algorithm here mixes the uploads with
+        weights :math:`M`), ``own_start[i]`` is :math:`M_{ii}`. An attacker needs it to
+        replace its poisoned term by its honest one (:func:`training.client.attacker_message`):
+        its poison then never compounds round over round. Where the weights themselves
+        depend on the uploads (iPFL's graph, CFL's clusters, FedAMP's attention,
+        pFedGraph's graph) they are the weights the poisoned upload produced: the
+        attacker keeps the collaborators the server gave it and swaps only its own term.
+        None: not declared (a run with an attacker refuses such an algorithm).
     """
 
     starts: torch.Tensor
@@ -130,21 +144,37 @@ class ServerOutput:
     record: dict[str, Any] | None = None
     extras: State = field(default_factory=dict)
     columns: dict[str, NDArray] = field(default_factory=dict)
+    own_start: NDArray[np.float64] | None = None
+    own_center: NDArray[np.float64] | None = None
 
     @classmethod
     def plain(cls, starts: torch.Tensor, A: NDArray | None = None, prox: float = 0.0,
-              centers: torch.Tensor | None = None) -> ServerOutput:
-        """Return an output without a market: start points, one proximal weight, a graph."""
+              centers: torch.Tensor | None = None, own: ArrayLike | None = None,
+              own_center: ArrayLike | None = None) -> ServerOutput:
+        """Return an output without a market: start points, one proximal weight, a graph.
+
+        ``own`` is the weight of each client's own upload in its start point (a number
+        or one per client), ``own_center`` in its centre (default: ``own``).
+        """
         k = starts.shape[0]
+
+        def weights(w: ArrayLike | None) -> NDArray[np.float64] | None:
+            return None if w is None else np.broadcast_to(
+                np.asarray(w, dtype=np.float64), (k,)).copy()
+
         return cls(starts=starts, centers=starts if centers is None else centers,
                    prox=np.full(k, float(prox)),
-                   A=np.zeros((k, k), dtype=np.int8) if A is None else A.astype(np.int8))
+                   A=np.zeros((k, k), dtype=np.int8) if A is None else A.astype(np.int8),
+                   own_start=weights(own),
+                   own_center=weights(own if own_center is None else own_center))
 
     def message(self, i: int) -> Message:
         """Return the message of the ``i``-th client passed in (a local index)."""
         bill = 0.0 if self.settlement is None else float(self.settlement.p[i])
         return Message(start=self.starts[i], center=self.centers[i], prox=float(self.prox[i]),
-                       bill=bill, extras={k: v[i] for k, v in self.extras.items()})
+                       bill=bill, extras={k: v[i] for k, v in self.extras.items()},
+                       own_start=None if self.own_start is None else float(self.own_start[i]),
+                       own_center=None if self.own_center is None else float(self.own_center[i]))
 
 
 @dataclass(frozen=True)
@@ -156,6 +186,9 @@ class Message:
     prox: float
     bill: float = 0.0
     extras: State = field(default_factory=dict)
+    #: weight of the client's own upload in ``start`` / ``center`` (see ServerOutput)
+    own_start: float | None = None
+    own_center: float | None = None
 
 
 @dataclass
@@ -174,6 +207,10 @@ class ClientOutput:
         The client's new persistent state.
     info : State
         Small tensors for the next server step (e.g. FedFomo's weights).
+    start : torch.Tensor or None
+        The shared parameters the uploaded model's local training started from, when
+        not the message's start (FedFomo moves its own model first). An attacker's
+        update attacks poison the update from this point.
     """
 
     upload: torch.Tensor
@@ -181,6 +218,7 @@ class ClientOutput:
     buffers: torch.Tensor
     state: State
     info: State = field(default_factory=dict)
+    start: torch.Tensor | None = None
 
 
 class Algorithm(ABC):
@@ -199,6 +237,13 @@ class Algorithm(ABC):
     uses_market: ClassVar[bool] = False
     #: declared hyper-parameters, read from the config table named after the algorithm
     hyper: ClassVar[dict[str, Param]] = {}
+    #: which model a client's accuracy scores, as the algorithm's reference scores it
+    #: (:data:`EVALUATES`): ``"trained"``, the model after this round's local training;
+    #: ``"aggregated"``, the aggregated model this round's local training starts from,
+    #: before that training (FedAvg's and FedProx's global model the server sends out;
+    #: FedFomo's model moved by its weighted candidates); ``"personal"``, a second model
+    #: the client keeps (Ditto). Each module's docstring says why, against its reference.
+    evaluates: ClassVar[str] = "trained"
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
@@ -226,10 +271,15 @@ class Algorithm(ABC):
         return {"params": params0.clone(), "buffers": buffers0.clone()}
 
     def evaluated_model(self, state: State) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return the (params, buffers) a client's state is evaluated with (default its model).
+        """Return the (params, buffers) a client's state is evaluated with.
 
-        Must agree with :attr:`ClientOutput.evaluated` (Ditto: the personal model).
+        Must agree with what the round's metrics scored: the client's model
+        (``"trained"``), the aggregated model its last training started from
+        (``"aggregated"``, kept in the state by :func:`training.client.finish_client`),
+        the personal model (Ditto overrides).
         """
+        if self.evaluates == "aggregated" and "aggregated" in state:  # none before round 0
+            return state["aggregated"], state["aggregated_buffers"]
         return state["params"], state["buffers"]
 
     # ----- the two steps ---------------------------------------------------------------
@@ -286,6 +336,9 @@ def register(cls: type[Algorithm]) -> type[Algorithm]:
     """Class decorator adding an algorithm to :data:`ALGORITHMS` under ``cls.name``."""
     if cls.name in ALGORITHMS:
         raise ValueError(f"algorithm {cls.name!r} is already registered")
+    if cls.evaluates not in EVALUATES:
+        raise ValueError(f"algorithm {cls.name!r}: evaluates = {cls.evaluates!r} is not one "
+                         f"of {EVALUATES}")
     ALGORITHMS[cls.name] = cls
     return cls
 

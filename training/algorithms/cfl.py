@@ -60,6 +60,13 @@ with the defaults, 0.934 with no split (FedAvg's rule), 0.902 with 0.5 / 1.0: a
 Dirichlet split has no true cluster structure, so splitting trades data for
 specialisation; the defaults were chosen for the split behaviour, not for accuracy.
 
+What is evaluated (``evaluates = "trained"``)
+---------------------------------------------
+The model each client trained this round, before cluster averaging, as pFedGraph's
+``cfl.py`` (``local_train`` scores ``net`` before the reset and ``reduce_add_average``).
+The authors' notebook (felisat/clustered-federated-learning) scores the cluster-averaged
+model after aggregation instead; we follow pFedGraph, the code of the paper's group.
+
 References
 ----------
 Sattler, Müller, Samek, "Clustered Federated Learning: Model-Agnostic Distributed
@@ -146,13 +153,15 @@ class CFL(Algorithm):
                     next_id += 1
         here = cluster[ix].numpy()
         starts = torch.empty_like(inp.uploads)
+        own = np.zeros(inp.k)
         for c in np.unique(here):
             members = np.flatnonzero(here == c)
             step = _mean(dW[members], N[members])
             starts[members] = (start[ix[members]].to(torch.float64) + step).to(starts.dtype)
+            own[members] = N[members] / N[members].sum()  # weight of u_i in s_i + mean update
         start[ix] = starts
         A = (here[:, None] == here[None, :]).astype(np.int8)
         np.fill_diagonal(A, 0)
-        out = ServerOutput.plain(starts, A)
+        out = ServerOutput.plain(starts, A, own=own)
         out.columns["cluster"] = here.astype(float)
         return out, {"cluster": cluster, "start": start}

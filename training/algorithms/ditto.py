@@ -33,6 +33,13 @@ Readings and defaults
 - Only the shared coordinates (config ``share``) are aggregated and pulled towards
   :math:`w^t`; the rest of each model stays local.
 
+What is evaluated (``evaluates = "personal"``)
+----------------------------------------------
+The personal model after this round's local training, as pFedGraph's ``ditto.py``
+(``local_train_fedavg`` scores ``vnet`` after its steps). PFLlib's ``serverditto.py``
+scores both the global and the personal model before training and mixes them in one
+list; we follow pFedGraph.
+
 References
 ----------
 Li, Hu, Beirami, Smith, "Ditto: Fair and Robust Federated Learning Through
@@ -74,6 +81,7 @@ class Ditto(Algorithm):
 
     name = "ditto"
     summary = "Li et al. 2021: FedAvg global model plus proximal personal models"
+    evaluates = "personal"
     hyper = {"lam": Param(1.0, lo=0.0, lo_open=True,
                           doc="weight of the personal model's pull to the global model (eq. (2))")}
 
@@ -88,7 +96,8 @@ class Ditto(Algorithm):
 
     def server_step(self, inp: ServerInput, state: State) -> tuple[ServerOutput, State]:
         """Return the N-weighted mean of the uploaded globals as start and centre; prox lam."""
-        return ServerOutput.plain(weighted_mean(inp), all_pairs(inp.k), prox=self.hp["lam"]), state
+        mean, w = weighted_mean(inp)
+        return ServerOutput.plain(mean, all_pairs(inp.k), prox=self.hp["lam"], own=w), state
 
     def evaluated_model(self, state: State) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the personal model, the one Ditto evaluates."""

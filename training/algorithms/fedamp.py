@@ -51,6 +51,12 @@ Readings of the paper and of the public code
 The sharing graph for the economic utility: ``i`` imports ``j`` when
 :math:`\xi_{ij} > 0`, which a softmax makes every pair.
 
+What is evaluated (``evaluates = "trained"``)
+---------------------------------------------
+The client's own model after local training: in pFedGraph's ``fedamp.py`` the model is
+never replaced by :math:`u_i` (it only anchors the proximal term) and is scored after
+``local_train_fedavg``; PFLlib's ``serveramp.py`` likewise scores the client's own model.
+
 References
 ----------
 Huang, Chu, Zhou, Wang, Liu, Pei, Zhang, "Personalized Cross-Silo Federated Learning on
@@ -137,5 +143,6 @@ class FedAMP(Algorithm):
         centers = (xi @ W.to(torch.float64)).to(W.dtype)
         A = (xi.numpy() > 0).astype(np.int8)
         np.fill_diagonal(A, 0)
-        out = ServerOutput(starts=W.clone(), centers=centers, prox=np.full(inp.k, hp["mu"]), A=A)
+        out = ServerOutput(starts=W.clone(), centers=centers, prox=np.full(inp.k, hp["mu"]), A=A,
+                           own_start=np.ones(inp.k), own_center=np.diag(xi.numpy()).copy())
         return out, state

@@ -49,6 +49,13 @@ Sharing graph for the economic utility: :math:`A_{ij} = 1` where client ``i`` ga
 round's weights, so the graph it returns is the one the server knows: the weights the
 clients reported in the previous round (empty in round 1).
 
+What is evaluated (``evaluates = "aggregated"``)
+------------------------------------------------
+The model after the FedFomo update and before local training, as the authors' code
+(NVlabs/FedFomo ``main.py``: ``initialize_clients`` federates, then ``local_eval``
+scores, then ``local_train``). PFLlib's ``clientfomo.py`` scores the previous round's
+trained model instead; pFedGraph's repository has no FedFomo.
+
 References
 ----------
 Zhang, Sapra, Fidler, Yeung, Alvarez, "Personalized Federated Learning with First Order
@@ -116,6 +123,7 @@ class FedFomo(Algorithm):
     """Clients weight downloaded models by their validation-loss gain per L1 distance."""
 
     name = "fedfomo"
+    evaluates = "aggregated"
     summary = "Zhang et al. 2021: first-order model weights on the client's validation split"
     hyper = {
         "M": Param(4, lo=1, doc="candidate models per client and round (min(M, k - 1) used)"),
@@ -143,7 +151,7 @@ class FedFomo(Algorithm):
         ids = choose_candidates(P.numpy(), inp.clients, M, eps,
                                 np.random.default_rng(inp.seed))
         pos = np.searchsorted(inp.clients, ids)  # global id -> row of uploads
-        out = ServerOutput.plain(inp.uploads.clone(), A)
+        out = ServerOutput.plain(inp.uploads.clone(), A, own=1.0)  # the client's own upload
         out.extras["fomo_models"] = inp.uploads[torch.as_tensor(pos, dtype=torch.long)]
         out.extras["fomo_ids"] = torch.as_tensor(ids, dtype=torch.long)
         return out, {"P": P}
@@ -178,4 +186,4 @@ class FedFomo(Algorithm):
         params, buffers = local_sgd(ctx, data, state, start, start, 0.0, self.local_objective)
         return ClientOutput(upload=params[ctx.shared], evaluated=params, buffers=buffers,
                             state={**state, "params": params, "buffers": buffers},
-                            info={"fomo_w": w_row, "fomo_score": s_row})
+                            info={"fomo_w": w_row, "fomo_score": s_row}, start=start)

@@ -5,6 +5,12 @@ global model :math:`w^t` (the N-weighted average, as FedAvg); ``mu = 0.01`` as i
 pFedGraph's experiments. ``mu = 0`` would be FedAvg (PFLlib's default), so ``mu`` must
 be positive here.
 
+What is evaluated (``evaluates = "aggregated"``)
+------------------------------------------------
+As FedAvg: the aggregated global model the server sends, before local training
+(pFedGraph's ``fedprox.py``, PFLlib's ``serverprox.py``); see
+:mod:`training.algorithms.fedavg`.
+
 References
 ----------
 Li, Sahu, Zaheer, Sanjabi, Talwalkar, Smith, "Federated Optimization in Heterogeneous
@@ -26,6 +32,7 @@ class FedProx(Algorithm):
 
     name = "fedprox"
     summary = "Li et al. 2020: FedAvg with a proximal term"
+    evaluates = "aggregated"
     hyper = {"mu": Param(0.01, lo=0.0, lo_open=True, doc="proximal weight")}
 
     def max_prox(self, reports, theta0) -> float:  # noqa: ANN001, D102
@@ -33,4 +40,5 @@ class FedProx(Algorithm):
 
     def server_step(self, inp: ServerInput, state: State) -> tuple[ServerOutput, State]:
         """Return the N-weighted average as start point and proximal centre."""
-        return ServerOutput.plain(weighted_mean(inp), all_pairs(inp.k), prox=self.hp["mu"]), state
+        mean, w = weighted_mean(inp)
+        return ServerOutput.plain(mean, all_pairs(inp.k), prox=self.hp["mu"], own=w), state

@@ -5,6 +5,9 @@ reading of eqs. (6)-(7) and why ``lam`` and ``lam_prox`` are separate); each cli
 starts its local training at its prox-centre (Algorithm 1 leaves the inner argmin's
 initial point open) and minimises eq. (7).
 
+What is evaluated (``evaluates = "trained"``): each client's personalised model after
+its local training on eq. (7), the model the paper's Fig. 2 reports.
+
 How the defaults were chosen
 ----------------------------
 ``benchmarks/study_ipfl.py`` ran the sweep; the README's "How eta and lambda were
@@ -86,7 +89,7 @@ class IPFL(Algorithm):
         """Settle the market on the clients still in; return prox-centres, weights, record."""
         hp = self.hp
         if inp.k < 2:  # a lone client has no market: it trains on its own
-            out = ServerOutput.plain(inp.uploads.clone())
+            out = ServerOutput.plain(inp.uploads.clone(), own=1.0)
             out.columns["eta"] = np.full(inp.k, np.nan)
             return out, state
         out = ipfl_server_step(inp.reports, inp.uploads, lam=hp["lam"], lam_prox=hp["lam_prox"],

@@ -1,4 +1,8 @@
-"""Plain local training: every client trains alone, no market, no sharing."""
+"""Plain local training: every client trains alone, no market, no sharing.
+
+What is evaluated (``evaluates = "trained"``): the model after local training, as
+pFedGraph's ``local_training.py``.
+"""
 
 from __future__ import annotations
 
@@ -16,4 +20,4 @@ class Local(Algorithm):
 
     def server_step(self, inp: ServerInput, state: State) -> tuple[ServerOutput, State]:
         """Return the clients' own uploads as their start points."""
-        return ServerOutput.plain(inp.uploads.clone()), state
+        return ServerOutput.plain(inp.uploads.clone(), own=1.0), state

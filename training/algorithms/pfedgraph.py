@@ -44,6 +44,14 @@ and ``pytorch/pfedgraph_cosine/utils.py``, read at commit 4f5f17c)
 Sharing graph for the economic utility: :math:`A_{ij} = 1` where :math:`a_{ij} > 10^{-12}`,
 :math:`j \ne i` (the models that entered client ``i``'s aggregate).
 
+What is evaluated (``evaluates = "trained"``)
+---------------------------------------------
+The model after local training. The public code scores twice per round, the received
+aggregate before training (``test1``) and the model after it (``test2``), and keeps the
+test accuracy at the best validation accuracy over both; we score once, after training,
+like every other method here, so its best-validation selection has one candidate per
+round, not two (a departure that can only lower pFedGraph's best-validation number).
+
 References
 ----------
 Ye, Ni, Wu, Wang, Chen, "Personalized Federated Learning with Inferred Collaboration
@@ -156,7 +164,8 @@ class PFedGraph(Algorithm):
         A = (a > EDGE_TOL).astype(np.int8)
         np.fill_diagonal(A, 0)
         lam = np.full(inp.k, float(self.hp["lam"]))
-        out = ServerOutput(starts=agg, centers=agg.clone(), prox=lam, A=A)
+        out = ServerOutput(starts=agg, centers=agg.clone(), prox=lam, A=A,
+                           own_start=np.diag(a).copy(), own_center=np.diag(a).copy())
         out.columns["self_weight"] = np.diag(a).copy()
         return out, state
 
