@@ -180,16 +180,15 @@ def plot_market(market: object, A: object, path: str | os.PathLike,
 
 def plot_round_graph(round_record: str | os.PathLike, path: str | os.PathLike) -> Path:
     """Draw the graph of one recorded training round (``rounds/NNNN.json`` of a run)."""
-    rec = json.loads(Path(round_record).read_text())
-    ins, outs = rec["inputs"], rec["outputs"]
-    c = np.array([float(x) for x in ins["c"]])
-    K = np.asarray(ins["K"], float)
-    A = np.asarray(outs["A"])
-    r = np.asarray(outs["r"], float) if "r" in outs else np.zeros(A.shape)  # baselines: no money
+    from training.records import Exchange
+
+    ex = Exchange.from_json(json.loads(Path(round_record).read_text()))
+    A = ex.A
+    r = ex.r if ex.r is not None else np.zeros(A.shape)  # baselines: no money
     fig, ax = plt.subplots(figsize=(9, 6.5))
-    roles = rec.get("roles") or _roles(c, K)  # training records name each client's role
-    draw_market_graph(ax, ins["N"], roles, A, r, outs.get("U"), names=rec["clients"])
-    m = len(rec["clients"])
-    ax.set_title(f"round {rec['round']}: {int(A.sum())} imports among {m} clients "
+    roles = list(ex.roles) or _roles(ex.c, ex.K)  # training records name each client's role
+    draw_market_graph(ax, ex.N, roles, A, r, ex.U, names=list(ex.clients))
+    m = ex.k
+    ax.set_title(f"round {ex.round}: {int(A.sum())} imports among {m} clients "
                  f"(density {A.sum() / max(1, m * (m - 1)):.2f}), money moved {r.sum():.3g}")
     return _save(fig, Path(path))

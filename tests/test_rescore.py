@@ -219,7 +219,7 @@ def test_malformed_record_is_one_line_naming_round_and_key(tiny_runs, tmp_path, 
     rec = json.loads(path.read_text())
     del rec["outputs"]["A"]
     path.write_text(json.dumps(rec))
-    with pytest.raises(ValueError, match=r"^rescore: round 2: the record has no 'A'$"):
+    with pytest.raises(ValueError, match=r"^rescore: round 2: not a round record \(lacks 'A'\)$"):
         rescore_run(run)
 
 

@@ -50,12 +50,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from ipfl.atomic import atomic_write_bytes, atomic_write_text
+
+if TYPE_CHECKING:
+    from .records import RoundRecord
 
 try:  # POSIX; elsewhere a run is not locked
     import fcntl
@@ -304,6 +307,27 @@ class RunDir:
                 raise RunDirError(f"{str(p)!r} is not a round record (not JSON); run "
                                   f"`ipfl audit-run {str(self.path)}`") from None
         return out
+
+    def read_records(self) -> dict[int, RoundRecord]:
+        """Return every committed round as a typed :class:`~training.records.RoundRecord`.
+
+        A round's exchange comes from ``rounds/NNNN.json`` (None where there is none),
+        its rows from ``metrics.jsonl``. :class:`RunDirError` on a damaged file.
+        """
+        from .records import Exchange, RoundRecord
+
+        exchanges = {}
+        for t, doc in self.read_rounds().items():
+            try:
+                exchanges[t] = Exchange.from_json(doc)
+            except ValueError as exc:
+                raise RunDirError(f"{str(self.round_path(t))!r} is not a round record ({exc}); "
+                                  f"run `ipfl audit-run {str(self.path)}`") from None
+        rows: dict[int, list[dict[str, Any]]] = {}
+        for r in self.read_metrics():
+            rows.setdefault(int(r["round"]), []).append(r)
+        return {t: RoundRecord(round=t, exchange=exchanges.get(t), rows=tuple(rows.get(t, ())))
+                for t in sorted(set(exchanges) | set(rows))}
 
     def ledger_rows(self, t: int) -> list[list[Any]]:
         """Return round ``t``'s ledger rows, read-only (empty without a ledger file)."""

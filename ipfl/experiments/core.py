@@ -240,10 +240,10 @@ def _run_locked(cfg: Any, path: Path, progress: bool) -> float:
 def preflight(cfgs: list[Any]) -> None:
     """Refuse, before any run starts, a config whose proximal step is unstable."""
     from training import get_algorithm, prepare
-    from training.loop import check_stability
+    from training.session import preflight as check_run
 
     for cfg in cfgs:
-        check_stability(get_algorithm(cfg), prepare(cfg, data=_data(cfg)))
+        check_run(cfg, get_algorithm(cfg), prepare(cfg, data=_data(cfg)))
 
 
 def _run_one_star(args: tuple[Any, str]) -> float:

@@ -158,7 +158,7 @@ class AlgorithmSuite:
 
 def test_every_registered_algorithm_inherits_the_suite():
     covered = {cls.algorithm for cls in AlgorithmSuite.__subclasses__()}
-    assert covered == set(ALGORITHMS) - {"ipfl-ir-breaker"}
+    assert covered == set(ALGORITHMS)
 
 
 class TestLocal(AlgorithmSuite):

@@ -210,13 +210,12 @@ def test_failed_new_run_leaves_nothing(tiny, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_settings_that_overflow_are_refused_before_work(tiny):
+def test_settings_that_overflow_are_refused_before_work(tiny, tmp_path):
     with pytest.raises(ValueError, match=r"lr = 1e\+300 overflows"):
         tiny.replace(lr=1e300)
-    from training.loop import prepare
-
     with pytest.raises(ValueError, match="K_per_sample = 1e\\+308 gives K_0 .* numeric domain"):
-        prepare(tiny.replace(K_per_sample=1e308))
+        train(tiny.replace(K_per_sample=1e308), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
 
 
 def _zero_params(p):

@@ -76,6 +76,8 @@ Algorithm 1 and eqs. (29)-(30) (the split criterion).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from numpy.typing import NDArray
@@ -83,6 +85,9 @@ from numpy.typing import NDArray
 from ..distance import cosine_matrix
 from ..hyper import Param
 from .base import Algorithm, ServerInput, ServerOutput, State, register
+
+if TYPE_CHECKING:
+    from mechanism import Settlement
 
 __all__ = ["CFL", "bipartition"]
 
@@ -130,7 +135,8 @@ class CFL(Algorithm):
         return {"cluster": torch.zeros(m, dtype=torch.long),
                 "start": theta0.expand(m, -1).clone()}
 
-    def server_step(self, inp: ServerInput, state: State) -> tuple[ServerOutput, State]:
+    def server_step(self, inp: ServerInput, state: State,
+                    settlement: Settlement | None = None) -> tuple[ServerOutput, State]:
         """Split the clusters that pass the test, then return each cluster's mean-update step."""
         hp = self.hp
         ix = torch.as_tensor(inp.clients, dtype=torch.long)

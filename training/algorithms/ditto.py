@@ -66,6 +66,8 @@ from .base import (
 from .fedavg import weighted_mean
 
 if TYPE_CHECKING:
+    from mechanism import Settlement
+
     from ..client import ClientContext, LocalData
     from ..profiles import Reports
 
@@ -94,7 +96,8 @@ class Ditto(Algorithm):
         return {"params": params0.clone(), "buffers": buffers0.clone(),
                 "personal": params0.clone(), "personal_buffers": buffers0.clone()}
 
-    def server_step(self, inp: ServerInput, state: State) -> tuple[ServerOutput, State]:
+    def server_step(self, inp: ServerInput, state: State,
+                    settlement: Settlement | None = None) -> tuple[ServerOutput, State]:
         """Return the N-weighted mean of the uploaded globals as start and centre; prox lam."""
         mean, w = weighted_mean(inp)
         return ServerOutput.plain(mean, all_pairs(inp.k), prox=self.hp["lam"], own=w), state

@@ -75,6 +75,8 @@ from ..hyper import Param
 from .base import Algorithm, ServerInput, ServerOutput, State, register
 
 if TYPE_CHECKING:
+    from mechanism import Settlement
+
     from ..profiles import Reports
 
 __all__ = ["FedAMP", "attention_weights"]
@@ -134,7 +136,8 @@ class FedAMP(Algorithm):
         """Return ``mu``, every client's proximal weight."""
         return float(self.hp["mu"])
 
-    def server_step(self, inp: ServerInput, state: State) -> tuple[ServerOutput, State]:
+    def server_step(self, inp: ServerInput, state: State,
+                    settlement: Settlement | None = None) -> tuple[ServerOutput, State]:
         """Return own uploads as start points and the attention mixes as proximal centres."""
         hp = self.hp
         W = inp.uploads

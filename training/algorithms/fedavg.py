@@ -24,11 +24,16 @@ Deep Networks from Decentralized Data", AISTATS 2017, Algorithm 1.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from numpy.typing import NDArray
 
 from .base import Algorithm, ServerInput, ServerOutput, State, all_pairs, register
+
+if TYPE_CHECKING:
+    from mechanism import Settlement
 
 __all__ = ["FedAvg", "weighted_mean"]
 
@@ -53,7 +58,8 @@ class FedAvg(Algorithm):
     summary = "McMahan et al. 2017: data-weighted model averaging"
     evaluates = "aggregated"
 
-    def server_step(self, inp: ServerInput, state: State) -> tuple[ServerOutput, State]:
+    def server_step(self, inp: ServerInput, state: State,
+                    settlement: Settlement | None = None) -> tuple[ServerOutput, State]:
         """Return the N-weighted average as every client's start point."""
         mean, w = weighted_mean(inp)
         return ServerOutput.plain(mean, all_pairs(inp.k), own=w), state

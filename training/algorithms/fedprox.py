@@ -19,9 +19,14 @@ Networks", MLSys 2020, Algorithm 2.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..hyper import Param
 from .base import Algorithm, ServerInput, ServerOutput, State, all_pairs, register
 from .fedavg import weighted_mean
+
+if TYPE_CHECKING:
+    from mechanism import Settlement
 
 __all__ = ["FedProx"]
 
@@ -38,7 +43,8 @@ class FedProx(Algorithm):
     def max_prox(self, reports, theta0) -> float:  # noqa: ANN001, D102
         return float(self.hp["mu"])
 
-    def server_step(self, inp: ServerInput, state: State) -> tuple[ServerOutput, State]:
+    def server_step(self, inp: ServerInput, state: State,
+                    settlement: Settlement | None = None) -> tuple[ServerOutput, State]:
         """Return the N-weighted average as start point and proximal centre."""
         mean, w = weighted_mean(inp)
         return ServerOutput.plain(mean, all_pairs(inp.k), prox=self.hp["mu"], own=w), state

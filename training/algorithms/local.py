@@ -6,7 +6,12 @@ pFedGraph's ``local_training.py``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .base import Algorithm, ServerInput, ServerOutput, State, register
+
+if TYPE_CHECKING:
+    from mechanism import Settlement
 
 __all__ = ["Local"]
 
@@ -18,6 +23,7 @@ class Local(Algorithm):
     name = "local"
     summary = "local SGD only, no collaboration"
 
-    def server_step(self, inp: ServerInput, state: State) -> tuple[ServerOutput, State]:
+    def server_step(self, inp: ServerInput, state: State,
+                    settlement: Settlement | None = None) -> tuple[ServerOutput, State]:
         """Return the clients' own uploads as their start points."""
         return ServerOutput.plain(inp.uploads.clone(), own=1.0), state
