@@ -40,6 +40,7 @@ from numpy.typing import ArrayLike, NDArray
 from mechanism import Market, Settlement
 
 from ..hyper import Param
+from ..objective import proximal_term
 
 if TYPE_CHECKING:
     from ..client import ClientContext, ClientData
@@ -343,7 +344,7 @@ class Algorithm(ABC):
         """
         if prox == 0.0:
             return loss
-        return loss + 0.5 * prox * ((flat - center) ** 2).sum()
+        return loss + proximal_term(flat, center, prox)
 
     def vmap_objective(self, loss: torch.Tensor, flat: torch.Tensor, center: torch.Tensor,
                        prox: torch.Tensor) -> torch.Tensor:
@@ -357,7 +358,7 @@ class Algorithm(ABC):
         if type(self).local_objective is not Algorithm.local_objective:
             raise NotImplementedError(f"{type(self).__name__} overrides local_objective "
                                       "without vmap_objective")
-        return loss + 0.5 * prox * ((flat - center) ** 2).sum()
+        return loss + proximal_term(flat, center, prox)
 
 
 Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], torch.Tensor]
