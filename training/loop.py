@@ -33,12 +33,11 @@ from .algorithms.base import ClientOutput
 from .batched import check_batching, run_clients_batched
 from .client import run_client
 from .config import Config
-from .federation import Federation, prepare
+from .federation import prepare
 from .rundir import RunDir, RunDirError
-from .session import IRViolationWarning, NonFiniteRound, Plan, RunState, Session
+from .session import Plan, Session
 
-__all__ = ["Federation", "IRViolationWarning", "NonFiniteRound", "RunState", "client_results",
-           "prepare", "run_round", "train"]
+__all__ = ["client_results", "run_round", "train"]
 
 
 def train(cfg: Config | None, run_dir: str | Path, *, resume: bool = False,

@@ -41,12 +41,19 @@ import numpy as np
 
 from ..atomic import atomic_write_text
 
-__all__ = ["METHODS", "PER_RUN", "PRESETS", "SETTINGS", "Preset", "Spec", "apply_overrides",
-           "mean_sd", "run_specs", "setting_keys", "write_csv"]
+__all__ = ["PER_RUN", "PRESETS", "SETTINGS", "Preset", "Spec", "apply_overrides", "mean_sd",
+           "methods", "run_specs", "setting_keys", "write_csv"]
 
-#: the paper's eight methods (iPFL and seven baselines) plus local training, in plot order
-METHODS = ("local", "fedavg", "fedprox", "ditto", "fedamp", "cfl", "fedfomo", "pfedgraph",
-           "ipfl")
+
+def methods() -> tuple[str, ...]:
+    """Return the methods compared: every registered algorithm, in table order.
+
+    The paper's eight (iPFL and seven baselines) plus local training, and any algorithm
+    added to :mod:`training.algorithms` (:func:`training.algorithms.methods`).
+    """
+    from training.algorithms import methods as registered
+
+    return registered()
 
 #: the paper's three partitions of Results 2.1 (Fig. 2's caption)
 SETTINGS = ("NIID", "Cluster", "Skew")

@@ -5,18 +5,29 @@ import pytest
 import torch
 from torch import nn
 
-from training import ALGORITHMS, Config, train
+from training import ALGORITHMS, Config, prepare, train
 from training.algorithms import get_algorithm
 from training.algorithms.base import Message
 from training.batched import algorithm_obstacle, check_batching, model_obstacle, train_batched
-from training.loop import prepare
 
 BATCHED = sorted(name for name, cls in ALGORITHMS.items() if algorithm_obstacle(cls) is None)
 
 
-def test_which_algorithms_are_batched():
-    """Every algorithm with the base client step is batched; Ditto and FedFomo fall back."""
-    assert BATCHED == ["cfl", "fedamp", "fedavg", "fedprox", "ipfl", "local", "pfedgraph"]
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+def test_every_algorithm_is_batched_or_says_why_not(name, tiny):
+    """A registered algorithm either trains batched (equal to the loop, tested below for
+    every such one) or, asked to with ``client_batching = "on"``, refuses naming why."""
+    reason = algorithm_obstacle(ALGORITHMS[name])
+    if reason is None:
+        assert name in BATCHED
+        return
+    with pytest.raises(ValueError, match="client_batching = 'on' but"):
+        check_batching("on", ALGORITHMS[name])
+    assert name in reason
+
+
+def test_ditto_and_fedfomo_fall_back_to_the_loop():
+    """Their own client step (two models; candidate weighting) has no batched form."""
     assert "own client step" in algorithm_obstacle(ALGORITHMS["ditto"])
     assert "own client step" in algorithm_obstacle(ALGORITHMS["fedfomo"])
 

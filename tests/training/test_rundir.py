@@ -15,8 +15,7 @@ import sys
 import pytest
 import torch
 
-from training import RunDir, audit_run, train
-from training.loop import NonFiniteRound
+from training import NonFiniteRound, RunDir, audit_run, train
 from training.rundir import RunDirError, RunLocked
 
 

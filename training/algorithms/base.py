@@ -58,6 +58,7 @@ __all__ = [
     "ServerOutput",
     "State",
     "get_algorithm",
+    "methods",
     "register",
 ]
 
@@ -254,6 +255,8 @@ class Algorithm(ABC):
     name: ClassVar[str]
     #: one-line description with the reference
     summary: ClassVar[str] = ""
+    #: where the method stands in tables and figures (:func:`methods`: ascending, then name)
+    rank: ClassVar[int] = 50
     #: whether the algorithm runs a market (payments, ledger, audit records)
     uses_market: ClassVar[bool] = False
     #: declared hyper-parameters, read from the config table named after the algorithm
@@ -377,6 +380,11 @@ def register(cls: type[Algorithm]) -> type[Algorithm]:
                          f"of {EVALUATES}")
     ALGORITHMS[cls.name] = cls
     return cls
+
+
+def methods() -> tuple[str, ...]:
+    """Return every registered algorithm's name, in table order (``rank``, then name)."""
+    return tuple(sorted(ALGORITHMS, key=lambda n: (ALGORITHMS[n].rank, n)))
 
 
 def get_algorithm(cfg: Config) -> Algorithm:

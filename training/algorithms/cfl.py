@@ -123,6 +123,7 @@ class CFL(Algorithm):
     """Clusters split by the cosine of their members' updates; cluster-wise averaging."""
 
     name = "cfl"
+    rank = 50
     summary = "Sattler et al. 2021: clustered FL, bi-partitions by update cosine"
     hyper = {
         "eps1": Param(0.6, lo=0.0, lo_open=True, doc="split when the mean-update norm is below"),

@@ -82,6 +82,7 @@ class Ditto(Algorithm):
     r"""FedAvg global model; personal model on :math:`L_k(v) + \lambda/2\,\|v - w^t\|^2`."""
 
     name = "ditto"
+    rank = 30
     summary = "Li et al. 2021: FedAvg global model plus proximal personal models"
     evaluates = "personal"
     hyper = {"lam": Param(1.0, lo=0.0, lo_open=True,

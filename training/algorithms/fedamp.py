@@ -123,6 +123,7 @@ class FedAMP(Algorithm):
     """Each client is pulled towards its own attention-weighted mix of all models."""
 
     name = "fedamp"
+    rank = 40
     summary = "Huang et al. 2021: attentive message passing (heuristic cosine attention)"
     hyper = {
         "mu": Param(1.0, lo=0.0, lo_open=True, doc="proximal weight lambda / alpha_k (eq. (7))"),

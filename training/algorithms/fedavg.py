@@ -55,6 +55,7 @@ class FedAvg(Algorithm):
     """All clients start each round from the N-weighted average model."""
 
     name = "fedavg"
+    rank = 10
     summary = "McMahan et al. 2017: data-weighted model averaging"
     evaluates = "aggregated"
 

@@ -125,6 +125,7 @@ class FedFomo(Algorithm):
     """Clients weight downloaded models by their validation-loss gain per L1 distance."""
 
     name = "fedfomo"
+    rank = 60
     evaluates = "aggregated"
     summary = "Zhang et al. 2021: first-order model weights on the client's validation split"
     hyper = {

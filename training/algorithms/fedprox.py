@@ -36,6 +36,7 @@ class FedProx(Algorithm):
     r"""FedAvg aggregation; local objective with :math:`\mu/2\,\|w - w^t\|^2`."""
 
     name = "fedprox"
+    rank = 20
     summary = "Li et al. 2020: FedAvg with a proximal term"
     evaluates = "aggregated"
     hyper = {"mu": Param(0.01, lo=0.0, lo_open=True, doc="proximal weight")}

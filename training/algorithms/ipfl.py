@@ -49,6 +49,7 @@ class IPFL(Algorithm):
     """The paper's method: Algorithm 2's graph, eq. (10)'s bills, eqs. (6)-(7)'s training."""
 
     name = "ipfl"
+    rank = 100
     summary = "Zhang et al. 2025: model-sharing market with payments"
     uses_market = True
     hyper = {

@@ -21,6 +21,7 @@ class Local(Algorithm):
     """Each client continues from its own model with its data loss only (graph: empty)."""
 
     name = "local"
+    rank = 0
     summary = "local SGD only, no collaboration"
 
     def server_step(self, inp: ServerInput, state: State,

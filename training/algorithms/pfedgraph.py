@@ -154,6 +154,7 @@ class PFedGraph(Algorithm):
     """Per-client aggregation over an inferred graph; local loss pulled towards the aggregate."""
 
     name = "pfedgraph"
+    rank = 70
     summary = "Ye et al. 2023: aggregation weights from a similarity graph (closed-form QP)"
     hyper = {
         "alpha": Param(0.8, lo=0.0, lo_open=True, doc="weight of ||a - p||^2 in the graph QP"),
