@@ -24,7 +24,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest -q --doctest-modules mechanism proofs_checks training tests
+	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest -q --doctest-modules atomicio mechanism proofs_checks training tests
 
 flower-sim: $(STAMP)
 	$(BIN)/python -m pip install -q -e ".[flower-sim]"

@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ipfl.atomic import atomic_write_bytes, atomic_write_text
+from atomicio import atomic_write_bytes, atomic_write_text
 
 try:  # POSIX; elsewhere a run is not locked
     import fcntl
