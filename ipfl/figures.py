@@ -9,9 +9,9 @@ client whose utility is negative (Theorem 1 fails), and a legend saying so.
 
 from __future__ import annotations
 
+import io
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -20,6 +20,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import networkx as nx  # noqa: E402
 import numpy as np  # noqa: E402
+
+from atomicio import atomic_write_bytes  # noqa: E402
 
 __all__ = ["draw_market_graph", "plot_example", "plot_gap_vs_m", "plot_market",
            "plot_round_graph"]
@@ -32,16 +34,14 @@ ROLE_LABELS = {"trader": "trader", "seller": "pure seller (K = 0)",
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
-    """Save atomically: a temporary file in the same folder, then ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
+    """Save atomically (:mod:`atomicio`), in the format the suffix names (``.png``, ``.svg``)."""
+    buf = io.BytesIO()
     try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
+        fig.savefig(buf, format=path.suffix.lstrip(".").lower() or None, dpi=120,
+                    bbox_inches="tight")
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
+    atomic_write_bytes(path, buf.getvalue())
     return path
 
 

@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ipfl.atomic import atomic_write_bytes, atomic_write_text
+from atomicio import atomic_write_bytes, atomic_write_text
 
 if TYPE_CHECKING:
     from .records import RoundRecord

@@ -32,7 +32,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ..atomic import atomic_write_text
+from atomicio import atomic_write_text
+
 from . import market, performance, regimes, robustness, similarity, truthfulness, utility
 from .core import PER_RUN, PRESETS, SETTINGS, Spec, apply_overrides, methods, run_specs
 

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_write_text
+from atomicio import atomic_write_text
 
 __all__ = ["PER_RUN", "PRESETS", "SETTINGS", "Preset", "Spec", "apply_overrides", "mean_sd",
            "methods", "run_specs", "setting_keys", "write_csv"]
