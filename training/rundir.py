@@ -13,7 +13,7 @@ Layout::
 Guarantees
 ----------
 * **Atomic writes.** Every file except the SQLite ledger is written atomically
-  (:mod:`ipfl.atomic`), so a ``kill -9`` leaves either the old or the new version.
+  (:mod:`atomicio`), so a ``kill -9`` leaves either the old or the new version.
 * **One commit point per round.** :meth:`RunDir.save_checkpoint` is the last write of a
   round. It appends the round's *chain entry* to the checkpoint: the SHA-256 of
   ``config.json``, of ``rounds/NNNN.json`` (or null), of the round's lines of
