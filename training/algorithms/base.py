@@ -47,21 +47,6 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..profiles import Reports
 
-__all__ = [
-    "ALGORITHMS",
-    "EVALUATES",
-    "Algorithm",
-    "ClientOutput",
-    "MarketCall",
-    "Message",
-    "ServerInput",
-    "ServerOutput",
-    "State",
-    "get_algorithm",
-    "methods",
-    "register",
-]
-
 #: an algorithm's server or client state: named tensors only (checkpointed safely)
 State = dict[str, torch.Tensor]
 
