@@ -59,10 +59,46 @@ def _floats(x: Any, what: str) -> NDArray[np.float64]:
 
 
 def _array(x: Any, what: str, dtype: Any = float) -> NDArray:
+    """Return ``x`` as an array of ``dtype``; 0/1 entries only for an int8 graph.
+
+    A graph is read as floats first, so that ``1.5`` or ``300`` is refused instead of
+    truncated or wrapped.
+    """
     try:
-        return np.asarray(x, dtype=dtype)
-    except (TypeError, ValueError):
+        a = np.asarray(x, dtype=float)
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"{what} is not numeric") from None
+    if dtype is np.int8:
+        bad = np.argwhere(~np.isin(a, (0.0, 1.0)))
+        if bad.size:
+            at = ", ".join(str(int(v)) for v in bad[0])
+            raise ValueError(f"{what}[{at}] = {a[tuple(bad[0])]:g} is not 0 or 1")
+        return a.astype(np.int8)
+    return a
+
+
+def _bools(x: Any, what: str) -> NDArray[np.bool_]:
+    """Return a list of JSON booleans as a bool array; anything else is refused."""
+    if not isinstance(x, list) or not all(isinstance(v, bool) for v in x):
+        raise ValueError(f"{what} is not a list of true/false")
+    return np.asarray(x, dtype=bool)
+
+
+def _check_shapes(ex: Exchange) -> Exchange:
+    """Return ``ex`` if every array has the shape its ``k`` clients ask for; else ValueError."""
+    k = len(ex.clients)
+    want = {"N": (k,), "c": (k,), "K": (k,), "U": (k,), "A": (k, k), "d": (k, k),
+            "budget": (k,), "stays": (k,), "r": (k, k), "p": (k,)}
+    for name, shape in want.items():
+        a = getattr(ex, name)
+        if a is not None and a.shape != shape:
+            raise ValueError(f"{name} has shape {a.shape}, not {shape} for {k} clients")
+    if len(ex.roles) not in (0, k):
+        raise ValueError(f"roles has {len(ex.roles)} entries, not {k}")
+    for name, a in (ex.true or {}).items():
+        if a.shape != (k,):
+            raise ValueError(f"true {name} has shape {a.shape}, not {(k,)}")
+    return ex
 
 
 def _eq(a: Any, b: Any) -> bool:
@@ -221,24 +257,29 @@ class Exchange:
             head = {"round": int(doc["round"]),
                     "clients": tuple(int(i) for i in doc["clients"]),
                     "roles": tuple(str(x) for x in doc.get("roles", ()))}
-            if doc.get("kind", "market") == "sharing":
-                return cls.sharing(**head, N=ins["N"], c=ins["c"], K=ins["K"], A=outs["A"],
-                                   U=outs["U"], d=ins.get("d"), distance=ins.get("distance"),
-                                   d_scale=ins.get("d_scale"))
+            kind = doc.get("kind", "market")
+            if kind not in KINDS:
+                raise ValueError(f"kind {kind!r} is not one of {KINDS}")
+            if kind == "sharing":
+                ex = cls.sharing(**head, N=ins["N"], c=ins["c"], K=ins["K"], A=outs["A"],
+                                 U=outs["U"], d=ins.get("d"), distance=ins.get("distance"),
+                                 d_scale=ins.get("d_scale"))
+                return _check_shapes(ex)
             true = ins.get("true")
-            return cls(**head, kind="market", N=_array(ins["N"], "N"),
-                       c=_floats(ins["c"], "c"), K=_array(ins["K"], "K"),
-                       A=_array(outs["A"], "A", np.int8), U=_array(outs["U"], "U"),
-                       d=_array(ins["d"], "d"), budget=_floats(ins["budget"], "budget"),
-                       stays=_array(outs["stays"], "stays", bool), r=_array(outs["r"], "r"),
-                       p=_array(outs["p"], "p"), lam=float(ins["lam"]),
-                       solver=str(ins["solver"]),
-                       true=None if true is None else {
-                           "N": _array(true["N"], "true N"), "c": _floats(true["c"], "true c"),
-                           "K": _array(true["K"], "true K")})
+            ex = cls(**head, kind="market", N=_array(ins["N"], "N"),
+                     c=_floats(ins["c"], "c"), K=_array(ins["K"], "K"),
+                     A=_array(outs["A"], "A", np.int8), U=_array(outs["U"], "U"),
+                     d=_array(ins["d"], "d"), budget=_floats(ins["budget"], "budget"),
+                     stays=_bools(outs["stays"], "stays"), r=_array(outs["r"], "r"),
+                     p=_array(outs["p"], "p"), lam=float(ins["lam"]),
+                     solver=str(ins["solver"]),
+                     true=None if true is None else {
+                         "N": _array(true["N"], "true N"), "c": _floats(true["c"], "true c"),
+                         "K": _array(true["K"], "true K")})
+            return _check_shapes(ex)
         except KeyError as exc:
             raise ValueError(f"lacks {exc}") from None
-        except TypeError as exc:
+        except (TypeError, OverflowError) as exc:
             raise ValueError(f"malformed ({exc})") from None
 
 
@@ -253,22 +294,27 @@ class RoundRecord:
     """One committed round: its exchange (None: round 0, or fewer than two clients in) and rows.
 
     ``rows`` are the metric rows of every client, as ``metrics.jsonl`` holds them (round,
-    client, role, N, accuracies, U, cumulative U, money, degrees, IR, algorithm columns).
+    client, role, N, accuracies, U, cumulative U, money, degrees, IR, algorithm columns);
+    ``drops`` maps each client a remote transport lost in this round to why
+    (``"timeout"``, ``"error: ..."``, ``"quit"``), as ``drops.jsonl`` holds them.
     """
 
     round: int
     exchange: Exchange | None
     rows: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    drops: dict[int, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        """Return ``{"round", "exchange", "rows"}`` (the exchange as its round file holds it)."""
+        """Return ``{"round", "exchange", "rows", "drops"}`` (the exchange as its file has it)."""
         return {"round": self.round,
                 "exchange": None if self.exchange is None else self.exchange.to_json(),
-                "rows": [dict(r) for r in self.rows]}
+                "rows": [dict(r) for r in self.rows],
+                "drops": [{"client": i, "why": why} for i, why in sorted(self.drops.items())]}
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> RoundRecord:
         """Parse :meth:`to_json`'s dict."""
         ex = doc.get("exchange")
         return cls(round=int(doc["round"]), exchange=None if ex is None else
-                   Exchange.from_json(ex), rows=tuple(dict(r) for r in doc.get("rows", ())))
+                   Exchange.from_json(ex), rows=tuple(dict(r) for r in doc.get("rows", ())),
+                   drops={int(d["client"]): str(d["why"]) for d in doc.get("drops", ())})

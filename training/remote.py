@@ -53,7 +53,6 @@ from .algorithms import get_algorithm
 from .client import run_client
 from .config import Config
 from .federation import Federation, prepare, server_view
-from .rundir import atomic_write_text
 from .session import Plan, Session
 
 __all__ = ["FLOWER_EXTRA", "PROFILE_FIELDS", "Coordinator", "ProtocolError", "client_profile",
@@ -319,22 +318,10 @@ class Coordinator:
             else:
                 results[i] = (_output(rep), rep["metrics"])
         record, state = self.session.absorb(plan, results, drops)
-        self.session.commit(record, state)
-        if drops:
-            round_drops = [Drop(i, t, why) for i, why in drops.items()]
-            self.drops += round_drops
-            self._record_drops(round_drops)
+        self.session.commit(record, state)  # drops.jsonl too, before the commit point
+        self.drops += [Drop(i, t, why) for i, why in record.drops.items()]
         self._send_state = False
         return list(record.rows)
-
-    def _record_drops(self, drops: list[Drop]) -> None:
-        path = self.rd.path / "drops.jsonl"
-        old = path.read_text() if path.is_file() else ""
-        keep = "".join(line + "\n" for line in old.splitlines()
-                       if line and json.loads(line)["round"] != drops[0].round)
-        new = "".join(json.dumps({"round": d.round, "client": d.client, "why": d.why},
-                                 sort_keys=True) + "\n" for d in drops)
-        atomic_write_text(path, keep + new)
 
 
 def _output(rep: dict[str, Any]) -> Any:

@@ -9,6 +9,7 @@ Layout::
     RUN_DIR/checkpoint.pt        state after the last committed round, and the hash chain
     RUN_DIR/chain.json           the hash chain alone, once a finished run drops its checkpoint
     RUN_DIR/run.lock             the writer's lock (pid, host, start time while held)
+    RUN_DIR/drops.jsonl          clients a remote transport lost: round, client, why
 
 Guarantees
 ----------
@@ -258,6 +259,24 @@ class RunDir:
     def write_metrics(self, rows: list[dict[str, Any]]) -> None:
         """Rewrite the whole metrics file atomically."""
         atomic_write_text(self.metrics, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+
+    @property
+    def drops_file(self) -> Path:
+        """``drops.jsonl``: the clients a remote transport lost, one line per client and round."""
+        return self.path / "drops.jsonl"
+
+    def write_drops(self, t: int, drops: dict[int, str]) -> None:
+        """Record round ``t``'s drops (replacing any of ``t`` a killed attempt left) atomically.
+
+        Nothing is written when the round drops nobody and the file holds nothing of it.
+        """
+        old = self.drops_file.read_text() if self.drops_file.is_file() else ""
+        keep = [line for line in old.splitlines() if line and json.loads(line)["round"] != t]
+        if not drops and len(keep) == len([x for x in old.splitlines() if x]):
+            return
+        new = [json.dumps({"round": t, "client": i, "why": why}, sort_keys=True)
+               for i, why in sorted(drops.items())]
+        atomic_write_text(self.drops_file, "".join(line + "\n" for line in keep + new))
 
     def metric_lines(self) -> tuple[dict[int, list[str]], list[str]]:
         """Return the raw lines of ``metrics.jsonl`` by round, and a problem per unreadable line."""

@@ -145,7 +145,14 @@ class RunState:
         return cls(**{k: doc[k] for k in cls.keys()}, chain=list(doc.get("chain", [])))
 
     def copy(self) -> RunState:
-        """Return a copy whose tensors a round may change without touching this one."""
+        """Return a copy for the next round, as :meth:`Session.absorb` uses it.
+
+        The per-client tensors (``uploads``, ``infos``, ``best_val``, ``test_at_best``,
+        ``cum_U``, ``active``) are cloned and may be written in place. ``clients`` is a new
+        list of the *same* state dicts and ``server`` the same dict: replace an entry
+        (``new.clients[i] = out.state``, ``new.server = plan.server``), never change one
+        in place.
+        """
         return RunState(round=self.round, uploads=self.uploads.clone(),
                         infos={k: v.clone() for k, v in self.infos.items()},
                         clients=list(self.clients), server=self.server,
@@ -158,10 +165,29 @@ class RunState:
 class Plan:
     """The server side of round ``t``, as global per-client arrays (the result of a pure step).
 
-    ``out`` is the algorithm's :class:`ServerOutput` over the clients in (``idx``),
-    ``server`` its new server state, ``settlement`` the settled market (market
-    algorithms), ``trains`` marks the clients that run their client step, ``exchange``
-    the round's record of who traded or shared what (None: round 0, or < 2 clients).
+    Attributes
+    ----------
+    t : int
+        The round.
+    idx : ndarray int (k,)
+        Global ids of the ``k`` clients in, ascending.
+    out : ServerOutput or None
+        The algorithm's server step over the clients in (None: fewer than one in).
+    server : State
+        The algorithm's new server state (committed with the round).
+    settlement : Settlement or None
+        The settled market (:func:`mechanism.settle`; market algorithms only).
+    exchange : Exchange or None
+        The round's record of who traded or shared what (None: round 0, or < 2 in).
+    trains : ndarray bool (m,)
+        The clients that run their client step this round.
+    U, p, paid, received : ndarray (m,)
+        Each client's utility (eq. (1), true profiles), net payment, money paid and
+        received this round (0 for a client not in).
+    imports, importers : ndarray int (m,)
+        Out- and in-degree in the round's graph.
+    columns : dict of ndarray (m,)
+        The algorithm's extra metric columns (NaN: none for that client).
     """
 
     t: int
@@ -180,8 +206,17 @@ class Plan:
     columns: dict[str, np.ndarray]
 
     def message(self, i: int) -> Message:
-        """Return the message to global client ``i`` (one of those in), with its bill."""
+        """Return the message to global client ``i`` (one of those in), with its bill.
+
+        Raises
+        ------
+        ValueError
+            Client ``i`` is not in this round.
+        """
         local = int(np.searchsorted(self.idx, i))
+        if self.out is None or local >= len(self.idx) or self.idx[local] != i:
+            raise ValueError(f"round {self.t}: client {i} is not in (clients in: "
+                             f"{self.idx.tolist()})")
         bill = 0.0 if self.settlement is None else float(self.settlement.p[local])
         return self.out.message(local, bill)
 
@@ -189,11 +224,14 @@ class Plan:
 def preflight(cfg: Config, algo: Algorithm, fed: Federation) -> None:
     """Refuse, before any write, a run this federation cannot run; every transport's checks.
 
-    Client batching ``"on"`` with an algorithm or model that cannot be batched, an
-    unstable proximal step (:func:`~training.federation.check_stability`), profiles
-    outside the market's numeric domain (:func:`~training.federation.check_market_domain`).
+    Client batching ``"on"`` with an algorithm or model that cannot be batched (only
+    where this process trains the clients: a server's view, without data, never
+    batches), an unstable proximal step (:func:`~training.federation.check_stability`),
+    profiles outside the market's numeric domain
+    (:func:`~training.federation.check_market_domain`).
     """
-    check_batching(cfg.client_batching, algo, fed.model, cfg.device)
+    if fed.data:
+        check_batching(cfg.client_batching, algo, fed.model, cfg.device)
     check_stability(algo, fed)
     check_market_domain(cfg, fed.profiles.true.N)
 
@@ -269,12 +307,20 @@ class Session:
                 raise ValueError(f"resume: the checkpoint holds {state.uploads.shape[1]} shared "
                                  f"parameters per client, the model has {int(fed.shared.sum())}"
                                  "; pass the model the run was started with")
+        committed = -1 if state is None else state.round
+        if self._doc is not None and self._checkpoint is not None and self.rd.ledger.is_file():
+            booked = [t for t in Ledger(self.rd.ledger, create=False).rounds() if t > committed]
+            if booked:  # the ledger is append-only: a changed round could not be re-booked
+                raise RunDirError(
+                    f"{str(self.rd.path)!r}: round {booked[0]} was booked in the ledger by an "
+                    "interrupted attempt; resume it once without --set, then change the config")
         if self._doc is not None:
             self.rd.write_config(self._doc)  # a new run's first write, or a resume change
         self.rd.create()
         self.ledger = Ledger(self.rd.ledger) if self.algo.uses_market else None
         self.state = state or RunState.fresh(self.algo, fed)
-        self.rows = [r for r in self.rd.read_metrics() if r["round"] <= self.state.round]
+        self.rows = [r for t, rec in self.rd.read_records().items() if t <= self.state.round
+                     for r in rec.rows]
         self.fed = fed
 
     @property
@@ -415,18 +461,26 @@ class Session:
                 row[key] = None if math.isnan(col[i]) else float(col[i])
             rows.append(row)
         new.active = torch.as_tensor(trains)
-        record = RoundRecord(round=t, exchange=plan.exchange, rows=tuple(rows))
+        record = RoundRecord(round=t, exchange=plan.exchange, rows=tuple(rows), drops=drops)
         _check_finite(record, new, self.rd)
         return record, new
 
     # ----- commit (all I/O) --------------------------------------------------------------
     def commit(self, record: RoundRecord, state: RunState) -> None:
-        """Write round ``record.round``: round file, ledger, metric rows, then the checkpoint.
+        """Write round ``record.round``: round file, ledger, metric rows, drops, checkpoint.
 
         The checkpoint and its hash-chain entry are the commit point; everything before it
         is re-written identically when a killed round is re-run on resume.
+
+        Raises
+        ------
+        ValueError
+            ``record`` or ``state`` is not the next round (:attr:`next_round`).
         """
         t, ex = record.round, record.exchange
+        if not t == state.round == self.next_round:
+            raise ValueError(f"commit: the record is of round {t} and the state of round "
+                             f"{state.round}; the next round is {self.next_round}")
         if ex is not None:
             self.rd.write_round(t, ex.to_json())
             if ex.kind == "market" and self.ledger is not None:
@@ -436,6 +490,7 @@ class Session:
                     raise RuntimeError(f"ledger: round {t} sums to {total!r}, not zero")
         self.rows = [r for r in self.rows if r["round"] < t] + list(record.rows)
         self.rd.write_metrics(self.rows)
+        self.rd.write_drops(t, record.drops)
         doc = state.to_checkpoint()
         self.rd.save_checkpoint(doc)
         state.chain = doc["chain"]

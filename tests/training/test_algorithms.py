@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from training import ALGORITHMS, Config, RunDir, audit_run, prepare, train
+from training import ALGORITHMS, Config, RunDir, Session, audit_run, prepare, train
 from training.algorithms import methods
 from training.client import evaluate
+from training.loop import client_results, run_round
+from training.rundir import digest_state
 
 TINY = dict(clients=4, rounds=2, epochs=1, hidden=16, max_samples=400, beta=0.5)
 
@@ -28,8 +30,9 @@ REFERENCE_EVALUATES = {"local": "trained", "fedavg": "aggregated", "fedprox": "a
                        "ditto": "personal", "fedamp": "trained", "cfl": "trained",
                        "fedfomo": "aggregated", "pfedgraph": "trained", "ipfl": "trained"}
 
-#: the algorithms whose scored model is one global model, the same for every client
-ONE_GLOBAL_MODEL = {"fedavg", "fedprox"}
+#: the reviewed algorithms whose scored model is one global model, the same for every
+#: client (``Algorithm.one_global_model``); a new algorithm is held to its declaration
+REFERENCE_ONE_GLOBAL_MODEL = {"fedavg", "fedprox"}
 
 
 class Interrupted(BaseException):
@@ -111,6 +114,30 @@ def test_interrupted_run_resumes_to_identical_metrics(algorithm, tmp_path, monke
 
 
 @ALGORITHM
+def test_plan_and_absorb_are_pure(algorithm, tmp_path):
+    """In a market round (t = 2) plan and absorb change nothing; twice gives the same."""
+    cfg = tiny(algorithm, rounds=2)
+    session = Session.open(tmp_path / "run", cfg)
+    session.start(prepare(cfg))
+    for t in (0, 1):
+        run_round(session, t)
+    before = digest_state(session.state.to_checkpoint())
+    plan, again = session.plan(2), session.plan(2)
+    assert plan.exchange == again.exchange and plan.exchange is not None
+    for i in plan.idx.tolist():
+        a, b = plan.message(i), again.message(i)
+        assert torch.equal(a.start, b.start) and torch.equal(a.center, b.center)
+        assert (a.prox, a.bill) == (b.prox, b.bill)
+    results = dict(client_results(session, plan))
+    record, state = session.absorb(plan, results)
+    assert session.absorb(plan, results)[0] == record
+    assert digest_state(session.state.to_checkpoint()) == before
+    assert session.next_round == 2 and len(session.rd.read_metrics()) == 2 * cfg.clients
+    session.commit(record, state)
+    assert digest_state(session.state.to_checkpoint()) != before
+
+
+@ALGORITHM
 def test_changes_the_trained_model(algorithm, tmp_path, local_run):
     """Its aggregation or regulariser moves the models away from plain local training.
 
@@ -162,7 +189,7 @@ def test_metrics_score_the_model_the_algorithm_declares(algorithm, tmp_path):
         acc, _ = evaluate(fed.model, models[i], buffers, fed.data[i].X_test, fed.data[i].y_test)
         assert acc == r["acc"]
     same = all(torch.equal(models[0], mdl) for mdl in models[1:])
-    assert same == (algorithm in ONE_GLOBAL_MODEL)
+    assert same == ALGORITHMS[algorithm].one_global_model
     if evaluates == "aggregated":  # scored before local training: not the upload
         assert not torch.equal(models[0], ckpt["clients"][0]["params"])
 
@@ -171,6 +198,7 @@ def test_metrics_score_the_model_the_algorithm_declares(algorithm, tmp_path):
 def test_known_algorithms_score_what_their_reference_scores(algorithm, reference):
     """What each reviewed algorithm scores is pinned to its reference (module docstrings)."""
     assert ALGORITHMS[algorithm].evaluates == reference
+    assert ALGORITHMS[algorithm].one_global_model == (algorithm in REFERENCE_ONE_GLOBAL_MODEL)
 
 
 @ALGORITHM
@@ -207,3 +235,25 @@ def test_a_new_algorithm_is_one_registered_class(monkeypatch):
     order = methods()
     assert order.index("extra-fedavg") == order.index("fedavg") + 1
     assert order[0] == "local" and order[-1] == "ipfl"
+
+
+def test_a_market_needs_uses_market_and_the_reverse():
+    """An algorithm that settles a market without a ledger (or the reverse) is refused."""
+    from training.algorithms.base import register
+    from training.algorithms.fedavg import FedAvg
+    from training.algorithms.ipfl import IPFL
+
+    class Unbooked(FedAvg):
+        name = "unbooked"
+
+        def market(self, inp, state):
+            return None
+
+    class NoMarket(IPFL):
+        name = "no-market"
+        market = FedAvg.market
+
+    for cls in (Unbooked, NoMarket):
+        with pytest.raises(ValueError, match=f"algorithm '{cls.name}': uses_market = "):
+            register(cls)
+        assert cls.name not in ALGORITHMS

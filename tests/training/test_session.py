@@ -89,6 +89,21 @@ def test_absorb_refuses_a_missing_result_and_records_a_drop(session):
     record, state = session.absorb(plan, missing, drops={2: "timeout"})
     assert [r["dropped"] for r in record.rows] == [None, None, 1.0, None]
     assert not bool(state.active[2]) and record.rows[2]["active"] is False
+    assert record.drops == {2: "timeout"}
+    session.rd.drops_file.write_text('{"client": 1, "round": 0, "why": "stale"}\n')
+    session.commit(record, state)  # a killed attempt's line of this round is replaced
+    assert session.rd.drops_file.read_text() == '{"client": 2, "round": 0, "why": "timeout"}\n'
+
+
+def test_commit_refuses_a_record_of_another_round(session):
+    plan, results = _round(session, 0)
+    record, state = session.absorb(plan, results)
+    session.commit(record, state)
+    with pytest.raises(ValueError, match="commit: the record is of round 0 and the state of "
+                                         "round 0; the next round is 1"):
+        session.commit(record, state)
+    with pytest.raises(ValueError, match=r"round 1: client 9 is not in \(clients in"):
+        session.plan(1).message(9)
 
 
 def test_a_new_session_refuses_a_folder_that_holds_something(tmp_path, tiny):
@@ -105,3 +120,33 @@ def test_resume_overrides_and_a_differing_config_are_checked(tmp_path, tiny):
     s = Session.open(tmp_path / "run", resume=True, overrides=["rounds=4"])
     assert s.cfg.rounds == 4 and RunDir(tmp_path / "run").read_config()["rounds"] == 2
     assert isinstance(s.cfg, Config)
+
+
+class _Killed(BaseException):
+    """Stands in for kill -9 inside a commit."""
+
+
+def test_a_changed_config_cannot_resume_a_round_the_ledger_booked(tmp_path, tiny, monkeypatch):
+    """A kill after the ledger booked round 2, before its checkpoint: the ledger is
+    append-only, so resuming with --set is refused before any write; a plain resume
+    completes the round, then the change applies."""
+    run = tmp_path / "run"
+    train(tiny.replace(algorithm="ipfl", rounds=1), run, progress=False)
+
+    def killed(self, doc):
+        raise _Killed
+
+    monkeypatch.setattr(RunDir, "save_checkpoint", killed)
+    with pytest.raises(_Killed):
+        train(None, run, resume=True, progress=False, overrides=["rounds=2"])
+    monkeypatch.undo()
+    files = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    round_file = (run / "rounds" / "0002.json").read_bytes()
+    with pytest.raises(RunDirError, match="round 2 was booked in the ledger by an interrupted "
+                                          "attempt; resume it once without --set"):
+        train(None, run, resume=True, progress=False, overrides=["rounds=2", "ipfl.lam=3"])
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == files
+    assert (run / "rounds" / "0002.json").read_bytes() == round_file
+    train(None, run, resume=True, progress=False, overrides=["rounds=2"])
+    train(None, run, resume=True, progress=False, overrides=["rounds=3", "ipfl.lam=3"])
+    assert audit_run(run).ok

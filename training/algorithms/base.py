@@ -253,6 +253,9 @@ class Algorithm(ABC):
     #: FedFomo's model moved by its weighted candidates); ``"personal"``, a second model
     #: the client keeps (Ditto). Each module's docstring says why, against its reference.
     evaluates: ClassVar[str] = "trained"
+    #: whether the scored model is one global model, the same for every client (FedAvg,
+    #: FedProx); the algorithm suite checks the declaration against the checkpoint
+    one_global_model: ClassVar[bool] = False
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
@@ -363,6 +366,11 @@ def register(cls: type[Algorithm]) -> type[Algorithm]:
     if cls.evaluates not in EVALUATES:
         raise ValueError(f"algorithm {cls.name!r}: evaluates = {cls.evaluates!r} is not one "
                          f"of {EVALUATES}")
+    if (cls.market is not Algorithm.market) != cls.uses_market:
+        raise ValueError(f"algorithm {cls.name!r}: uses_market = {cls.uses_market} but it "
+                         f"{'overrides' if cls.market is not Algorithm.market else 'keeps'} "
+                         "Algorithm.market (a market round needs both: the session settles "
+                         "it and books the ledger)")
     ALGORITHMS[cls.name] = cls
     return cls
 

@@ -58,6 +58,7 @@ class FedAvg(Algorithm):
     rank = 10
     summary = "McMahan et al. 2017: data-weighted model averaging"
     evaluates = "aggregated"
+    one_global_model = True
 
     def server_step(self, inp: ServerInput, state: State,
                     settlement: Settlement | None = None) -> tuple[ServerOutput, State]:

@@ -39,6 +39,7 @@ class FedProx(Algorithm):
     rank = 20
     summary = "Li et al. 2020: FedAvg with a proximal term"
     evaluates = "aggregated"
+    one_global_model = True
     hyper = {"mu": Param(0.01, lo=0.0, lo_open=True, doc="proximal weight")}
 
     def max_prox(self, reports, theta0) -> float:  # noqa: ANN001, D102
