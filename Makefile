@@ -1,12 +1,13 @@
 # Two entry points for a fresh machine with Python 3.11 and no GPU:
 #   make demo   -> creates .venv, installs everything, runs the main job
 #   make test   -> creates .venv, installs everything, runs lint + the test suite
+#                  (all but the tests marked slow; `make test-slow` runs only those)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test lint bench audit clean flower-sim
+.PHONY: venv demo test test-slow lint bench audit clean flower-sim
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +25,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest -q --doctest-modules mechanism proofs_checks training tests
+	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest -q -m "not slow" --doctest-modules atomicio mechanism proofs_checks training tests
+
+# The end-to-end tests marked @pytest.mark.slow (kill -9 and resume, the explorer in chromium).
+test-slow: $(STAMP)
+	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest -q -m slow tests
 
 flower-sim: $(STAMP)
 	$(BIN)/python -m pip install -q -e ".[flower-sim]"

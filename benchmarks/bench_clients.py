@@ -29,11 +29,10 @@ import time
 import numpy as np
 import torch
 
-from training import Config, train
+from training import Config, prepare, train
 from training.algorithms import get_algorithm
 from training.algorithms.base import Message
 from training.batched import train_batched
-from training.loop import prepare
 from training.stacked import stacked_chain
 
 SETTINGS = {

@@ -17,11 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from training import Config
-from training.algorithms import get_algorithm
-from training.ledger import Ledger
-from training.loop import _fresh_state, prepare, run_round
-from training.rundir import RunDir
+from training import Config, Session, prepare
+from training.loop import run_round
 
 CFG = Config(clients=4, rounds=3, epochs=1, hidden=16, max_samples=400, beta=0.5)
 
@@ -29,16 +26,12 @@ CFG = Config(clients=4, rounds=3, epochs=1, hidden=16, max_samples=400, beta=0.5
 def train_rounds(run_dir: Path) -> tuple[list[float], float]:
     """Return per-round seconds and the total of an in-process run (train's loop, timed)."""
     t0 = time.perf_counter()
-    algo, fed, rd = get_algorithm(CFG), prepare(CFG), RunDir(run_dir)
-    rd.create()
-    (run_dir / "config.json").write_text(CFG.dumps())
-    ledger, state, rows, secs = Ledger(rd.ledger), _fresh_state(algo, fed), [], []
-    for t in range(CFG.rounds + 1):
+    session = Session.open(run_dir, CFG)
+    session.start(prepare(CFG))
+    secs = []
+    for t in session.rounds():
         s = time.perf_counter()
-        rows += run_round(algo, fed, state, t, rd, ledger)
-        rd.write_metrics(rows)
-        state["round"] = t
-        rd.save_checkpoint(state)
+        run_round(session, t)  # plan, client steps, absorb, commit (metrics, checkpoint)
         secs.append(time.perf_counter() - s)
     return secs, time.perf_counter() - t0
 

@@ -30,9 +30,11 @@ def within_share(run: Path, rows: list[dict]) -> tuple[float, float, float]:
         return float("nan"), float("nan"), float("nan")
     same = tot = 0
     dens = []
-    for rec in RunDir(run).read_rounds().values():
-        cl = rec["clients"]
-        A = np.asarray(rec["outputs"]["A"])
+    for rec in RunDir(run).read_records().values():
+        if rec.exchange is None:
+            continue
+        cl = rec.exchange.clients
+        A = rec.exchange.A
         g = np.array([groups[c] for c in cl])
         same += int((A * (g[:, None] == g[None, :])).sum())
         tot += int(A.sum())

@@ -24,9 +24,10 @@ import numpy as np
 
 from ipfl.rescore import rescore_run
 from training import ALGORITHMS, Config, RunDir, load_config, train
+from training.algorithms import methods
 
-ORDER = ("local", "fedavg", "fedprox", "ditto", "fedamp", "cfl", "fedfomo", "pfedgraph", "ipfl",
-         "ipfl(lam=0)")
+#: every registered algorithm in table order, and iPFL again at lam = 0
+ORDER = (*methods(), "ipfl(lam=0)")
 
 
 def variant(name: str) -> tuple[str, list[str]]:

@@ -8,9 +8,8 @@ import json
 import os
 from pathlib import Path
 
+from atomicio import atomic_write_text
 from mechanism.compare import CompareResult
-
-from .atomic import atomic_write_text
 
 __all__ = ["write_outputs"]
 

@@ -9,9 +9,9 @@ client whose utility is negative (Theorem 1 fails), and a legend saying so.
 
 from __future__ import annotations
 
+import io
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -20,6 +20,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import networkx as nx  # noqa: E402
 import numpy as np  # noqa: E402
+
+from atomicio import atomic_write_bytes  # noqa: E402
 
 __all__ = ["draw_market_graph", "plot_example", "plot_gap_vs_m", "plot_market",
            "plot_round_graph"]
@@ -32,16 +34,14 @@ ROLE_LABELS = {"trader": "trader", "seller": "pure seller (K = 0)",
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
-    """Save atomically: a temporary file in the same folder, then ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
+    """Save atomically (:mod:`atomicio`), in the format the suffix names (``.png``, ``.svg``)."""
+    buf = io.BytesIO()
     try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
+        fig.savefig(buf, format=path.suffix.lstrip(".").lower() or None, dpi=120,
+                    bbox_inches="tight")
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
+    atomic_write_bytes(path, buf.getvalue())
     return path
 
 
@@ -180,16 +180,15 @@ def plot_market(market: object, A: object, path: str | os.PathLike,
 
 def plot_round_graph(round_record: str | os.PathLike, path: str | os.PathLike) -> Path:
     """Draw the graph of one recorded training round (``rounds/NNNN.json`` of a run)."""
-    rec = json.loads(Path(round_record).read_text())
-    ins, outs = rec["inputs"], rec["outputs"]
-    c = np.array([float(x) for x in ins["c"]])
-    K = np.asarray(ins["K"], float)
-    A = np.asarray(outs["A"])
-    r = np.asarray(outs["r"], float) if "r" in outs else np.zeros(A.shape)  # baselines: no money
+    from training.records import Exchange
+
+    ex = Exchange.from_json(json.loads(Path(round_record).read_text()))
+    A = ex.A
+    r = ex.r if ex.r is not None else np.zeros(A.shape)  # baselines: no money
     fig, ax = plt.subplots(figsize=(9, 6.5))
-    roles = rec.get("roles") or _roles(c, K)  # training records name each client's role
-    draw_market_graph(ax, ins["N"], roles, A, r, outs.get("U"), names=rec["clients"])
-    m = len(rec["clients"])
-    ax.set_title(f"round {rec['round']}: {int(A.sum())} imports among {m} clients "
+    roles = list(ex.roles) or _roles(ex.c, ex.K)  # training records name each client's role
+    draw_market_graph(ax, ex.N, roles, A, r, ex.U, names=list(ex.clients))
+    m = ex.k
+    ax.set_title(f"round {ex.round}: {int(A.sum())} imports among {m} clients "
                  f"(density {A.sum() / max(1, m * (m - 1)):.2f}), money moved {r.sum():.3g}")
     return _save(fig, Path(path))

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .atomic import atomic_write_text
+from atomicio import atomic_write_text
 
 __all__ = ["deploy_local", "flower_env", "simulate"]
 

@@ -1,7 +1,7 @@
 r"""Markets from and to files: JSON (schema ``ipfl.market/1``) and CSV.
 
 The pure parser is :func:`mechanism.market_dict.market_from_dict`; this module
-only reads and writes files (atomically: a temporary file, then ``os.replace``).
+only reads and writes files (atomically, through :mod:`atomicio`).
 
 JSON: see :mod:`mechanism.market_dict` for the schema.
 
@@ -25,9 +25,9 @@ import io
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 
+from atomicio import atomic_write_text
 from mechanism import Market
 from mechanism.market_dict import market_from_dict, market_to_dict
 
@@ -155,12 +155,5 @@ def write_market(market: Market, path: str | os.PathLike, points: object = None)
         text = buf.getvalue()
     else:
         raise ValueError(f"{path}: market files end in .json or .csv")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    atomic_write_text(path, text)
     return path

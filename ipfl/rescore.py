@@ -61,6 +61,7 @@ from mechanism import (
 )
 from mechanism.market import DOMAIN
 from training.profiles import parse_roles
+from training.records import Exchange
 from training.rundir import RunDir, RunDirError
 
 __all__ = ["BASELINE_LAM", "OVERRIDES", "ClientScore", "Rescored", "UnverifiedRun",
@@ -254,48 +255,33 @@ class _Round:
     lam: float | None  # the market's lam (iPFL records); None for a baseline
 
 
-def _floats(t: int, where: dict, key: str) -> NDArray[np.float64]:
-    try:
-        return np.asarray(where[key], dtype=float)
-    except KeyError:
-        raise ValueError(f"rescore: round {t}: the record has no {key!r}") from None
-    except (TypeError, ValueError):
-        raise ValueError(f"rescore: round {t}: {key} = {where[key]!r:.60} is not numeric") from None
-
-
 def _read_round(t: int, rec: dict, overrides: dict[str, float]) -> _Round:
     """Parse one record into a :class:`_Round` (true profiles; baseline overrides applied)."""
-    if not isinstance(rec, dict) or not isinstance(rec.get("inputs"), dict) \
-            or not isinstance(rec.get("outputs"), dict):
-        raise ValueError(f"rescore: round {t}: not a round record (no inputs / outputs)")
-    inp, out = rec["inputs"], rec["outputs"]
-    sharing = rec.get("kind") == "sharing"
-    true = inp if sharing else inp.get("true", inp)
-    N, c, K = (_floats(t, true, k) for k in ("N", "c", "K"))
-    lam = None if sharing else _floats(t, inp, "lam").item()
+    try:
+        ex = Exchange.from_json(rec)
+    except ValueError as exc:
+        raise ValueError(f"rescore: round {t}: not a round record ({exc})") from None
+    sharing = ex.kind == "sharing"
+    N, c, K = ex.true_profiles()
     if not sharing:
-        _check_market_override(t, overrides, N, c, K, lam)
+        _check_market_override(t, overrides, N, c, K, ex.lam)
     else:
         c = np.full_like(N, overrides["c"]) if "c" in overrides else c
         K = overrides["K_per_sample"] * N if "K_per_sample" in overrides else K
-    A = _floats(t, out, "A").astype(np.int8)
-    U = None if sharing else _floats(t, out, "U")
     try:
-        clients = np.asarray(rec["clients"], dtype=np.intp)
-        if clients.shape != N.shape or (U is not None and U.shape != N.shape):
+        clients = np.asarray(ex.clients, dtype=np.intp)
+        if clients.shape != N.shape or ex.U.shape != N.shape:
             raise ValueError(f"{clients.size} clients do not fit N of {N.size} and U")
         market = Market(N=N, c=c, K=K)
-        A = check_graph(market, A)  # shape (k, k), 0/1, zero diagonal
-        U = sharing_utilities(market, A) if sharing else U
-    except (KeyError, TypeError, ValueError) as exc:
+        A = check_graph(market, ex.A)  # shape (k, k), 0/1, zero diagonal
+        U = sharing_utilities(market, A) if sharing else ex.U
+    except (TypeError, ValueError) as exc:
         raise ValueError(f"rescore: round {t}: {exc}") from None
-    d = None
-    if "d" in inp:
-        d = _floats(t, inp, "d")
-        if d.shape != A.shape or not np.all(np.isfinite(d)) or np.any(d < 0):
-            raise ValueError(f"rescore: round {t}: d must be a {A.shape} matrix of finite "
-                             "distances >= 0")
-    return _Round(t=t, clients=clients, market=market, A=A, U=U, d=d, lam=lam)
+    d = ex.d
+    if d is not None and (d.shape != A.shape or not np.all(np.isfinite(d)) or np.any(d < 0)):
+        raise ValueError(f"rescore: round {t}: d must be a {A.shape} matrix of finite "
+                         "distances >= 0")
+    return _Round(t=t, clients=clients, market=market, A=A, U=U, d=d, lam=ex.lam)
 
 
 def _check_market_override(t: int, overrides: dict[str, float], N: NDArray, c: NDArray,

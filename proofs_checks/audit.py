@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from hypothesis import settings
 
-from ipfl.atomic import atomic_write_text
+from atomicio import atomic_write_text
 
 from .claims import (
     BUILTIN_CLAIMS,

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 from hypothesis import HealthCheck, Phase, given, seed, settings
 
-from ipfl.atomic import atomic_write_text
+from atomicio import atomic_write_text
 from mechanism import Market
 from mechanism.market_dict import market_to_dict
 

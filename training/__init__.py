@@ -21,13 +21,16 @@ from .client import run_client
 from .config import Config, load_config
 from .data import Dataset, load_dataset
 from .distance import DISTANCES, get_distance
+from .federation import Federation, prepare, server_view
 from .ledger import Ledger
-from .loop import IRViolationWarning, prepare, train
+from .loop import train
 from .models import build_model
 from .partition import PARTITIONERS, client_splits, partition
 from .profiles import Reports
+from .records import Exchange, RoundRecord
 from .rundir import RunDir
 from .server import ipfl_server_step, prox_centers
+from .session import IRViolationWarning, NonFiniteRound, RunState, Session
 
 __all__ = [
     "ALGORITHMS",
@@ -37,14 +40,20 @@ __all__ = [
     "Config",
     "DISTANCES",
     "Dataset",
+    "Exchange",
+    "Federation",
     "IRViolationWarning",
     "Ledger",
     "Message",
+    "NonFiniteRound",
     "PARTITIONERS",
     "Reports",
+    "RoundRecord",
     "RunDir",
+    "RunState",
     "ServerInput",
     "ServerOutput",
+    "Session",
     "audit_run",
     "build_model",
     "client_splits",
@@ -58,5 +67,6 @@ __all__ = [
     "prox_centers",
     "register",
     "run_client",
+    "server_view",
     "train",
 ]

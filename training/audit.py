@@ -21,6 +21,7 @@ import numpy as np
 from mechanism import Market, settle, sharing_utilities
 
 from .ledger import Ledger
+from .records import Exchange
 from .rundir import RunDir
 
 __all__ = ["AuditReport", "audit_run", "recompute_round"]
@@ -45,19 +46,13 @@ class AuditReport:
         return not self.problems
 
 
-def recompute_round(inputs: dict) -> dict[str, np.ndarray]:
-    """Recompute a round's outputs (stays, A, r, p, U) from its recorded inputs.
+def recompute_round(ex: Exchange) -> dict[str, np.ndarray]:
+    """Recompute a market round's outputs (stays, A, r, p, U) from its recorded inputs.
 
-    The recomputation is :func:`mechanism.settle`, the same function the server step
+    The recomputation is :func:`mechanism.settle`, the same function the session
     called: the audit cannot drift from the run.
     """
-    N, c, K = (np.asarray(inputs[k], dtype=float) for k in ("N", "c", "K"))
-    budget, d = np.asarray(inputs["budget"], dtype=float), np.asarray(inputs["d"], dtype=float)
-    market = Market(N=N, c=c, K=K, d=d, lam=inputs["lam"])
-    true = inputs.get("true")
-    truth = None if true is None else market.replace(
-        **{k: np.asarray(true[k], dtype=float) for k in ("N", "c", "K")})
-    s = settle(market, budget, solver=inputs["solver"], true=truth)
+    s = settle(ex.market(), ex.budget, solver=ex.solver, true=ex.truth())
     return {"stays": s.stays, "A": s.A, "r": s.r, "p": s.p, "U": s.U}
 
 
@@ -73,35 +68,29 @@ def audit_run(run_dir: str | Path, atol: float = 1e-9) -> AuditReport:
     rd = RunDir(run_dir)
     check = rd.verify()
     problems = list(check.problems)
-    records = {}
+    records: dict[int, Exchange] = {}
     for p in sorted(rd.rounds.glob("[0-9][0-9][0-9][0-9].json")):
         try:
-            rec = json.loads(p.read_bytes().decode("utf-8"))
-            if not isinstance(rec, dict) or not isinstance(rec.get("clients"), list):
-                raise ValueError
-            records[int(p.stem)] = rec
-        except ValueError:  # includes bad UTF-8 and bad JSON
+            records[int(p.stem)] = Exchange.from_json(json.loads(p.read_bytes().decode("utf-8")))
+        except (UnicodeDecodeError, json.JSONDecodeError):
             problems.append(f"round {int(p.stem)}: rounds/{p.name} is not a round record")
+        except ValueError as exc:
+            problems.append(f"round {int(p.stem)}: rounds/{p.name} cannot be recomputed ({exc})")
     ledger = None
     if rd.ledger.is_file() and not any(x.startswith("ledger.sqlite") for x in problems):
         ledger = Ledger(rd.ledger, create=False)
-    for t, rec in sorted(records.items()):
-        if rec.get("kind") == "sharing":
-            problems += _check_sharing(t, rec, atol)
+    for t, ex in sorted(records.items()):
+        if ex.kind == "sharing":
+            problems += _check_sharing(t, ex, atol)
             continue
         try:
-            got = recompute_round(rec["inputs"])
-            out = rec["outputs"]
-            np.asarray([out[k] for k in ("stays", "A", "r", "p", "U")], dtype=object)
-        except (KeyError, ValueError, TypeError) as exc:
+            got = recompute_round(ex)
+        except (ValueError, TypeError) as exc:
             problems.append(f"round {t}: inputs cannot be recomputed ({exc})")
             continue
+        out = {"stays": ex.stays, "A": ex.A, "r": ex.r, "p": ex.p, "U": ex.U}
         for key in ("stays", "A", "r", "p", "U"):
-            try:
-                want = np.asarray(out[key], dtype=float)
-            except (ValueError, TypeError):
-                problems.append(f"round {t}: recorded {key} is not numeric")
-                continue
+            want = np.asarray(out[key], dtype=float)
             have = np.asarray(got[key], dtype=float)
             exact = key in ("stays", "A")
             if want.shape != have.shape or not (
@@ -114,9 +103,9 @@ def audit_run(run_dir: str | Path, atol: float = 1e-9) -> AuditReport:
         if ledger is None:
             problems.append(f"round {t}: no ledger.sqlite in the run directory")
             continue
-        clients = rec["clients"]
+        clients = list(ex.clients)
         try:
-            r = np.asarray(out["r"], dtype=float)
+            r = np.asarray(ex.r, dtype=float)
             want_entries = Ledger.double_entries(t, r, clients)
         except (ValueError, TypeError, IndexError):
             problems.append(f"round {t}: recorded r and clients do not fit together")
@@ -131,16 +120,13 @@ def audit_run(run_dir: str | Path, atol: float = 1e-9) -> AuditReport:
                        head=check.head)
 
 
-def _check_sharing(t: int, rec: dict, atol: float) -> list[str]:
+def _check_sharing(t: int, ex: Exchange, atol: float) -> list[str]:
     """Check a baseline's recorded utilities against eq. (1) on its recorded graph."""
     try:
-        inp = rec["inputs"]
-        mk = Market(N=inp["N"], c=np.asarray(inp["c"], dtype=float), K=inp["K"])
-        want = sharing_utilities(mk, np.asarray(rec["outputs"]["A"]))
-        have = np.asarray(rec["outputs"]["U"], dtype=float)
-    except (KeyError, ValueError, TypeError) as exc:
+        want = sharing_utilities(Market(N=ex.N, c=ex.c, K=ex.K), ex.A)
+    except (ValueError, TypeError) as exc:
         return [f"round {t}: sharing record cannot be recomputed ({exc})"]
-    if have.shape != want.shape or not np.allclose(have, want, rtol=0, atol=atol):
+    if ex.U.shape != want.shape or not np.allclose(ex.U, want, rtol=0, atol=atol):
         return [f"round {t}: recorded U differs from eq. (1) on the recorded sharing graph"]
     return []
 

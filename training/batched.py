@@ -40,7 +40,15 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from .client import ClientContext, LocalData, attacker_message, derive_seed, finish_client
+from .client import (
+    ClientContext,
+    LocalData,
+    attacker_message,
+    derive_seed,
+    epoch_orders,
+    finish_client,
+)
+from .objective import proximal_grad, proximal_term
 from .stacked import StackedChain, stacked_chain
 
 if TYPE_CHECKING:
@@ -177,7 +185,7 @@ def train_batched(algo: Algorithm, msgs: list[Message], states: list[State],
     if default_prox:
         def objective(loss: torch.Tensor, part: torch.Tensor, c: torch.Tensor,
                       pr: torch.Tensor) -> torch.Tensor:  # the default term, batched directly
-            return loss + 0.5 * pr * ((part - c) ** 2).sum(dim=1)
+            return loss + proximal_term(part, c, pr)
     elif use_prox:
         objective = torch.vmap(algo.vmap_objective)
     lr = ctx0.lr
@@ -234,8 +242,8 @@ def _chain_grad(chain: StackedChain, objective: Any, default_prox: bool, theta: 
     part = theta if shared_idx is None else theta[:, shared_idx]
     if default_prox:
         if shared_idx is None:
-            return grad.addcmul_(pr.unsqueeze(1), part - c)
-        return grad.index_add_(1, shared_idx, pr.unsqueeze(1) * (part - c))
+            return grad.add_(proximal_grad(part, c, pr))
+        return grad.index_add_(1, shared_idx, proximal_grad(part, c, pr))
     loss_leaf = loss.detach().requires_grad_(True)
     part_leaf = part.detach().requires_grad_(True)
     d_loss, extra = torch.autograd.grad(objective(loss_leaf, part_leaf, c, pr).sum(),
@@ -262,9 +270,8 @@ def _batch_plan(data: list[LocalData], ctxs: list[ClientContext]
     weight = torch.zeros((E, len(n), S * B), dtype=torch.bool)
     offset = 0
     for i, (k, ctx) in enumerate(zip(n, ctxs, strict=True)):
-        gen = ctx.generator(0)
-        for e in range(E):
-            idx[e, i, :k] = torch.randperm(k, generator=gen) + offset
+        for e, order in enumerate(epoch_orders(ctx, k)):
+            idx[e, i, :k] = order + offset
             weight[e, i, :k] = True
         offset += k
     return idx.view(E, len(n), S, B), weight.view(E, len(n), S, B)

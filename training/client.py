@@ -27,8 +27,8 @@ from .models import get_flat, set_flat
 if TYPE_CHECKING:
     from .algorithms.base import Algorithm, ClientOutput, Message, Objective, State
 
-__all__ = ["ClientContext", "LocalData", "attacker_message", "derive_seed", "evaluate",
-           "finish_client", "local_sgd", "run_client"]
+__all__ = ["ClientContext", "LocalData", "attacker_message", "derive_seed", "epoch_orders",
+           "evaluate", "finish_client", "local_sgd", "run_client"]
 
 
 def derive_seed(*keys: int) -> int:
@@ -88,6 +88,19 @@ class ClientContext:
             derive_seed(self.seed, 100 + self.round, self.client, purpose))
 
 
+def epoch_orders(ctx: ClientContext, n: int, purpose: int = 0) -> list[torch.Tensor]:
+    """Return the order of a client's ``n`` training samples in each of its local epochs.
+
+    One permutation per epoch from the generator seeded by (seed, round, client,
+    purpose); an epoch's mini-batches are consecutive ``batch_size`` slices of it. The
+    per-client loop (:func:`local_sgd`) and the batched kernel
+    (:func:`training.batched.train_batched`) both draw their batches here, so they take
+    the same steps.
+    """
+    gen = ctx.generator(purpose)
+    return [torch.randperm(n, generator=gen) for _ in range(ctx.epochs)]
+
+
 def local_sgd(ctx: ClientContext, data: LocalData, state: State, start: torch.Tensor,
               center: torch.Tensor, prox: float, objective: Objective, *,
               params: torch.Tensor | None = None, purpose: int = 0,
@@ -107,14 +120,12 @@ def local_sgd(ctx: ClientContext, data: LocalData, state: State, start: torch.Te
     everything = bool(shared.all())
     opt = torch.optim.SGD(trainable, lr=ctx.lr)
     loss_fn = nn.CrossEntropyLoss()
-    gen = ctx.generator(purpose)
     torch.manual_seed(derive_seed(ctx.seed, 200 + ctx.round, ctx.client, purpose))
     center = center.detach().to(full.dtype)
     model.train()
     X, y = data.X_train, data.y_train
     n = X.shape[0]
-    for _ in range(ctx.epochs):
-        order = torch.randperm(n, generator=gen)
+    for order in epoch_orders(ctx, n, purpose):
         for s in range(0, n, ctx.batch_size):
             idx = order[s:s + ctx.batch_size]
             opt.zero_grad(set_to_none=True)

@@ -9,7 +9,7 @@ Flower version) the import raises :class:`ImportError` with one line naming the 
   ``partition-id``; node ids are random and never used as client identities), then
   for every round sends each client its own ``train`` message (its start point,
   prox-centre, weight, bill and extras: there is no single global model) and settles
-  the market with the same :func:`training.loop.server_phase` as ``ipfl train``. Every
+  the market with the same :class:`training.session.Session` as ``ipfl train``. Every
   wait has a timeout: ``node-timeout`` for the nodes to connect, ``round-timeout`` for
   a round's replies; a client that does not answer in time is dropped and recorded.
   At the end every client still in is asked to ``evaluate`` the model it keeps, and
@@ -292,7 +292,7 @@ def _profiles(grid: Grid, coord: Coordinator, nodes: list[int],
 
 def _round(grid: Grid, coord: Coordinator, node_of: dict[int, int], t: int,
            timeout: float) -> list[dict[str, Any]]:
-    ph, payloads = coord.messages(t)
+    plan, payloads = coord.messages(t)
     pid_of = {n: i for i, n in node_of.items()}
     msgs = [Message(_train_content(coord.config_text, p), dst_node_id=node_of[i],
                     message_type="train", group_id=str(t)) for i, p in payloads.items()]
@@ -308,7 +308,7 @@ def _round(grid: Grid, coord: Coordinator, node_of: dict[int, int], t: int,
                 replies[i] = _reply_payload(rep.content)
             except KeyError as exc:
                 replies[i] = f"malformed reply (no {exc})"
-    rows = coord.finish(ph, replies)
+    rows = coord.finish(plan, replies)
     for d in coord.drops:
         if d.round == t:
             log(WARNING, "round %d: client %d dropped (%s)", t, d.client, d.why)
@@ -317,7 +317,7 @@ def _round(grid: Grid, coord: Coordinator, node_of: dict[int, int], t: int,
 
 def _final_evaluation(grid: Grid, coord: Coordinator, node_of: dict[int, int],
                       timeout: float) -> None:
-    active = [i for i in range(coord.cfg.clients) if bool(coord.state["active"][i])]
+    active = [i for i in range(coord.cfg.clients) if bool(coord.state.active[i])]
     content = RecordDict({"settings": ConfigRecord({"config": coord.config_text})})
     msgs = [Message(content, dst_node_id=node_of[i], message_type="evaluate", group_id="final")
             for i in active]

@@ -7,14 +7,14 @@ carry them.
 
 * :class:`Coordinator` is the server half. It never sees a client's data: it builds its
   view of the federation from the config and the clients' profile replies
-  (:func:`profile_reply`), runs :func:`training.loop.server_phase` (server step,
-  settlement, round record, ledger), turns its decisions into one payload per client,
-  gathers the replies (a reply may be missing: the client is dropped and the drop
-  recorded) and calls :func:`training.loop.finish_round`, then writes the metrics and
-  the checkpoint exactly as :func:`training.loop.train` does. The run directory is
-  therefore the same as ``ipfl train``'s and ``ipfl audit-run`` checks it unchanged.
+  (:func:`training.federation.server_view`) and runs the same
+  :class:`~training.session.Session` as ``ipfl train`` (every check, the plan, the
+  absorb, the commit), turning the plan into one payload per client and gathering the
+  replies (a reply may be missing: the client is dropped and the drop recorded). The
+  run directory is therefore the same as ``ipfl train``'s and ``ipfl audit-run``
+  checks it unchanged.
 * :func:`client_round` is the client half: it loads the client's own split (by its
-  partition id, deterministically from the config's seed, as :func:`training.loop.prepare`
+  partition id, deterministically from the config's seed, as :func:`training.federation.prepare`
   splits), runs :func:`training.client.run_client` and returns its reply payload and its
   new state. It holds no state between calls: the caller keeps the state (Flower: in
   the node's ``context.state``).
@@ -49,26 +49,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .algorithms import Algorithm, get_algorithm
-from .client import derive_seed, run_client
+from .algorithms import get_algorithm
+from .client import run_client
 from .config import Config
-from .ledger import Ledger
-from .loop import (
-    Federation,
-    ServerPhase,
-    _fresh_state,
-    check_round_finite,
-    check_stability,
-    collect,
-    commit_round,
-    finish_round,
-    open_run,
-    prepare,
-    server_phase,
-)
-from .models import build_model, get_flat, shared_mask
-from .profiles import build_profiles
-from .rundir import RunDir, atomic_write_text
+from .federation import Federation, prepare, server_view
+from .session import Plan, Session
 
 __all__ = ["FLOWER_EXTRA", "PROFILE_FIELDS", "Coordinator", "ProtocolError", "client_profile",
            "client_round", "require_flower"]
@@ -197,15 +182,6 @@ def client_round(config_text: str, partition: int, payload: dict[str, Any],
 
 
 # ----- the server half --------------------------------------------------------------------
-class _ServerFederation(Federation):
-    """A :class:`Federation` without client data: its size comes from the profiles."""
-
-    @property
-    def m(self) -> int:
-        """Number of clients."""
-        return len(self.profiles.roles)
-
-
 @dataclass
 class Drop:
     """A client that left in a round: ``why`` is ``"quit"``, ``"timeout"`` or an error."""
@@ -216,7 +192,7 @@ class Drop:
 
 
 class Coordinator:
-    """The server side of a remote run: its view, its state, its run directory.
+    """The server side of a remote run: a :class:`~training.session.Session` fed by payloads.
 
     Parameters
     ----------
@@ -227,23 +203,23 @@ class Coordinator:
         for the transport's own ``flower/`` sub-folder.
     resume : bool
         Continue from the checkpoint.
+    overrides : list of str, optional
+        On resume, ``key=value`` changes of non-structural keys (as ``ipfl train``).
     """
 
     def __init__(self, cfg: Config | None, run_dir: str | Path, *, resume: bool = False,
                  overrides: list[str] | None = None) -> None:
-        rd = RunDir(run_dir)
         if not resume and cfg is None:
             raise ValueError("flower: a config is required for a new run")
-        cfg, self._doc, self._state = open_run(rd, cfg, resume, list(overrides or []),
-                                               allow=("flower",))
-        self.cfg, self.rd, self.resume = cfg, rd, resume
-        self.algo: Algorithm = get_algorithm(cfg)
-        self.fed: Federation | None = None
-        self.state: dict[str, Any] = {}
-        self.ledger: Ledger | None = None
-        self.rows: list[dict[str, Any]] = []
+        self.session = Session.open(run_dir, cfg, resume=resume, overrides=list(overrides or []),
+                                    allow=("flower",))
         self.drops: list[Drop] = []
         self._send_state = resume
+
+    cfg = property(lambda self: self.session.cfg, doc="The run's config.")
+    rd = property(lambda self: self.session.rd, doc="The run directory.")
+    rows = property(lambda self: self.session.rows, doc="All metric rows so far.")
+    state = property(lambda self: self.session.state, doc="The run state (RunState).")
 
     @property
     def config_text(self) -> str:
@@ -252,7 +228,7 @@ class Coordinator:
 
     # ----- setup ------------------------------------------------------------------------
     def setup(self, replies: dict[int, dict[str, Any]]) -> None:
-        """Build the server's view from the profile replies (partition id -> reply).
+        """Build the server's view from the profile replies (partition id -> reply), start.
 
         Raises
         ------
@@ -260,7 +236,7 @@ class Coordinator:
             On a missing client, a reply missing a field, or clients whose initial
             models differ from the server's.
         """
-        cfg, m = self.cfg, self.cfg.clients
+        m = self.cfg.clients
         missing = sorted(set(range(m)) - set(replies))
         if missing:
             raise ProtocolError(f"no profile reply from partition ids {missing} "
@@ -274,81 +250,57 @@ class Coordinator:
         if len(shapes) > 1 or len(classes) > 1:
             raise ProtocolError(f"clients disagree on the input shape {sorted(shapes)} or the "
                                 f"number of classes {sorted(classes)}")
-        torch.set_num_threads(cfg.threads)
-        torch.use_deterministic_algorithms(True)
-        # the initial model as training.loop.prepare builds it (checked by digest below)
-        torch.manual_seed(derive_seed(cfg.seed, 3))
-        model = build_model(cfg.model, tuple(replies[0]["input_shape"]), classes.pop(),
-                            cfg.hidden)
-        theta0, buffers0 = get_flat(model)
-        digest = _digest(theta0)
+        groups = [int(replies[i]["group"]) for i in range(m)]
+        fed = server_view(self.cfg, tuple(replies[0]["input_shape"]), classes.pop(),
+                          np.array([float(replies[i]["n_train"]) for i in range(m)]),
+                          None if min(groups) < 0 else np.array(groups))
+        digest = _digest(fed.theta0)
         differ = [i for i in range(m) if replies[i]["theta0_digest"] != digest]
         if differ:
             raise ProtocolError(f"clients {differ} start from another initial model than the "
                                 "server (different torch version or config?)")
-        N = np.array([float(replies[i]["n_train"]) for i in range(m)])
-        profiles = build_profiles(
-            N, c=cfg.per_client("c"), K_per_sample=cfg.per_client("K_per_sample"),
-            budget=cfg.per_client("budget"), roles=cfg.role_list, liars=list(cfg.liar),
-            liar_N=cfg.liar_N, liar_c=cfg.liar_c, liar_K=cfg.liar_K,
-            rng=np.random.default_rng(derive_seed(cfg.seed, 4)))
-        groups = [int(replies[i]["group"]) for i in range(m)]
-        fed = _ServerFederation(cfg, model, [], profiles, theta0, buffers0,
-                                shared_mask(model, cfg.share),
-                                None if min(groups) < 0 else np.array(groups))
-        check_stability(self.algo, fed)
-        state = self._state
-        if self.resume and state is None:
-            raise ValueError(f"resume: {str(self.rd.checkpoint)!r} does not exist")
-        if self._doc is not None:
-            self.rd.write_config(self._doc)  # a new run's first write, or a resume change
-        self.rd.create()
-        self.ledger = Ledger(self.rd.ledger) if self.algo.uses_market else None
-        self.state = state or _fresh_state(self.algo, fed)
-        self.rows = [r for r in self.rd.read_metrics() if r["round"] <= self.state["round"]]
-        self.fed = fed
+        self.session.start(fed)
 
     @property
     def next_round(self) -> int:
         """The first round not yet completed."""
-        return int(self.state["round"]) + 1
+        return self.session.next_round
 
     # ----- one round --------------------------------------------------------------------
-    def messages(self, t: int) -> tuple[ServerPhase, dict[int, dict[str, Any]]]:
-        """Run round ``t``'s server phase; return it and one payload per client still in.
+    def messages(self, t: int) -> tuple[Plan, dict[int, dict[str, Any]]]:
+        """Plan round ``t``; return the plan and one payload per client still in.
 
         A client the quit rule removed gets a payload with ``stays = False`` (it answers
         ``quit``); clients that left earlier get none.
         """
-        ph = server_phase(self.algo, self.fed, self.state, t, self.rd, self.ledger)
+        plan = self.session.plan(t)
         payloads: dict[int, dict[str, Any]] = {}
-        for local, i in enumerate(ph.idx.tolist()):
-            stays = bool(ph.trains[i])
-            msg = ph.out.message(local)
+        for i in plan.idx.tolist():
+            stays = bool(plan.trains[i])
+            msg = plan.message(i)
             p = {"round": t, "stays": stays, "bill": msg.bill, "prox": msg.prox,
                  "start": _np(msg.start), "center": _np(msg.center),
                  "extras": {k: _np(v) for k, v in msg.extras.items()},
                  **{k: v for k, v in (("own_start", msg.own_start),
                                       ("own_center", msg.own_center)) if v is not None}}
             if self._send_state and stays:
-                p["state"] = {k: _np(v) for k, v in self.state["clients"][i].items()}
+                p["state"] = {k: _np(v) for k, v in self.state.clients[i].items()}
             payloads[i] = p
-        return ph, payloads
+        return plan, payloads
 
-    def finish(self, ph: ServerPhase, replies: dict[int, dict[str, Any] | str | None],
+    def finish(self, plan: Plan, replies: dict[int, dict[str, Any] | str | None],
                ) -> list[dict[str, Any]]:
-        """Gather round ``ph.t``'s replies, write its rows and the checkpoint; return the rows.
+        """Absorb round ``plan.t``'s replies and commit it; return the round's rows.
 
         ``replies[i]`` is client ``i``'s reply payload, an error text (the client
         failed: dropped), or None / absent (no answer within the timeout: dropped).
         A client that quits is dropped too; every drop is recorded in the round's
         rows (``dropped``) and in ``drops.jsonl``.
         """
-        t, m = ph.t, self.fed.m
-        metrics: dict[int, dict[str, float]] = {}
-        dropped = np.full(m, np.nan)
-        round_drops = []
-        for i in np.flatnonzero(ph.trains).tolist():
+        t = plan.t
+        results: dict[int, tuple[Any, dict[str, float]]] = {}
+        drops: dict[int, str] = {}
+        for i in np.flatnonzero(plan.trains).tolist():
             rep = replies.get(i)
             why = None
             if rep is None:
@@ -362,32 +314,14 @@ class Coordinator:
                 if bad:
                     why = f"error: reply lacks {bad}"
             if why is not None:
-                ph.trains[i] = False
-                dropped[i] = 1.0
-                round_drops.append(Drop(i, t, why))
-                continue
-            res = _output(rep)
-            metrics[i] = rep["metrics"]
-            collect(self.state, i, res, m)
-        if round_drops:
-            ph.columns["dropped"] = dropped
-            self.drops += round_drops
-            self._record_drops(round_drops)
-        new_rows = finish_round(self.fed, self.state, ph, metrics, self.algo.uses_market)
-        check_round_finite(t, self.state, new_rows, self.rd)
-        self.rows = [r for r in self.rows if r["round"] < t] + new_rows
-        commit_round(self.rd, self.state, t, self.rows)
+                drops[i] = why
+            else:
+                results[i] = (_output(rep), rep["metrics"])
+        record, state = self.session.absorb(plan, results, drops)
+        self.session.commit(record, state)  # drops.jsonl too, before the commit point
+        self.drops += [Drop(i, t, why) for i, why in record.drops.items()]
         self._send_state = False
-        return new_rows
-
-    def _record_drops(self, drops: list[Drop]) -> None:
-        path = self.rd.path / "drops.jsonl"
-        old = path.read_text() if path.is_file() else ""
-        keep = "".join(line + "\n" for line in old.splitlines()
-                       if line and json.loads(line)["round"] != drops[0].round)
-        new = "".join(json.dumps({"round": d.round, "client": d.client, "why": d.why},
-                                 sort_keys=True) + "\n" for d in drops)
-        atomic_write_text(path, keep + new)
+        return list(record.rows)
 
 
 def _output(rep: dict[str, Any]) -> Any:

@@ -9,11 +9,12 @@ Layout::
     RUN_DIR/checkpoint.pt        state after the last committed round, and the hash chain
     RUN_DIR/chain.json           the hash chain alone, once a finished run drops its checkpoint
     RUN_DIR/run.lock             the writer's lock (pid, host, start time while held)
+    RUN_DIR/drops.jsonl          clients a remote transport lost: round, client, why
 
 Guarantees
 ----------
 * **Atomic writes.** Every file except the SQLite ledger is written atomically
-  (:mod:`ipfl.atomic`), so a ``kill -9`` leaves either the old or the new version.
+  (:mod:`atomicio`), so a ``kill -9`` leaves either the old or the new version.
 * **One commit point per round.** :meth:`RunDir.save_checkpoint` is the last write of a
   round. It appends the round's *chain entry* to the checkpoint: the SHA-256 of
   ``config.json``, of ``rounds/NNNN.json`` (or null), of the round's lines of
@@ -50,12 +51,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from ipfl.atomic import atomic_write_bytes, atomic_write_text
+from atomicio import atomic_write_bytes, atomic_write_text
+
+if TYPE_CHECKING:
+    from .records import RoundRecord
 
 try:  # POSIX; elsewhere a run is not locked
     import fcntl
@@ -256,6 +260,24 @@ class RunDir:
         """Rewrite the whole metrics file atomically."""
         atomic_write_text(self.metrics, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
+    @property
+    def drops_file(self) -> Path:
+        """``drops.jsonl``: the clients a remote transport lost, one line per client and round."""
+        return self.path / "drops.jsonl"
+
+    def write_drops(self, t: int, drops: dict[int, str]) -> None:
+        """Record round ``t``'s drops (replacing any of ``t`` a killed attempt left) atomically.
+
+        Nothing is written when the round drops nobody and the file holds nothing of it.
+        """
+        old = self.drops_file.read_text() if self.drops_file.is_file() else ""
+        keep = [line for line in old.splitlines() if line and json.loads(line)["round"] != t]
+        if not drops and len(keep) == len([x for x in old.splitlines() if x]):
+            return
+        new = [json.dumps({"round": t, "client": i, "why": why}, sort_keys=True)
+               for i, why in sorted(drops.items())]
+        atomic_write_text(self.drops_file, "".join(line + "\n" for line in keep + new))
+
     def metric_lines(self) -> tuple[dict[int, list[str]], list[str]]:
         """Return the raw lines of ``metrics.jsonl`` by round, and a problem per unreadable line."""
         out: dict[int, list[str]] = {}
@@ -304,6 +326,27 @@ class RunDir:
                 raise RunDirError(f"{str(p)!r} is not a round record (not JSON); run "
                                   f"`ipfl audit-run {str(self.path)}`") from None
         return out
+
+    def read_records(self) -> dict[int, RoundRecord]:
+        """Return every committed round as a typed :class:`~training.records.RoundRecord`.
+
+        A round's exchange comes from ``rounds/NNNN.json`` (None where there is none),
+        its rows from ``metrics.jsonl``. :class:`RunDirError` on a damaged file.
+        """
+        from .records import Exchange, RoundRecord
+
+        exchanges = {}
+        for t, doc in self.read_rounds().items():
+            try:
+                exchanges[t] = Exchange.from_json(doc)
+            except ValueError as exc:
+                raise RunDirError(f"{str(self.round_path(t))!r} is not a round record ({exc}); "
+                                  f"run `ipfl audit-run {str(self.path)}`") from None
+        rows: dict[int, list[dict[str, Any]]] = {}
+        for r in self.read_metrics():
+            rows.setdefault(int(r["round"]), []).append(r)
+        return {t: RoundRecord(round=t, exchange=exchanges.get(t), rows=tuple(rows.get(t, ())))
+                for t in sorted(set(exchanges) | set(rows))}
 
     def ledger_rows(self, t: int) -> list[list[Any]]:
         """Return round ``t``'s ledger rows, read-only (empty without a ledger file)."""

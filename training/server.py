@@ -1,9 +1,11 @@
-r"""The iPFL server step of Algorithm 1 as one pure function of reports and uploads.
+r"""The iPFL server side of Algorithm 1 as pure functions of reports and uploads.
 
-:func:`ipfl_server_step` measures the model distances, settles the market
-(:func:`mechanism.settle`: Algorithm 2, eq. (10), quits, utilities) and computes each
-client's prox-centre (eq. (6)) and proximal weight (eq. (7)). It reads no file and
-touches no client object, so any transport can call it.
+:func:`ipfl_market` measures the model distances and builds the round's market; the
+session settles it (:func:`mechanism.settle`: Algorithm 2, eq. (10), quits,
+utilities); :func:`ipfl_messages` computes each client's prox-centre (eq. (6)) and
+proximal weight (eq. (7)) for the settled graph. They read no file and touch no
+client object, so any transport can call them; :func:`ipfl_server_step` chains the
+three by hand.
 
 Our reading of eqs. (6)-(7): a linearised proximal step
 -------------------------------------------------------
@@ -54,15 +56,15 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from mechanism import Market, settle
+from mechanism import Market, Settlement, settle
 from mechanism.market import DOMAIN
 
-from .algorithms.base import ServerOutput
+from .algorithms.base import MarketCall, ServerOutput
 from .distance import get_distance
 from .profiles import Reports
 
-__all__ = ["D_MAX", "D_SCALES", "ipfl_server_step", "json_floats", "market_distances",
-           "own_weights", "prox_centers", "prox_weights"]
+__all__ = ["D_MAX", "D_SCALES", "ipfl_market", "ipfl_messages", "ipfl_server_step",
+           "market_distances", "own_weights", "prox_centers", "prox_weights"]
 
 #: how the market's distances are scaled each round
 D_SCALES = ("median", "none")
@@ -160,58 +162,74 @@ def prox_weights(theta: torch.Tensor, A: NDArray, N: NDArray, *, eta: float, lam
     return lam_prox * 2.0 * s * S / eta
 
 
-def ipfl_server_step(reports: Reports, theta: torch.Tensor, *, lam: float, lam_prox: float,
-                     eta: float, distance: str = "sqeuclidean_mean", d_scale: str = "median",
-                     solver: str = "paper", true: Reports | None = None) -> ServerOutput:
-    r"""Run one server round of Algorithm 1 on ``k`` clients' reports and uploads.
+def ipfl_market(reports: Reports, theta: torch.Tensor, *, lam: float,
+                distance: str = "sqeuclidean_mean", d_scale: str = "median",
+                solver: str = "paper", true: Reports | None = None) -> MarketCall:
+    r"""Return the market of one round of Algorithm 1 on ``k`` clients' reports and uploads.
 
-    Parameters
-    ----------
-    reports : Reports
-        Reported profiles and budgets of the ``k`` clients passed in.
-    theta : torch.Tensor, shape (k, P)
-        Shared parameters uploaded this round (computed in float64).
-    lam, lam_prox, eta : float
-        Market price of distance (eqs. (4), (8), (10)); proximal weight (eq. (7));
-        relative step of eq. (6), in (0, 1].
-    distance, d_scale, solver : str
-        Distance name; market distance scaling (:data:`D_SCALES`); graph solver of
-        :func:`mechanism.solve_graph`.
-    true : Reports, optional
-        True profiles (utilities are measured with them; default: the reports).
-
-    Returns
-    -------
-    ServerOutput
-        Starts and centres (the prox-centres), proximal weights, the settled market,
-        the market record (inputs for the audit) and the ``eta_i`` column.
+    The distances between the uploads (``distance``, scaled by :func:`market_distances`)
+    price each import at ``lam`` (eqs. (4), (8), (10)); the session settles it
+    (:func:`mechanism.settle`). ``true``: the true profiles, when someone lied.
     """
     th = theta.detach().to(torch.float64)
     d = market_distances(get_distance(distance).pairwise(th).numpy(), d_scale)
     market = Market(N=reports.N, c=reports.c, K=reports.K, d=d, lam=lam)
     truth = None if true is None else market.replace(N=true.N, c=true.c, K=true.K)
-    s = settle(market, reports.budget, solver=solver, true=truth)
-    centers = prox_centers(th, s.A, reports.N, eta=eta, distance=distance).to(theta.dtype)
-    mu = prox_weights(th, s.A, reports.N, eta=eta, lam_prox=lam_prox, distance=distance)
+    return MarketCall(market=market, budget=reports.budget, solver=solver, truth=truth)
+
+
+def ipfl_messages(reports: Reports, theta: torch.Tensor, settlement: Settlement, *,
+                  lam_prox: float, eta: float,
+                  distance: str = "sqeuclidean_mean") -> ServerOutput:
+    r"""Return eq. (6)'s prox-centres and eq. (7)'s weights for the settled graph.
+
+    Parameters
+    ----------
+    reports : Reports
+        Reported profiles of the ``k`` clients passed in (their ``N`` weigh the centres).
+    theta : torch.Tensor, shape (k, P)
+        Shared parameters uploaded this round (computed in float64).
+    settlement : mechanism.Settlement
+        The round's settled market: its graph decides who is mixed into whose centre.
+    lam_prox, eta : float
+        Proximal weight (eq. (7)); relative step of eq. (6), in (0, 1].
+    distance : str
+        Distance name (:data:`training.distance.DISTANCES`).
+
+    Returns
+    -------
+    ServerOutput
+        Starts and centres (the prox-centres), proximal weights, the graph, the weight of
+        each client's own upload in its centre and the ``eta_i`` column.
+    """
+    th = theta.detach().to(torch.float64)
+    A = settlement.A
+    centers = prox_centers(th, A, reports.N, eta=eta, distance=distance).to(theta.dtype)
+    mu = prox_weights(th, A, reports.N, eta=eta, lam_prox=lam_prox, distance=distance)
     metric = get_distance(distance).metric(th).numpy()
-    _, S = _weights(s.A, reports.N)
+    _, S = _weights(A, reports.N)
     with np.errstate(divide="ignore"):
         eta_i = np.where(S > 0, eta / (2.0 * metric * S), math.nan)
-    record = {
-        "inputs": {"N": reports.N.tolist(), "c": json_floats(reports.c), "K": reports.K.tolist(),
-                   "budget": json_floats(reports.budget), "d": d.tolist(), "lam": lam,
-                   "solver": solver,
-                   **({} if true is None else {"true": {"N": true.N.tolist(),
-                                                        "c": json_floats(true.c),
-                                                        "K": true.K.tolist()}})},
-        "outputs": {"stays": s.stays.tolist(), "A": s.A.tolist(), "r": s.r.tolist(),
-                    "p": s.p.tolist(), "U": s.U.tolist()},
-    }
-    own = own_weights(s.A, reports.N, eta=eta, distance=distance)
-    return ServerOutput(starts=centers, centers=centers, prox=mu, A=s.A, settlement=s,
-                        record=record, columns={"eta": eta_i}, own_start=own, own_center=own)
+    own = own_weights(A, reports.N, eta=eta, distance=distance)
+    return ServerOutput(starts=centers, centers=centers, prox=mu, A=A,
+                        columns={"eta": eta_i}, own_start=own, own_center=own)
 
 
-def json_floats(x: NDArray[np.float64]) -> list:
-    """Return a list with ``inf`` as the string ``"inf"`` (JSON has no infinity)."""
-    return ["inf" if math.isinf(v) else float(v) for v in x]
+def ipfl_server_step(reports: Reports, theta: torch.Tensor, *, lam: float, lam_prox: float,
+                     eta: float, distance: str = "sqeuclidean_mean", d_scale: str = "median",
+                     solver: str = "paper", true: Reports | None = None,
+                     ) -> tuple[ServerOutput, Settlement]:
+    r"""Run one server round of Algorithm 1 by hand: market, settlement, messages.
+
+    What :class:`training.session.Session` does for iPFL each round, in one call (for
+    examples and tests): :func:`ipfl_market`, :func:`mechanism.settle`,
+    :func:`ipfl_messages`. Parameters as theirs.
+
+    Returns
+    -------
+    (ServerOutput, mechanism.Settlement)
+    """
+    call = ipfl_market(reports, theta, lam=lam, distance=distance, d_scale=d_scale,
+                       solver=solver, true=true)
+    s = settle(call.market, call.budget, solver=call.solver, true=call.truth)
+    return ipfl_messages(reports, theta, s, lam_prox=lam_prox, eta=eta, distance=distance), s

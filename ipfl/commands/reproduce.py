@@ -26,7 +26,7 @@ def command(root: str, out: str, check: bool) -> None:
                                        "run ipfl reproduce")
         click.echo(f"{out} matches the CSVs in {root}")
         return
-    from ..atomic import atomic_write_text
+    from atomicio import atomic_write_text
 
     atomic_write_text(path, text)
     for row in verdicts(text):

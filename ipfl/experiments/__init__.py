@@ -32,9 +32,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ..atomic import atomic_write_text
+from atomicio import atomic_write_text
+
 from . import market, performance, regimes, robustness, similarity, truthfulness, utility
-from .core import METHODS, PER_RUN, PRESETS, SETTINGS, Spec, apply_overrides, run_specs
+from .core import PER_RUN, PRESETS, SETTINGS, Spec, apply_overrides, methods, run_specs
 
 __all__ = ["EXPERIMENTS", "PRESETS", "check_request", "per_run_keys", "run_experiment"]
 
@@ -42,10 +43,16 @@ __all__ = ["EXPERIMENTS", "PRESETS", "check_request", "per_run_keys", "run_exper
 EXPERIMENTS: dict[str, ModuleType] = {m.NAME: m for m in (
     performance, utility, robustness, truthfulness, market, similarity, regimes)}
 
-#: experiments that take ``--methods`` (and which) / ``--settings``
-_METHODS = {"performance": METHODS, "utility": METHODS, "robustness": robustness.METHODS,
-            "regimes": METHODS}
+#: experiments that take ``--methods`` (and which: None = every registered method) /
+#: ``--settings``
+_METHODS = {"performance": None, "utility": None, "robustness": robustness.METHODS,
+            "regimes": None}
 _SETTINGS = {"performance": SETTINGS, "utility": SETTINGS}
+
+
+def _registered(name: str) -> tuple[str, ...] | None:
+    """Every registered method for an experiment that compares them all, else None."""
+    return methods() if name in _METHODS and _METHODS[name] is None else None
 
 
 def _names(kind: str, given: tuple[str, ...] | None, allowed: tuple[str, ...] | None,
@@ -150,7 +157,7 @@ def check_request(name: str, preset: str = "quick", seeds: int = 3, dataset: str
     if data_dir is not None:
         common["data_dir"] = data_dir
     base = Config.from_dict(common)  # validates dataset name and every key
-    methods = _names("methods", methods, _METHODS.get(name), name)
+    methods = _names("methods", methods, _METHODS.get(name, ()) or _registered(name), name)
     check = getattr(EXPERIMENTS[name], "check_methods", None)
     if methods is not None and check is not None:
         check(methods)

@@ -39,14 +39,21 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_write_text
+from atomicio import atomic_write_text
 
-__all__ = ["METHODS", "PER_RUN", "PRESETS", "SETTINGS", "Preset", "Spec", "apply_overrides",
-           "mean_sd", "run_specs", "setting_keys", "write_csv"]
+__all__ = ["PER_RUN", "PRESETS", "SETTINGS", "Preset", "Spec", "apply_overrides", "mean_sd",
+           "methods", "run_specs", "setting_keys", "write_csv"]
 
-#: the paper's eight methods (iPFL and seven baselines) plus local training, in plot order
-METHODS = ("local", "fedavg", "fedprox", "ditto", "fedamp", "cfl", "fedfomo", "pfedgraph",
-           "ipfl")
+
+def methods() -> tuple[str, ...]:
+    """Return the methods compared: every registered algorithm, in table order.
+
+    The paper's eight (iPFL and seven baselines) plus local training, and any algorithm
+    added to :mod:`training.algorithms` (:func:`training.algorithms.methods`).
+    """
+    from training.algorithms import methods as registered
+
+    return registered()
 
 #: the paper's three partitions of Results 2.1 (Fig. 2's caption)
 SETTINGS = ("NIID", "Cluster", "Skew")
@@ -240,10 +247,10 @@ def _run_locked(cfg: Any, path: Path, progress: bool) -> float:
 def preflight(cfgs: list[Any]) -> None:
     """Refuse, before any run starts, a config whose proximal step is unstable."""
     from training import get_algorithm, prepare
-    from training.loop import check_stability
+    from training.session import preflight as check_run
 
     for cfg in cfgs:
-        check_stability(get_algorithm(cfg), prepare(cfg, data=_data(cfg)))
+        check_run(cfg, get_algorithm(cfg), prepare(cfg, data=_data(cfg)))
 
 
 def _run_one_star(args: tuple[Any, str]) -> float:

@@ -57,12 +57,14 @@ def money_matrix(run: Path, m: int) -> tuple[np.ndarray, np.ndarray]:
     from training import RunDir
 
     money, imports = np.zeros((m, m)), np.zeros((m, m))
-    for rec in RunDir(run).read_rounds().values():
-        idx = np.asarray(rec["clients"])
-        out = rec["outputs"]
-        if "r" in out:
-            money[np.ix_(idx, idx)] += np.asarray(out["r"], dtype=float)
-        imports[np.ix_(idx, idx)] += np.asarray(out["A"], dtype=float)
+    for rec in RunDir(run).read_records().values():
+        ex = rec.exchange
+        if ex is None:
+            continue
+        idx = np.asarray(ex.clients)
+        if ex.r is not None:
+            money[np.ix_(idx, idx)] += ex.r
+        imports[np.ix_(idx, idx)] += ex.A
     return money, imports
 
 

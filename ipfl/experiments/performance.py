@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from .core import (
-    METHODS,
     SETTINGS,
     Preset,
     Spec,
@@ -31,6 +30,9 @@ from .core import (
     write_csv,
     write_summary,
 )
+from .core import (
+    methods as all_methods,
+)
 
 NAME = "performance"
 TITLE = "Fig. 2: mean accuracy against mean cumulative utility"
@@ -39,10 +41,12 @@ PER_RUN: tuple[str, ...] = ()
 
 
 def specs(preset: Preset, seeds: list[int], common: dict[str, Any],
-          methods: tuple[str, ...] = METHODS, settings: tuple[str, ...] = SETTINGS) -> list[Spec]:
-    """One run per method x setting x seed."""
+          methods: tuple[str, ...] | None = None,
+          settings: tuple[str, ...] = SETTINGS) -> list[Spec]:
+    """One run per method (default: every registered one) x setting x seed."""
     from training import Config
 
+    methods = all_methods() if methods is None else methods
     out = []
     for setting in settings:
         for method in methods:

@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 
 from .core import (
-    METHODS,
     Preset,
     Spec,
     group_by,
@@ -39,6 +38,9 @@ from .core import (
     setting_keys,
     write_csv,
     write_summary,
+)
+from .core import (
+    methods as all_methods,
 )
 from .truthfulness import NEG_TOL, add_differences, liar_measures
 
@@ -71,10 +73,11 @@ def _ipfl_keys(base: dict[str, Any], lam: float, c: float, seed: int) -> dict[st
 
 
 def specs(preset: Preset, seeds: list[int], common: dict[str, Any],
-          methods: tuple[str, ...] = METHODS) -> list[Spec]:
+          methods: tuple[str, ...] | None = None) -> list[Spec]:
     """One run per baseline x seed, per lam x c x seed for iPFL, per lie x lam x c x seed."""
     from training import Config
 
+    methods = all_methods() if methods is None else methods
     base = _base(preset, common)
     out = []
     for method in methods:

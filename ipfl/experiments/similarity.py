@@ -51,9 +51,11 @@ def within_by_round(run: Path, groups: dict[int, int]) -> list[tuple[int, int, i
     from training import RunDir
 
     out = []
-    for t, rec in sorted(RunDir(run).read_rounds().items()):
-        A = np.asarray(rec["outputs"]["A"])
-        g = np.array([groups[c] for c in rec["clients"]])
+    for t, rec in RunDir(run).read_records().items():
+        if rec.exchange is None:
+            continue
+        A = rec.exchange.A
+        g = np.array([groups[c] for c in rec.exchange.clients])
         out.append((t, int((A * (g[:, None] == g[None, :])).sum()), int(A.sum())))
     return out
 

@@ -4,7 +4,7 @@ import json
 
 from click.testing import CliRunner
 
-from ipfl.atomic import atomic_write_text
+from atomicio import atomic_write_text
 from ipfl.commands.audit import command
 from proofs_checks.audit import HEADER, render_markdown, run_audit
 

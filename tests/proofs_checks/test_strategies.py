@@ -3,7 +3,8 @@
 import math
 
 import numpy as np
-from hypothesis import given
+import pytest
+from hypothesis import Phase, find, given, settings
 from hypothesis import strategies as st
 
 from proofs_checks.strategies import MAX_M, market_and_client, market_and_misreport, markets
@@ -39,15 +40,32 @@ def test_markets_span_orders_of_magnitude_and_roles(data):
     assert mk.m == 12
 
 
-def test_strategies_reach_every_role_and_scale():
-    """Deterministic sweep: the strategy can produce buyers, sellers, lam = 0 and N >= 1e5."""
-    from hypothesis import find
+#: what markets() must be able to produce, each as a test of one market
+FEATURES = {
+    "buyer": lambda mk: "buyer" in mk.roles,
+    "seller": lambda mk: "seller" in mk.roles,
+    "N>=1e5": lambda mk: mk.N.max() >= 1e5,
+    "0<max_c<1e-3": lambda mk: 0 < mk.c.max() < 1e-3,
+    "lam==0": lambda mk: mk.lam == 0,
+}
+#: find the first such market and stop: no shrinking (the cost of a plain find), no
+#: database, derandomized whatever the profile. The rarest feature, every client's c tiny,
+#: first appears after 10-912 draws (40 seeds), so 2,000 leaves room for strategy edits.
+FIRST_FOUND = settings(max_examples=2_000, derandomize=True, database=None,
+                       phases=[Phase.generate])
 
-    assert "buyer" in find(markets(), lambda mk: "buyer" in mk.roles).roles
-    assert "seller" in find(markets(), lambda mk: "seller" in mk.roles).roles
-    assert find(markets(), lambda mk: mk.N.max() >= 1e5).N.max() >= 1e5
-    assert find(markets(), lambda mk: mk.c.max() < 1e-3 and mk.c.max() > 0).c.max() > 0
-    assert find(markets(), lambda mk: mk.lam == 0).lam == 0
+
+@pytest.mark.parametrize("feature", FEATURES)
+def test_strategies_reach_every_role_and_scale(feature):
+    """The strategy can produce buyers, sellers, N >= 1e5, a tiny positive max c, lam = 0.
+
+    Five plain ``hypothesis.find`` calls, each shrinking what it found, took 25 s alone
+    (88 s in a loaded full run); without the shrink the five take under a second.
+    """
+    # Execute
+    mk = find(markets(), FEATURES[feature], settings=FIRST_FOUND)  # NoSuchExample: lost it
+    # Assert
+    assert FEATURES[feature](mk)
 
 
 @given(market_and_misreport("c", "over"))

@@ -20,6 +20,7 @@ from flwr.app import Context, RecordDict  # noqa: E402
 from flwr.supercore.task_identity import TaskIdentity  # noqa: E402
 
 from training import Config, audit_run, train  # noqa: E402
+from training.algorithms import methods
 from training.flower import FlowerSettings, client_app, server_main  # noqa: E402
 from training.ledger import Ledger  # noqa: E402
 from training.rundir import RunDir  # noqa: E402
@@ -82,7 +83,7 @@ def _rows(path):
     return RunDir(path).read_metrics()
 
 
-@pytest.mark.parametrize("algorithm", ["ipfl", "fedavg", "ditto", "fedfomo", "fedavg+attacker"])
+@pytest.mark.parametrize("algorithm", [*methods(), "fedavg+attacker"])
 def test_flower_run_records_what_train_records(tmp_path, algorithm):
     """Same seed, partition, config: same graphs, payments (1e-9), accuracies (1e-6).
 

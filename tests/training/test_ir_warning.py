@@ -4,34 +4,29 @@ import dataclasses
 
 import pytest
 
-from training import ALGORITHMS, IRViolationWarning, train
-from training.algorithms.ipfl import IPFL
-
-
-class IRBreaker(IPFL):
-    """iPFL with a deliberately wrong bill: client 0 is charged 10 more than eq. (10) says."""
-
-    name = "ipfl-ir-breaker"
-
-    def server_step(self, inp, state):
-        out, state = super().server_step(inp, state)
-        U = out.settlement.U.copy()
-        U[0] -= 10.0
-        out.settlement = dataclasses.replace(out.settlement, U=U)
-        return out, state
+from training import IRViolationWarning, train
+from training import session as session_module
 
 
 @pytest.fixture
-def breaker():
-    ALGORITHMS[IRBreaker.name] = IRBreaker
-    yield IRBreaker.name
-    del ALGORITHMS[IRBreaker.name]
+def broken_settlement(monkeypatch):
+    """The session's settlement with a deliberately wrong bill: client 0 loses 10 utility."""
+    real = session_module.settle
+
+    def settle(*args, **kwargs):
+        s = real(*args, **kwargs)
+        U = s.U.copy()
+        U[0] -= 10.0
+        return dataclasses.replace(s, U=U)
+
+    monkeypatch.setattr(session_module, "settle", settle)
 
 
-def test_negative_utility_raises_a_loud_warning_and_is_recorded(tiny, tmp_path, breaker):
+def test_negative_utility_raises_a_loud_warning_and_is_recorded(tiny, tmp_path,
+                                                                broken_settlement):
     match = r"round 1: individual rationality .* clients \[0\]"
     with pytest.warns(IRViolationWarning, match=match):
-        rows = train(tiny.replace(algorithm=breaker, rounds=1), tmp_path / "run")
+        rows = train(tiny.replace(rounds=1), tmp_path / "run")
     assert [r["client"] for r in rows if not r["ir"]] == [0]
 
 

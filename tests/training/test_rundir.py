@@ -15,8 +15,7 @@ import sys
 import pytest
 import torch
 
-from training import RunDir, audit_run, train
-from training.loop import NonFiniteRound
+from training import NonFiniteRound, RunDir, audit_run, train
 from training.rundir import RunDirError, RunLocked
 
 
@@ -210,13 +209,12 @@ def test_failed_new_run_leaves_nothing(tiny, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_settings_that_overflow_are_refused_before_work(tiny):
+def test_settings_that_overflow_are_refused_before_work(tiny, tmp_path):
     with pytest.raises(ValueError, match=r"lr = 1e\+300 overflows"):
         tiny.replace(lr=1e300)
-    from training.loop import prepare
-
     with pytest.raises(ValueError, match="K_per_sample = 1e\\+308 gives K_0 .* numeric domain"):
-        prepare(tiny.replace(K_per_sample=1e308))
+        train(tiny.replace(K_per_sample=1e308), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
 
 
 def _zero_params(p):

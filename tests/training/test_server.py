@@ -6,7 +6,13 @@ import torch
 
 from mechanism import Market, payments, solve_graph, utilities
 from training.profiles import Reports
-from training.server import ipfl_server_step, market_distances, prox_centers, prox_weights
+from training.server import (
+    ipfl_market,
+    ipfl_server_step,
+    market_distances,
+    prox_centers,
+    prox_weights,
+)
 
 
 def _theta(m=4, P=20, seed=0):
@@ -69,10 +75,9 @@ def _reports(m=4, budget=math.inf):
 
 def test_server_step_balances_payments_and_matches_mechanism():
     theta = _theta()
-    out = ipfl_server_step(_reports(), theta, lam=1.0, lam_prox=1.0, eta=0.25)
-    s = out.settlement
+    out, s = ipfl_server_step(_reports(), theta, lam=1.0, lam_prox=1.0, eta=0.25)
     assert abs(s.p.sum()) < 1e-12
-    d = np.asarray(out.record["inputs"]["d"])
+    d = ipfl_market(_reports(), theta, lam=1.0).market.d
     mk = Market(N=[30, 40, 50, 60], c=[0.1] * 4, K=[3000, 4000, 5000, 6000], d=d, lam=1.0)
     A = solve_graph(mk, "paper")
     np.testing.assert_array_equal(s.A, A)
@@ -84,10 +89,9 @@ def test_server_step_balances_payments_and_matches_mechanism():
 
 def test_budget_makes_clients_quit_and_the_rest_still_balance():
     theta = _theta()
-    free = ipfl_server_step(_reports(), theta, lam=1.0, lam_prox=1.0, eta=0.25).settlement
+    free = ipfl_server_step(_reports(), theta, lam=1.0, lam_prox=1.0, eta=0.25)[1]
     assert free.p.max() > 0
-    s = ipfl_server_step(_reports(budget=0.0), theta, lam=1.0, lam_prox=1.0,
-                         eta=0.25).settlement
+    s = ipfl_server_step(_reports(budget=0.0), theta, lam=1.0, lam_prox=1.0, eta=0.25)[1]
     assert not s.stays.all()
     assert (s.p[s.stays] <= 1e-12).all()
     quit_ = ~s.stays
@@ -100,9 +104,8 @@ def test_a_liars_utility_is_measured_with_its_true_profile():
     theta = _theta()
     true = _reports()
     lie = Reports.make(N=true.N * np.array([10, 1, 1, 1]), c=true.c, K=true.K)
-    out = ipfl_server_step(lie, theta, lam=1.0, lam_prox=1.0, eta=0.5, true=true)
-    s = out.settlement
-    d = np.asarray(out.record["inputs"]["d"])
+    _, s = ipfl_server_step(lie, theta, lam=1.0, lam_prox=1.0, eta=0.5, true=true)
+    d = ipfl_market(lie, theta, lam=1.0, true=true).market.d
     mk = Market(N=lie.N, c=lie.c, K=lie.K, d=d, lam=1.0)
     np.testing.assert_array_equal(s.A, solve_graph(mk, "paper"))
     truth = mk.replace(N=true.N)
@@ -124,11 +127,11 @@ def test_a_model_far_beyond_the_domain_is_priced_out_not_refused():
     theta[5] = 1e12  # a drifted, poisoned upload; the median stays among honest pairs
     N = np.array([30.0, 40.0, 50.0, 60.0, 70.0, 80.0])
     rep = Reports.make(N=N, c=np.full(6, 0.1), K=100 * N)
-    out = ipfl_server_step(rep, theta, lam=1.0, lam_prox=1.0, eta=1.0)
-    d = np.asarray(out.record["inputs"]["d"])
+    _, s = ipfl_server_step(rep, theta, lam=1.0, lam_prox=1.0, eta=1.0)
+    d = ipfl_market(rep, theta, lam=1.0).market.d
     assert d.max() == 1e6
-    assert out.settlement.A[:, 5].sum() == 0 and out.settlement.A[:5, :5].sum() > 0
-    assert abs(out.settlement.p.sum()) < 1e-9
+    assert s.A[:, 5].sum() == 0 and s.A[:5, :5].sum() > 0
+    assert abs(s.p.sum()) < 1e-9
 
 
 @pytest.mark.parametrize("eta", [0.25, 1.0])

@@ -6,11 +6,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from training import Config
+from training import Config, prepare
 from training.algorithms import get_algorithm
 from training.algorithms.base import Message
 from training.batched import train_batched
-from training.loop import prepare
 from training.models import MLP, SmallCNN
 from training.stacked import ELEMENTWISE, stacked_chain
 

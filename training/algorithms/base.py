@@ -1,23 +1,26 @@
-r"""The plug-in interface of training: a round as a server step and a client step.
+r"""The plug-in interface of training: what an algorithm decides in a round.
 
-A round of every algorithm is three steps, each with one home:
+An algorithm decides three things, each a pure function with one home:
 
-1. **server step** (:meth:`Algorithm.server_step`): a pure function of the clients'
-   reports, their stacked uploads and the algorithm's server state, returning one
-   message per client (start point, proximal centre and weight, extras such as
-   FedFomo's candidate models), the sharing graph the algorithm actually used and,
-   for a market algorithm, the settled market (:func:`mechanism.settle`);
-2. **client step** (:meth:`Algorithm.client_step`): for one client, a function of its
+1. **market** (:meth:`Algorithm.market`, market algorithms only): the market of the
+   round (reported profiles, distances between the uploads, ``lam``, budgets, solver)
+   as a :class:`MarketCall`. The *session* settles it (:func:`mechanism.settle`: the
+   quit-and-recompute loop, Algorithm 2's graph, eq. (10)'s payments, true-profile
+   utilities), never the algorithm;
+2. **server step** (:meth:`Algorithm.server_step`): from the clients' reports, their
+   stacked uploads, the algorithm's server state and the settlement, one message per
+   client (start point, proximal centre and weight, extras such as FedFomo's candidate
+   models) and the sharing graph the algorithm used;
+3. **client step** (:meth:`Algorithm.client_step`): for one client, a function of its
    message, its own persistent state and its data, returning its upload, the model to
    evaluate, a small info dict for the server and its new state. It runs anywhere:
-   in this process (:mod:`training.loop`) or on a remote node;
-3. **settlement**: :func:`mechanism.settle` (pure, no torch), called by the server
-   step of a market algorithm; baselines are scored on their sharing graph with
-   :func:`mechanism.sharing_utilities`.
+   in this process (:mod:`training.loop`) or on a remote node.
 
-No algorithm knows which transport runs it. States are plain ``dict[str, Tensor]``,
-so the transport checkpoints them with the rest of the run (a killed run of any
-algorithm resumes to identical metrics).
+:class:`training.session.Session` runs a round around them (plan, client steps,
+absorb, commit) for every transport; baselines are scored on their sharing graph
+with :func:`mechanism.sharing_utilities`. No algorithm knows which transport runs it.
+States are plain ``dict[str, Tensor]``, so the session checkpoints them with the rest of
+the run (a killed run of any algorithm resumes to identical metrics).
 
 A new algorithm is one module with one subclass decorated with :func:`register`;
 its hyper-parameters are declared in ``hyper`` and read from its own config table.
@@ -34,27 +37,15 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike, NDArray
 
-from mechanism import Settlement
+from mechanism import Market, Settlement
 
 from ..hyper import Param
+from ..objective import proximal_term
 
 if TYPE_CHECKING:
     from ..client import ClientContext, ClientData
     from ..config import Config
     from ..profiles import Reports
-
-__all__ = [
-    "ALGORITHMS",
-    "EVALUATES",
-    "Algorithm",
-    "ClientOutput",
-    "Message",
-    "ServerInput",
-    "ServerOutput",
-    "State",
-    "get_algorithm",
-    "register",
-]
 
 #: an algorithm's server or client state: named tensors only (checkpointed safely)
 State = dict[str, torch.Tensor]
@@ -116,10 +107,6 @@ class ServerOutput:
         Coefficient :math:`\mu_i` of the proximal term :math:`\frac{\mu_i}{2}\|\theta - c_i\|^2`.
     A : ndarray int8, (k, k)
         The sharing graph the algorithm used (``A[i, j] = 1``: i's model uses j's).
-    settlement : Settlement or None
-        The settled market of a market algorithm (None: baselines, no payments).
-    record : dict or None
-        JSON-ready market inputs for the audit (None: no market).
     extras : dict of torch.Tensor, each (k, ...)
         Per-client extras sent in the messages.
     columns : dict of ndarray, each (k,)
@@ -140,8 +127,6 @@ class ServerOutput:
     centers: torch.Tensor
     prox: NDArray[np.float64]
     A: NDArray[np.int8]
-    settlement: Settlement | None = None
-    record: dict[str, Any] | None = None
     extras: State = field(default_factory=dict)
     columns: dict[str, NDArray] = field(default_factory=dict)
     own_start: NDArray[np.float64] | None = None
@@ -168,13 +153,35 @@ class ServerOutput:
                    own_start=weights(own),
                    own_center=weights(own if own_center is None else own_center))
 
-    def message(self, i: int) -> Message:
-        """Return the message of the ``i``-th client passed in (a local index)."""
-        bill = 0.0 if self.settlement is None else float(self.settlement.p[i])
+    def message(self, i: int, bill: float = 0.0) -> Message:
+        """Return the message of the ``i``-th client passed in (a local index), with its bill."""
         return Message(start=self.starts[i], center=self.centers[i], prox=float(self.prox[i]),
                        bill=bill, extras={k: v[i] for k, v in self.extras.items()},
                        own_start=None if self.own_start is None else float(self.own_start[i]),
                        own_center=None if self.own_center is None else float(self.own_center[i]))
+
+
+@dataclass(frozen=True)
+class MarketCall:
+    """A market algorithm's round for the session to settle (:func:`mechanism.settle`).
+
+    Attributes
+    ----------
+    market : mechanism.Market
+        The reported profiles, the market distances and ``lam``.
+    budget : ndarray (k,)
+        Each client's largest acceptable net payment.
+    solver : str
+        The graph solver (:func:`mechanism.solve_graph`).
+    truth : mechanism.Market or None
+        The same market with the true profiles (utilities are measured with them), or
+        None when they equal the reports.
+    """
+
+    market: Market
+    budget: NDArray[np.float64]
+    solver: str = "paper"
+    truth: Market | None = None
 
 
 @dataclass(frozen=True)
@@ -233,6 +240,8 @@ class Algorithm(ABC):
     name: ClassVar[str]
     #: one-line description with the reference
     summary: ClassVar[str] = ""
+    #: where the method stands in tables and figures (:func:`methods`: ascending, then name)
+    rank: ClassVar[int] = 50
     #: whether the algorithm runs a market (payments, ledger, audit records)
     uses_market: ClassVar[bool] = False
     #: declared hyper-parameters, read from the config table named after the algorithm
@@ -244,6 +253,9 @@ class Algorithm(ABC):
     #: FedFomo's model moved by its weighted candidates); ``"personal"``, a second model
     #: the client keeps (Ditto). Each module's docstring says why, against its reference.
     evaluates: ClassVar[str] = "trained"
+    #: whether the scored model is one global model, the same for every client (FedAvg,
+    #: FedProx); the algorithm suite checks the declaration against the checkpoint
+    one_global_model: ClassVar[bool] = False
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
@@ -282,10 +294,25 @@ class Algorithm(ABC):
             return state["aggregated"], state["aggregated_buffers"]
         return state["params"], state["buffers"]
 
-    # ----- the two steps ---------------------------------------------------------------
+    # ----- the steps ---------------------------------------------------------------------
+    def market(self, inp: ServerInput, state: State) -> MarketCall | None:
+        """Return this round's market for the session to settle (default: no market).
+
+        A market algorithm (``uses_market``) overrides it; the session settles the
+        market and passes the :class:`~mechanism.Settlement` to :meth:`server_step`.
+        None: no market this round (e.g. a lone client).
+        """
+        return None
+
     @abstractmethod
-    def server_step(self, inp: ServerInput, state: State) -> tuple[ServerOutput, State]:
-        """Decide round ``inp.round`` for the clients still in; return the output and new state."""
+    def server_step(self, inp: ServerInput, state: State,
+                    settlement: Settlement | None = None) -> tuple[ServerOutput, State]:
+        """Decide round ``inp.round`` for the clients still in; return the output and new state.
+
+        ``settlement`` is the session's settlement of :meth:`market` (None: no market).
+        Pure: it must not change ``state`` in place (the session keeps the old one until
+        the round commits).
+        """
 
     def client_step(self, msg: Message, state: State, data: ClientData,
                     ctx: ClientContext) -> ClientOutput:
@@ -308,7 +335,7 @@ class Algorithm(ABC):
         """
         if prox == 0.0:
             return loss
-        return loss + 0.5 * prox * ((flat - center) ** 2).sum()
+        return loss + proximal_term(flat, center, prox)
 
     def vmap_objective(self, loss: torch.Tensor, flat: torch.Tensor, center: torch.Tensor,
                        prox: torch.Tensor) -> torch.Tensor:
@@ -322,7 +349,7 @@ class Algorithm(ABC):
         if type(self).local_objective is not Algorithm.local_objective:
             raise NotImplementedError(f"{type(self).__name__} overrides local_objective "
                                       "without vmap_objective")
-        return loss + 0.5 * prox * ((flat - center) ** 2).sum()
+        return loss + proximal_term(flat, center, prox)
 
 
 Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], torch.Tensor]
@@ -339,8 +366,18 @@ def register(cls: type[Algorithm]) -> type[Algorithm]:
     if cls.evaluates not in EVALUATES:
         raise ValueError(f"algorithm {cls.name!r}: evaluates = {cls.evaluates!r} is not one "
                          f"of {EVALUATES}")
+    if (cls.market is not Algorithm.market) != cls.uses_market:
+        raise ValueError(f"algorithm {cls.name!r}: uses_market = {cls.uses_market} but it "
+                         f"{'overrides' if cls.market is not Algorithm.market else 'keeps'} "
+                         "Algorithm.market (a market round needs both: the session settles "
+                         "it and books the ledger)")
     ALGORITHMS[cls.name] = cls
     return cls
+
+
+def methods() -> tuple[str, ...]:
+    """Return every registered algorithm's name, in table order (``rank``, then name)."""
+    return tuple(sorted(ALGORITHMS, key=lambda n: (ALGORITHMS[n].rank, n)))
 
 
 def get_algorithm(cfg: Config) -> Algorithm:

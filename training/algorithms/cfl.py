@@ -76,6 +76,8 @@ Algorithm 1 and eqs. (29)-(30) (the split criterion).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from numpy.typing import NDArray
@@ -83,6 +85,9 @@ from numpy.typing import NDArray
 from ..distance import cosine_matrix
 from ..hyper import Param
 from .base import Algorithm, ServerInput, ServerOutput, State, register
+
+if TYPE_CHECKING:
+    from mechanism import Settlement
 
 __all__ = ["CFL", "bipartition"]
 
@@ -118,6 +123,7 @@ class CFL(Algorithm):
     """Clusters split by the cosine of their members' updates; cluster-wise averaging."""
 
     name = "cfl"
+    rank = 50
     summary = "Sattler et al. 2021: clustered FL, bi-partitions by update cosine"
     hyper = {
         "eps1": Param(0.6, lo=0.0, lo_open=True, doc="split when the mean-update norm is below"),
@@ -130,7 +136,8 @@ class CFL(Algorithm):
         return {"cluster": torch.zeros(m, dtype=torch.long),
                 "start": theta0.expand(m, -1).clone()}
 
-    def server_step(self, inp: ServerInput, state: State) -> tuple[ServerOutput, State]:
+    def server_step(self, inp: ServerInput, state: State,
+                    settlement: Settlement | None = None) -> tuple[ServerOutput, State]:
         """Split the clusters that pass the test, then return each cluster's mean-update step."""
         hp = self.hp
         ix = torch.as_tensor(inp.clients, dtype=torch.long)

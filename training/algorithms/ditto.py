@@ -66,6 +66,8 @@ from .base import (
 from .fedavg import weighted_mean
 
 if TYPE_CHECKING:
+    from mechanism import Settlement
+
     from ..client import ClientContext, LocalData
     from ..profiles import Reports
 
@@ -80,6 +82,7 @@ class Ditto(Algorithm):
     r"""FedAvg global model; personal model on :math:`L_k(v) + \lambda/2\,\|v - w^t\|^2`."""
 
     name = "ditto"
+    rank = 30
     summary = "Li et al. 2021: FedAvg global model plus proximal personal models"
     evaluates = "personal"
     hyper = {"lam": Param(1.0, lo=0.0, lo_open=True,
@@ -94,7 +97,8 @@ class Ditto(Algorithm):
         return {"params": params0.clone(), "buffers": buffers0.clone(),
                 "personal": params0.clone(), "personal_buffers": buffers0.clone()}
 
-    def server_step(self, inp: ServerInput, state: State) -> tuple[ServerOutput, State]:
+    def server_step(self, inp: ServerInput, state: State,
+                    settlement: Settlement | None = None) -> tuple[ServerOutput, State]:
         """Return the N-weighted mean of the uploaded globals as start and centre; prox lam."""
         mean, w = weighted_mean(inp)
         return ServerOutput.plain(mean, all_pairs(inp.k), prox=self.hp["lam"], own=w), state

@@ -75,6 +75,8 @@ from ..hyper import Param
 from .base import Algorithm, ServerInput, ServerOutput, State, register
 
 if TYPE_CHECKING:
+    from mechanism import Settlement
+
     from ..profiles import Reports
 
 __all__ = ["FedAMP", "attention_weights"]
@@ -121,6 +123,7 @@ class FedAMP(Algorithm):
     """Each client is pulled towards its own attention-weighted mix of all models."""
 
     name = "fedamp"
+    rank = 40
     summary = "Huang et al. 2021: attentive message passing (heuristic cosine attention)"
     hyper = {
         "mu": Param(1.0, lo=0.0, lo_open=True, doc="proximal weight lambda / alpha_k (eq. (7))"),
@@ -134,7 +137,8 @@ class FedAMP(Algorithm):
         """Return ``mu``, every client's proximal weight."""
         return float(self.hp["mu"])
 
-    def server_step(self, inp: ServerInput, state: State) -> tuple[ServerOutput, State]:
+    def server_step(self, inp: ServerInput, state: State,
+                    settlement: Settlement | None = None) -> tuple[ServerOutput, State]:
         """Return own uploads as start points and the attention mixes as proximal centres."""
         hp = self.hp
         W = inp.uploads

@@ -24,11 +24,16 @@ Deep Networks from Decentralized Data", AISTATS 2017, Algorithm 1.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from numpy.typing import NDArray
 
 from .base import Algorithm, ServerInput, ServerOutput, State, all_pairs, register
+
+if TYPE_CHECKING:
+    from mechanism import Settlement
 
 __all__ = ["FedAvg", "weighted_mean"]
 
@@ -50,10 +55,13 @@ class FedAvg(Algorithm):
     """All clients start each round from the N-weighted average model."""
 
     name = "fedavg"
+    rank = 10
     summary = "McMahan et al. 2017: data-weighted model averaging"
     evaluates = "aggregated"
+    one_global_model = True
 
-    def server_step(self, inp: ServerInput, state: State) -> tuple[ServerOutput, State]:
+    def server_step(self, inp: ServerInput, state: State,
+                    settlement: Settlement | None = None) -> tuple[ServerOutput, State]:
         """Return the N-weighted average as every client's start point."""
         mean, w = weighted_mean(inp)
         return ServerOutput.plain(mean, all_pairs(inp.k), own=w), state

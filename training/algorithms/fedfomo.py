@@ -74,6 +74,8 @@ from ..hyper import Param
 from .base import Algorithm, ClientOutput, Message, ServerInput, ServerOutput, State, register
 
 if TYPE_CHECKING:
+    from mechanism import Settlement
+
     from ..client import ClientContext, LocalData
 
 __all__ = ["FedFomo", "choose_candidates", "fomo_weights"]
@@ -123,6 +125,7 @@ class FedFomo(Algorithm):
     """Clients weight downloaded models by their validation-loss gain per L1 distance."""
 
     name = "fedfomo"
+    rank = 60
     evaluates = "aggregated"
     summary = "Zhang et al. 2021: first-order model weights on the client's validation split"
     hyper = {
@@ -135,7 +138,8 @@ class FedFomo(Algorithm):
         """Return the zero affinity matrix ``P`` (m x m)."""
         return {"P": torch.zeros((m, m), dtype=torch.float64)}
 
-    def server_step(self, inp: ServerInput, state: State) -> tuple[ServerOutput, State]:
+    def server_step(self, inp: ServerInput, state: State,
+                    settlement: Settlement | None = None) -> tuple[ServerOutput, State]:
         """Add last round's scores to ``P``, draw each client's candidates, send their models."""
         ix = torch.as_tensor(inp.clients, dtype=torch.long)
         P = state["P"].clone()

@@ -1,7 +1,8 @@
 r"""iPFL (Algorithm 1): market graph, payments, prox-centres, proximal local training.
 
-The server step is :func:`training.server.ipfl_server_step` (its docstring gives our
-reading of eqs. (6)-(7) and why ``lam`` and ``lam_prox`` are separate); each client
+The market is :func:`training.server.ipfl_market`, settled by the session; the server
+step is :func:`training.server.ipfl_messages` (the module :mod:`training.server` gives
+our reading of eqs. (6)-(7) and why ``lam`` and ``lam_prox`` are separate); each client
 starts its local training at its prox-centre (Algorithm 1 leaves the inner argmin's
 initial point open) and minimises eq. (7).
 
@@ -32,11 +33,13 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from mechanism import Settlement
+
 from ..distance import DISTANCES, get_distance
 from ..hyper import Param
 from ..profiles import Reports
-from ..server import D_SCALES, ipfl_server_step
-from .base import Algorithm, ServerInput, ServerOutput, State, register
+from ..server import D_SCALES, ipfl_market, ipfl_messages
+from .base import Algorithm, MarketCall, ServerInput, ServerOutput, State, register
 
 __all__ = ["IPFL"]
 
@@ -46,6 +49,7 @@ class IPFL(Algorithm):
     """The paper's method: Algorithm 2's graph, eq. (10)'s bills, eqs. (6)-(7)'s training."""
 
     name = "ipfl"
+    rank = 100
     summary = "Zhang et al. 2025: model-sharing market with payments"
     uses_market = True
     hyper = {
@@ -85,14 +89,21 @@ class IPFL(Algorithm):
             theta0[None].to(torch.float64)).max())
         return float(self.hp["lam_prox"] * 2.0 * s * s_max.max() / self.hp["eta"])
 
-    def server_step(self, inp: ServerInput, state: State) -> tuple[ServerOutput, State]:
-        """Settle the market on the clients still in; return prox-centres, weights, record."""
+    def market(self, inp: ServerInput, state: State) -> MarketCall | None:
+        """Return the round's market on the clients still in (none for a lone client)."""
+        if inp.k < 2:
+            return None
         hp = self.hp
-        if inp.k < 2:  # a lone client has no market: it trains on its own
+        return ipfl_market(inp.reports, inp.uploads, lam=hp["lam"], distance=hp["distance"],
+                           d_scale=hp["d_scale"], solver=hp["solver"], true=inp.true)
+
+    def server_step(self, inp: ServerInput, state: State,
+                    settlement: Settlement | None = None) -> tuple[ServerOutput, State]:
+        """Return the prox-centres and weights of the settled graph (a lone client: its own)."""
+        if settlement is None:  # a lone client has no market: it trains on its own
             out = ServerOutput.plain(inp.uploads.clone(), own=1.0)
             out.columns["eta"] = np.full(inp.k, np.nan)
             return out, state
-        out = ipfl_server_step(inp.reports, inp.uploads, lam=hp["lam"], lam_prox=hp["lam_prox"],
-                               eta=hp["eta"], distance=hp["distance"], d_scale=hp["d_scale"],
-                               solver=hp["solver"], true=inp.true)
-        return out, state
+        hp = self.hp
+        return ipfl_messages(inp.reports, inp.uploads, settlement, lam_prox=hp["lam_prox"],
+                             eta=hp["eta"], distance=hp["distance"]), state

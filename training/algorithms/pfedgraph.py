@@ -62,12 +62,17 @@ Learning in High Dimensions", ICML 2008.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from numpy.typing import ArrayLike, NDArray
 
 from ..hyper import Param
 from .base import Algorithm, ServerInput, ServerOutput, State, register
+
+if TYPE_CHECKING:
+    from mechanism import Settlement
 
 __all__ = ["CLIP", "PFedGraph", "cosine_difference", "graph_weights", "simplex_projection"]
 
@@ -149,13 +154,15 @@ class PFedGraph(Algorithm):
     """Per-client aggregation over an inferred graph; local loss pulled towards the aggregate."""
 
     name = "pfedgraph"
+    rank = 70
     summary = "Ye et al. 2023: aggregation weights from a similarity graph (closed-form QP)"
     hyper = {
         "alpha": Param(0.8, lo=0.0, lo_open=True, doc="weight of ||a - p||^2 in the graph QP"),
         "lam": Param(0.01, lo=0.0, doc="weight of the cosine-similarity term of local training"),
     }
 
-    def server_step(self, inp: ServerInput, state: State) -> tuple[ServerOutput, State]:
+    def server_step(self, inp: ServerInput, state: State,
+                    settlement: Settlement | None = None) -> tuple[ServerOutput, State]:
         """Infer the graph from the uploads, aggregate per client, send lam as the term's weight."""
         d = cosine_difference(inp.uploads, inp.theta0)
         a = graph_weights(d, inp.reports.N, float(self.hp["alpha"]))

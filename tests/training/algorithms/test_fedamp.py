@@ -4,11 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from training import Config, train
+from training import Config, prepare, train
 from training.algorithms import ServerInput, get_algorithm
 from training.algorithms.base import all_pairs
 from training.algorithms.fedamp import attention_weights
-from training.loop import prepare
 from training.profiles import Reports
 
 CFG = Config(algorithm="fedamp", clients=4, rounds=2, epochs=1, hidden=16, max_samples=400)

@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from training import Config
+from training import Config, prepare
 from training.algorithms import Message, ServerInput, get_algorithm
 from training.algorithms.fedfomo import choose_candidates, fomo_weights
 from training.client import LocalData, evaluate, local_sgd
-from training.loop import prepare
 from training.profiles import Reports
 
 CFG = Config(algorithm="fedfomo", clients=4, rounds=2, epochs=1, hidden=16, max_samples=400,

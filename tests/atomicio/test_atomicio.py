@@ -1,11 +1,11 @@
-"""Tests for ipfl/atomic.py: whole file or nothing, no temporary left behind, umask modes."""
+"""Tests for atomicio/: whole file or nothing, no temporary left behind, umask modes."""
 
 import os
 import stat
 
 import pytest
 
-from ipfl.atomic import atomic_write_bytes, atomic_write_text
+from atomicio import atomic_write_bytes, atomic_write_text
 
 
 def test_writes_and_replaces(tmp_path):

@@ -16,7 +16,7 @@ from ipfl.cli import main
 from ipfl.experiments import EXPERIMENTS, run_experiment
 from ipfl.experiments.reproduce import NOT_RUN, build, verdicts
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 OUTPUTS = {
     "performance": ("performance.csv", "performance.png"),

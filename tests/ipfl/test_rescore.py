@@ -219,7 +219,7 @@ def test_malformed_record_is_one_line_naming_round_and_key(tiny_runs, tmp_path, 
     rec = json.loads(path.read_text())
     del rec["outputs"]["A"]
     path.write_text(json.dumps(rec))
-    with pytest.raises(ValueError, match=r"^rescore: round 2: the record has no 'A'$"):
+    with pytest.raises(ValueError, match=r"^rescore: round 2: not a round record \(lacks 'A'\)$"):
         rescore_run(run)
 
 
@@ -238,6 +238,7 @@ def test_a_graph_that_is_not_0_1_is_one_line_naming_the_round(tiny_runs, tmp_pat
     rec = json.loads(path.read_text())
     rec["outputs"]["A"][0][1] = 2
     path.write_text(json.dumps(rec))
-    with pytest.raises(ValueError, match=r"^rescore: round 1: graph A\[0, 1\] = 2 must be 0 or 1$"):
+    with pytest.raises(ValueError, match=r"^rescore: round 1: not a round record "
+                                         r"\(A\[0, 1\] = 2 is not 0 or 1\)$"):
         rescore_run(run)
 

@@ -9,8 +9,21 @@ is named ``.NAME.*.tmp``; run directories remove such leftovers when next opened
 The file gets the permissions of a plain ``open(path, "w")``: ``0o666`` less the
 user's umask (:func:`tempfile.mkstemp` alone would leave ``0o600``).
 
-This module lives in :mod:`ipfl`, not :mod:`mechanism`: the mechanism layer does no
-file I/O.
+This is the bottom layer, beside :mod:`mechanism` and importing nothing of the project:
+:mod:`training` (run directories), :mod:`proofs_checks` (audit reports, fuzz campaigns)
+and :mod:`ipfl` (everything the CLI writes) all write through it. It is not part of
+:mod:`mechanism`, which does no file I/O, nor of :mod:`ipfl`, which lower layers never
+import (``tests/test_layering.py``).
+
+>>> import tempfile
+>>> from pathlib import Path
+>>> from atomicio import atomic_write_text
+>>> folder = Path(tempfile.mkdtemp())
+>>> atomic_write_text(folder / "sub" / "note.txt", "whole or nothing")
+>>> (folder / "sub" / "note.txt").read_text(encoding="utf-8")
+'whole or nothing'
+>>> sorted(p.name for p in (folder / "sub").iterdir())  # no temporary left behind
+['note.txt']
 """
 
 from __future__ import annotations

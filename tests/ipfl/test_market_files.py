@@ -9,7 +9,7 @@ from ipfl.market_files import read_market, write_market
 from mechanism import random_market
 from mechanism.market_dict import market_from_dict
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def _same(a, b):

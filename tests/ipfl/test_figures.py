@@ -34,10 +34,11 @@ def test_png_files(tmp_path):
     mk = random_market(6, seed=2, lam=0.1, buyers=0.2, sellers=0.2)
     A = greedy_graph(mk)
     assert plot_market(mk, A, tmp_path / "m.png").stat().st_size > 10_000
-    pay = payments(mk, A)
-    rec = {"round": 3, "clients": [10, 11, 12, 13, 14, 15],
-           "inputs": {"N": mk.N.tolist(), "c": [str(c) if np.isinf(c) else c for c in mk.c],
-                      "K": mk.K.tolist()},
-           "outputs": {"A": A.tolist(), "r": pay.r.tolist(), "U": utilities(mk, A).tolist()}}
-    (tmp_path / "0003.json").write_text(json.dumps(rec))
+    from mechanism import settle
+    from training.records import Exchange
+
+    ex = Exchange.market_round(round=3, clients=range(10, 16), roles=list(mk.roles), market=mk,
+                               budget=np.full(6, np.inf), solver="paper", true=None,
+                               settlement=settle(mk))
+    (tmp_path / "0003.json").write_text(json.dumps(ex.to_json()))
     assert plot_round_graph(tmp_path / "0003.json", tmp_path / "g.png").stat().st_size > 10_000

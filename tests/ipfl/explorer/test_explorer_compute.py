@@ -13,7 +13,7 @@ from mechanism import exact_graph, explain, greedy_graph, payments, thresholds, 
 from mechanism.market_dict import market_from_dict
 from proofs_checks import liar_utility
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "market.json"
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "market.json"
 
 
 def test_default_market_is_the_example_file():

@@ -21,7 +21,7 @@ def test_market_table_matches_the_mechanism():
     assert np.isfinite(social_welfare(mk, A))
 
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "market.json"
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "market.json"
 
 
 def test_market_from_file_explained_with_exact():
