@@ -45,10 +45,10 @@ from .client import (
     LocalData,
     attacker_message,
     derive_seed,
-    epoch_orders,
     finish_client,
 )
 from .objective import proximal_grad, proximal_term
+from .sgd import BatchPlan, sgd_loop
 from .stacked import StackedChain, stacked_chain
 
 if TYPE_CHECKING:
@@ -153,13 +153,11 @@ def train_batched(algo: Algorithm, msgs: list[Message], states: list[State],
     shared_idx = torch.nonzero(shared).squeeze(1)
     X_all = torch.cat([d.X_train for d in data]).to(dev)
     y_all = torch.cat([d.y_train for d in data]).to(dev)
-    idx, weight = _batch_plan(data, ctxs)
     # clients sorted by their number of steps, most first: the clients still stepping
     # at step s are then a prefix, trained on views (no gather, no scatter back)
-    n_steps = weight[0].any(dim=2).sum(dim=1)  # (C,)
-    order = torch.argsort(n_steps, descending=True, stable=True)
-    n_steps, full, center, prox = n_steps[order], full[order], center[order], prox[order]
-    idx, weight = idx[:, order].to(dev), weight[:, order].to(dtype).to(dev)
+    plan, order = BatchPlan.for_clients([d.n_train for d in data], ctxs).sorted()
+    full, center, prox = full[order], center[order], prox[order]
+    idx, weight = plan.idx.to(dev), plan.weight.to(dtype).to(dev)
     flat = full.to(dev)
     center, prox, shared_idx = center.to(dev), prox.to(dev), shared_idx.to(dev)
     use_prox = bool((prox != 0).any())
@@ -189,33 +187,29 @@ def train_batched(algo: Algorithm, msgs: list[Message], states: list[State],
     elif use_prox:
         objective = torch.vmap(algo.vmap_objective)
     lr = ctx0.lr
-    epochs, steps = idx.shape[0], idx.shape[2]
-    # clients stepping at step s: the first active[s] (a client's real batches come first)
-    active = [int((n_steps > s).sum()) for s in range(steps)]
     part_idx = None if everything else shared_idx
-    for e in range(epochs):
-        for s, k in enumerate(active):
-            if k == 0:  # no client has a batch at this step (a client with no data)
-                continue
-            # only the clients with a real batch: no padded compute
-            ib = idx[e, :k, s]  # (k, B) rows of the stacked training sets
-            xb, yb, wb, c, pr = X_all[ib], y_all[ib], weight[e, :k, s], center[:k], prox[:k]
-            theta = flat[:k]
-            if chain is not None:
-                grad = _chain_grad(chain, objective, default_prox, theta, xb, yb, wb, c, pr,
-                                   part_idx)
-            else:
-                theta = theta.detach().requires_grad_(True)
-                logits = batched_forward(theta, xb)
-                ce = F.cross_entropy(logits.flatten(0, 1), yb.flatten(),
-                                     reduction="none").view_as(wb)
-                loss = (ce * wb).sum(dim=1) / wb.sum(dim=1)
-                if objective is not None:
-                    part = theta if everything else theta[:, shared_idx]
-                    loss = objective(loss, part, c, pr)
-                (grad,) = torch.autograd.grad(loss.sum(), theta)
-            with torch.no_grad():  # in place on this function's own copy; rows >= k untouched
-                flat[:k].sub_(grad, alpha=lr)
+
+    def step(e: int, s: int, k: int) -> None:  # the first k clients' step: one batched call
+        ib = idx[e, :k, s]  # (k, B) rows of the stacked training sets; no padded compute
+        xb, yb, wb, c, pr = X_all[ib], y_all[ib], weight[e, :k, s], center[:k], prox[:k]
+        theta = flat[:k]
+        if chain is not None:
+            grad = _chain_grad(chain, objective, default_prox, theta, xb, yb, wb, c, pr,
+                               part_idx)
+        else:
+            theta = theta.detach().requires_grad_(True)
+            logits = batched_forward(theta, xb)
+            ce = F.cross_entropy(logits.flatten(0, 1), yb.flatten(),
+                                 reduction="none").view_as(wb)
+            loss = (ce * wb).sum(dim=1) / wb.sum(dim=1)
+            if objective is not None:
+                part = theta if everything else theta[:, shared_idx]
+                loss = objective(loss, part, c, pr)
+            (grad,) = torch.autograd.grad(loss.sum(), theta)
+        with torch.no_grad():  # in place on this function's own copy; rows >= k untouched
+            flat[:k].sub_(grad, alpha=lr)
+
+    sgd_loop(plan, step)
     out = flat.detach().to("cpu")
     row = torch.argsort(order)  # client i's row in the sorted order
     res = []
@@ -253,28 +247,6 @@ def _chain_grad(chain: StackedChain, objective: Any, default_prox: bool, theta: 
     if shared_idx is None:
         return grad.add_(extra)
     return grad.index_add_(1, shared_idx, extra)
-
-
-def _batch_plan(data: list[LocalData], ctxs: list[ClientContext]
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return row indices into the stacked training sets and weights, (E, C, S, B).
-
-    Client ``i``'s batches are those of the loop: per epoch a permutation drawn from its
-    own generator, cut into ``B``-sized pieces; ``S`` is the longest client's number of
-    steps, the padding has weight 0.
-    """
-    B, E = ctxs[0].batch_size, ctxs[0].epochs
-    n = [d.n_train for d in data]
-    S = max(1, max(-(-k // B) for k in n))
-    idx = torch.zeros((E, len(n), S * B), dtype=torch.long)
-    weight = torch.zeros((E, len(n), S * B), dtype=torch.bool)
-    offset = 0
-    for i, (k, ctx) in enumerate(zip(n, ctxs, strict=True)):
-        for e, order in enumerate(epoch_orders(ctx, k)):
-            idx[e, i, :k] = order + offset
-            weight[e, i, :k] = True
-        offset += k
-    return idx.view(E, len(n), S, B), weight.view(E, len(n), S, B)
 
 
 def _device_copy(model: nn.Module, dev: torch.device) -> nn.Module:

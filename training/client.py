@@ -23,11 +23,12 @@ from torch import nn
 
 from .attacks import apply_attack
 from .models import get_flat, set_flat
+from .sgd import BatchPlan, sgd_loop
 
 if TYPE_CHECKING:
     from .algorithms.base import Algorithm, ClientOutput, Message, Objective, State
 
-__all__ = ["ClientContext", "LocalData", "attacker_message", "derive_seed", "epoch_orders",
+__all__ = ["ClientContext", "LocalData", "attacker_message", "derive_seed",
            "evaluate", "finish_client", "local_sgd", "run_client"]
 
 
@@ -88,24 +89,15 @@ class ClientContext:
             derive_seed(self.seed, 100 + self.round, self.client, purpose))
 
 
-def epoch_orders(ctx: ClientContext, n: int, purpose: int = 0) -> list[torch.Tensor]:
-    """Return the order of a client's ``n`` training samples in each of its local epochs.
-
-    One permutation per epoch from the generator seeded by (seed, round, client,
-    purpose); an epoch's mini-batches are consecutive ``batch_size`` slices of it. The
-    per-client loop (:func:`local_sgd`) and the batched kernel
-    (:func:`training.batched.train_batched`) both draw their batches here, so they take
-    the same steps.
-    """
-    gen = ctx.generator(purpose)
-    return [torch.randperm(n, generator=gen) for _ in range(ctx.epochs)]
-
-
 def local_sgd(ctx: ClientContext, data: LocalData, state: State, start: torch.Tensor,
               center: torch.Tensor, prox: float, objective: Objective, *,
               params: torch.Tensor | None = None, purpose: int = 0,
               ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``epochs`` epochs of SGD and return the new (all params, buffers).
+
+    The loop is :func:`training.sgd.sgd_loop` over this client's
+    :class:`~training.sgd.BatchPlan`; a step is the module's forward and backward and
+    one ``torch.optim.SGD`` update.
 
     The model starts from ``params`` (default the client's ``state["params"]``) with its
     shared coordinates replaced by ``start``; the objective is
@@ -124,17 +116,19 @@ def local_sgd(ctx: ClientContext, data: LocalData, state: State, start: torch.Te
     center = center.detach().to(full.dtype)
     model.train()
     X, y = data.X_train, data.y_train
-    n = X.shape[0]
-    for order in epoch_orders(ctx, n, purpose):
-        for s in range(0, n, ctx.batch_size):
-            idx = order[s:s + ctx.batch_size]
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(X[idx]), y[idx])
-            if prox != 0.0:
-                flat = torch.cat([p.reshape(-1) for p in trainable])
-                loss = objective(loss, flat if everything else flat[shared], center, prox)
-            loss.backward()
-            opt.step()
+    plan = BatchPlan.for_clients([X.shape[0]], [ctx], purpose)
+
+    def step(e: int, s: int, k: int) -> None:  # this one client's step: module, optimiser
+        idx = plan.batch(e, 0, s)
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(X[idx]), y[idx])
+        if prox != 0.0:
+            flat = torch.cat([p.reshape(-1) for p in trainable])
+            loss = objective(loss, flat if everything else flat[shared], center, prox)
+        loss.backward()
+        opt.step()
+
+    sgd_loop(plan, step)
     return get_flat(model)
 
 
