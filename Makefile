@@ -2,20 +2,24 @@
 #   make demo   -> creates .venv, installs everything, runs the main job
 #   make test   -> creates .venv, installs everything, runs lint + the test suite
 #                  (all but the tests marked slow; `make test-slow` runs only those)
+#   make docs   -> builds the documentation site into site/ (warnings are errors)
+# Then `source .venv/bin/activate` puts `ipfl` on PATH (or call .venv/bin/ipfl).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test test-slow lint bench audit clean flower-sim
+.PHONY: venv demo test test-slow docs lint bench audit clean flower-sim
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# The CPU build of torch, pinned so pip never pulls the multi-GB CUDA build.
 	$(BIN)/python -m pip install -q "torch==2.13.0"
-	# flower: the Flower equivalence test runs in CI (no Ray: `make flower-sim` adds it).
-	$(BIN)/python -m pip install -q -e ".[train,explore,dev,flower]"
+	# The base install is lean (mechanism, CLI, training); the tests also need the explorer
+	# (explore), pytest & co. (dev), Flower's equivalence test (flower; no Ray: `make
+	# flower-sim` adds it) and the site's build (docs).
+	$(BIN)/python -m pip install -q -e ".[explore,dev,flower,docs]"
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -31,6 +35,12 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest -q -m slow tests
 
+# The documentation site (MkDocs + Material, API pages from the docstrings); --strict
+# turns every warning (a broken link, a missing page, a docstring it cannot parse) into
+# a failure. Nothing is fetched at build time.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 flower-sim: $(STAMP)
 	$(BIN)/python -m pip install -q -e ".[flower-sim]"
 
@@ -41,4 +51,4 @@ audit: $(STAMP)
 	$(BIN)/ipfl audit --out .
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build site *.egg-info .pytest_cache .hypothesis
