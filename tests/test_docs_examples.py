@@ -86,6 +86,7 @@ def run_page(path: Path) -> None:
             runner = doctest.DocTestRunner(
                 optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
             runner.run(test, clear_globs=False)
+            namespace.update(test.globs)  # DocTest ran on a copy; later blocks see its names
             if runner.failures:
                 raise AssertionError(f"{where}: {runner.failures} doctest example(s) failed")
         else:
