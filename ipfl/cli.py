@@ -7,7 +7,7 @@ imports torch and ``ipfl --help`` stays fast.
 
 from __future__ import annotations
 
-import importlib
+import importlib.util  # not just importlib: .util is not loaded at start-up without site hooks
 import os
 
 import click

@@ -74,3 +74,16 @@ def test_the_package_docstring_example_runs():
     """The example in ``help(ipfl)`` is run (make test's doctests do not collect ipfl/)."""
     result = doctest.testmod(ipfl, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 3 and result.failed == 0
+
+
+def test_the_cli_starts_in_an_interpreter_that_has_not_loaded_importlib_util():
+    """``pip install ipfl`` then ``ipfl --help`` (found by measuring the lean install).
+
+    The development venv's editable-install hooks load ``importlib.util`` at start-up and
+    hid an ``import importlib`` that used ``importlib.util``; a plain install crashed.
+    """
+    out = _run("import importlib, sys; sys.modules.pop('importlib.util', None); "
+               "delattr(importlib, 'util') if hasattr(importlib, 'util') else None; "
+               "from ipfl.cli import main; "
+               "main(['market', '--help'], standalone_mode=False)")
+    assert "--file" in out
