@@ -19,9 +19,13 @@ from ipfl.cli import InputError
               help="Start from this market file (.json or .csv).")
 def command(port: int, no_browser: bool, path: str | None) -> None:
     """Serve a page where you edit a small market and watch the mechanism respond."""
-    import uvicorn
+    try:  # the explore extra; the lean base install does not have it
+        import uvicorn
 
-    from ipfl.explorer.app import create_app
+        from ipfl.explorer.app import create_app
+    except ImportError as exc:
+        raise InputError(f"ipfl explore needs the explore extra ({exc.name} is missing): "
+                         "pip install 'ipfl[explore]'") from None
     from ipfl.explorer.compute import MAX_CLIENTS
     from ipfl.market_files import load_document, read_market
 

@@ -87,3 +87,17 @@ def test_the_cli_starts_in_an_interpreter_that_has_not_loaded_importlib_util():
                "from ipfl.cli import main; "
                "main(['market', '--help'], standalone_mode=False)")
     assert "--file" in out
+
+
+def test_explore_without_its_extra_says_which_extra_in_one_line(monkeypatch):
+    """The lean install has no uvicorn/starlette: ``ipfl explore`` names the extra."""
+    from click.testing import CliRunner
+
+    from ipfl.cli import main
+
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # import uvicorn -> ImportError
+    result = CliRunner().invoke(main, ["explore", "--no-browser"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "Error: ipfl explore needs the explore extra (uvicorn is missing): "
+        "pip install 'ipfl[explore]'"]
