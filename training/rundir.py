@@ -47,6 +47,7 @@ import json
 import os
 import socket
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -56,7 +57,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from atomicio import atomic_write_bytes, atomic_write_text
+from atomicio import atomic_write_bytes, atomic_write_text, remove_stale_temps
 
 if TYPE_CHECKING:
     from .records import RoundRecord
@@ -73,6 +74,9 @@ __all__ = ["RunDir", "RunDirError", "RunLocked", "Verification", "atomic_write_b
 #: entries a folder may hold and still count as empty for a new run: leftovers of a
 #: first write that was killed (the lock file, an empty ``rounds/``)
 _PARTIAL = {"run.lock", "rounds"}
+
+#: the bytes of ``run.lock`` its holder writes its name over (never truncating the file)
+_HOLDER_BYTES = 256
 
 
 class RunDirError(ValueError):
@@ -141,6 +145,7 @@ class RunDir:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._lock_fd: int | None = None
 
     config = property(lambda self: self.path / "config.json")
     metrics = property(lambda self: self.path / "metrics.jsonl")
@@ -156,41 +161,100 @@ class RunDir:
     def lock(self) -> Iterator[None]:
         """Hold the run's writer lock (creating the folder); :class:`RunLocked` if held.
 
-        The lock is an ``fcntl.flock`` on ``run.lock``, released by the kernel when the
-        holder dies, so a ``kill -9`` never leaves the run locked. While held, the file
-        names the holder. Temporary files of writes killed earlier are removed.
+        The lock is an ``fcntl.flock`` on a descriptor of ``run.lock``, released by the
+        kernel when the holder dies, so a ``kill -9`` never leaves the run locked.
+
+        * ``run.lock`` is opened with ``O_NOFOLLOW`` and must be a regular file with one
+          link: a symbolic or hard link to another file is refused and that file is
+          left as it was. The file is never truncated: the holder writes its name
+          (pid, host, start time) over the first :data:`_HOLDER_BYTES` bytes.
+        * A refused writer writes, truncates and unlinks nothing.
+        * After the flock is granted the holder checks that ``run.lock`` still names the
+          file it locked (a holder may delete it on its way out, see
+          :meth:`discard_new`); if not, it locks the new file instead. So two writers
+          never hold locks on two different files of one run.
+        * Temporary files of writers killed earlier on this host are removed
+          (:func:`atomicio.remove_stale_temps`); a live writer's never are.
         """
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            fh = open(self.lockfile, "a+", encoding="utf-8")  # noqa: SIM115 (held for the run)
         except OSError as exc:
             raise RunDirError(f"run_dir {str(self.path)!r} is not writable ({exc.strerror}); "
                               "choose a folder you can write to") from None
+        fd = self._acquire()
         try:
-            if fcntl is not None:
-                try:
-                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    fh.seek(0)
-                    raise RunLocked(f"run_dir {str(self.path)!r} is in use by another ipfl "
-                                    f"process ({_holder(fh.read())}); wait for it to finish "
-                                    "or stop it, then retry") from None
-        except BaseException:
-            fh.close()
-            raise
-        try:
-            fh.seek(0)
-            fh.truncate()
-            fh.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                 "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}) + "\n")
-            fh.flush()
-            for tmp in [*self.path.glob(".*.tmp"), *self.rounds.glob(".*.tmp")]:
-                tmp.unlink(missing_ok=True)
+            record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                 "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+            os.pwrite(fd, record.encode()[:_HOLDER_BYTES - 1].ljust(_HOLDER_BYTES - 1)
+                      + b"\n", 0)
+            for folder in (self.path, self.rounds):
+                remove_stale_temps(folder)
+            self._lock_fd = fd
             yield
         finally:
+            self._lock_fd = None
             with contextlib.suppress(OSError):
-                fh.truncate(0)
-            fh.close()  # closing releases the flock
+                os.pwrite(fd, b" " * (_HOLDER_BYTES - 1) + b"\n", 0)
+            os.close(fd)  # closing releases the flock
+
+    def _acquire(self) -> int:
+        """Open ``run.lock`` safely and take its flock; return the descriptor."""
+        flags = (os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+                 | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0))
+        where = f"run_dir {str(self.path)!r}"
+        for _ in range(100):
+            try:
+                fd = os.open(self.lockfile, flags, 0o666)
+            except OSError as exc:
+                if self.lockfile.is_symlink():
+                    raise RunDirError(
+                        f"{where}: run.lock is a symbolic link (to "
+                        f"{os.readlink(self.lockfile)!r}); refused, nothing was written to "
+                        "either; remove the link if it is not yours") from None
+                raise RunDirError(f"{where} is not writable ({exc.strerror}); choose a folder "
+                                  "you can write to") from None
+            try:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+                    raise RunDirError(
+                        f"{where}: run.lock is not a plain file (a FIFO, a device or a file "
+                        f"with {st.st_nlink} links); refused, nothing was written to it")
+                if fcntl is not None:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        held = os.pread(fd, _HOLDER_BYTES, 0).decode("utf-8", "replace")
+                        raise RunLocked(f"{where} is in use by another ipfl process "
+                                        f"({_holder(held)}); wait for it to finish or stop "
+                                        "it, then retry") from None
+                try:
+                    now = os.lstat(self.lockfile)
+                except FileNotFoundError:
+                    now = None
+                if now is not None and (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
+                    return fd
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)  # the file we locked was removed by its last holder: lock anew
+        raise RunLocked(f"{where}: run.lock keeps being replaced; another process is "
+                        "interfering with the lock, stop it and retry")
+
+    def discard_new(self, existed: bool) -> None:
+        """Remove the traces of a new run that wrote nothing (only while holding the lock).
+
+        ``run.lock`` itself (deleted by its holder, so a writer waiting on it re-locks
+        the new file, :meth:`lock`), an empty ``rounds/``, and the folder when this run
+        created it and it is empty.
+        """
+        if self._lock_fd is None:
+            raise RuntimeError("discard_new: the lock is not held")
+        with contextlib.suppress(OSError):
+            self.lockfile.unlink(missing_ok=True)
+        for folder in (self.rounds, None if existed else self.path):
+            if folder is not None:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
 
     def check_new(self, allow: tuple[str, ...] = ()) -> None:
         """Refuse a folder that holds anything but leftovers of a killed first write.
@@ -534,9 +598,9 @@ class RunDir:
 
 def _holder(text: str) -> str:
     try:
-        h = json.loads(text)
+        h = json.loads(text.splitlines()[0] if text.strip() else "")
         return f"pid {h['pid']} on host {h['host']}, since {h['since']}"
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, IndexError):
         return "holder unknown"
 
 
