@@ -70,7 +70,7 @@ try:  # POSIX; elsewhere a run is not locked
 except ImportError:  # pragma: no cover
     fcntl = None
 
-__all__ = ["RunDir", "RunDirError", "RunLocked", "Verification", "atomic_write_bytes",
+__all__ = ["ChainNote", "RunDir", "RunDirError", "RunLocked", "Verification", "atomic_write_bytes",
            "atomic_write_text", "config_text", "digest_state", "is_finite_json",
            "sha256"]
 
@@ -88,6 +88,10 @@ class RunDirError(ValueError):
 
 class RunLocked(RunDirError):
     """Another process holds the run directory's writer lock."""
+
+
+class ChainNote(UserWarning):
+    """A run's chain is consistent but not authenticated here (unkeyed, or its key absent)."""
 
 
 def sha256(data: bytes) -> str:
@@ -179,7 +183,7 @@ class RunDir:
     chain_file = property(lambda self: self.path / "chain.json")
     lockfile = property(lambda self: self.path / "run.lock")
 
-    def _read(self, path: Path, kind: str) -> bytes:
+    def read_file(self, path: Path, kind: str) -> bytes:
         """Return ``path``'s bytes, a regular file of at most ``CAPS[kind]`` bytes.
 
         Read by :func:`training.safeio.read_regular` (no link, FIFO or device);
@@ -339,7 +343,7 @@ class RunDir:
                 f"{str(self.path)!r} has no config.json, so it is not a run (or one stopped "
                 "before its first write, with nothing committed): start the run again with "
                 f"--run-dir {str(self.path)!r} (leftovers are replaced) or remove the folder")
-        return self._read(self.config, "config")
+        return self.read_file(self.config, "config")
 
     def read_config_doc(self) -> dict[str, Any]:
         """Return ``config.json`` as written: the config plus its ``history`` of changes."""
@@ -380,7 +384,7 @@ class RunDir:
 
         Nothing is written when the round drops nobody and the file holds nothing of it.
         """
-        old = (self._read(self.drops_file, "drops").decode("utf-8")
+        old = (self.read_file(self.drops_file, "drops").decode("utf-8")
                if os.path.lexists(self.drops_file) else "")
         keep = [line for line in old.splitlines() if line and json.loads(line)["round"] != t]
         if not drops and len(keep) == len([x for x in old.splitlines() if x]):
@@ -396,7 +400,7 @@ class RunDir:
         if not os.path.lexists(self.metrics):
             return out, problems
         try:
-            text = self._read(self.metrics, "metrics").decode("utf-8")
+            text = self.read_file(self.metrics, "metrics").decode("utf-8")
         except UnicodeDecodeError:
             return out, ["metrics.jsonl is not UTF-8 text"]
         except RunDirError as exc:
@@ -434,7 +438,7 @@ class RunDir:
         out = {}
         for p in sorted(self.rounds.glob("[0-9][0-9][0-9][0-9].json")):
             try:
-                out[int(p.stem)] = json.loads(self._read(p, "record").decode("utf-8"))
+                out[int(p.stem)] = json.loads(self.read_file(p, "record").decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError):
                 raise RunDirError(f"{str(p)!r} is not a round record (not JSON); run "
                                   f"`ipfl audit-run {str(self.path)}`") from None
@@ -495,8 +499,8 @@ class RunDir:
         lines, _ = self.metric_lines()
         return {
             "round": t, "prev": prev,
-            "config": sha256(self._read(self.config, "config")),
-            "record": sha256(self._read(rec, "record")) if os.path.lexists(rec) else None,
+            "config": sha256(self.read_file(self.config, "config")),
+            "record": sha256(self.read_file(rec, "record")) if os.path.lexists(rec) else None,
             "metrics": sha256("\n".join(lines.get(t, [])).encode()),
             "ledger": sha256(json.dumps(self.ledger_rows(t)).encode()),
             "state": digest_state(state),
@@ -555,7 +559,7 @@ class RunDir:
         if not os.path.lexists(self.chain_file):
             return None
         try:
-            doc = json.loads(self._read(self.chain_file, "chain").decode("utf-8"))
+            doc = json.loads(self.read_file(self.chain_file, "chain").decode("utf-8"))
             chain = doc["chain"]
             if not isinstance(chain, list) or not all(isinstance(e, dict) and "round" in e
                                                       for e in chain):
@@ -573,7 +577,7 @@ class RunDir:
         """
         if not os.path.lexists(self.checkpoint):
             return None
-        raw = self._read(self.checkpoint, "checkpoint")
+        raw = self.read_file(self.checkpoint, "checkpoint")
         try:
             return torch.load(io.BytesIO(raw), weights_only=True)
         except Exception as exc:  # noqa: BLE001 (a damaged or foreign file: never run its code)
@@ -628,7 +632,7 @@ class RunDir:
                             "inside round 0, or the checkpoint was deleted)")
         lines, bad = self.metric_lines()
         problems += bad
-        records = self._record_files(problems)
+        records = self.record_files(problems)
         try:
             ledger_rounds = self.ledger_rounds()
             wanted = ledger_rounds | set(range(committed + 1))
@@ -668,7 +672,7 @@ class RunDir:
                                 "ran with (edited)")
             rec = records.get(t)
             try:
-                have = sha256(self._read(rec, "record")) if rec is not None else None
+                have = sha256(self.read_file(rec, "record")) if rec is not None else None
             except RunDirError as exc:
                 problems.append(str(exc))
                 continue
@@ -705,7 +709,7 @@ class RunDir:
         return Verification(committed, prev, problems, notes, authenticated,
                             sorted(set(named)))
 
-    def _record_files(self, problems: list[str]) -> dict[int, Path]:
+    def record_files(self, problems: list[str]) -> dict[int, Path]:
         """Return ``rounds/NNNN.json`` by round; any other entry of ``rounds/`` is a problem."""
         records: dict[int, Path] = {}
         if os.path.islink(self.rounds):

@@ -53,7 +53,7 @@ from .distance import get_distance
 from .federation import Federation, check_market_domain, check_stability
 from .ledger import Ledger
 from .records import Exchange, RoundRecord
-from .rundir import RunDir, RunDirError, is_finite_json, sha256
+from .rundir import ChainNote, RunDir, RunDirError, is_finite_json, sha256
 from .server import market_distances
 
 __all__ = ["SHARING_DISTANCE", "IRViolationWarning", "NonFiniteRound", "Plan", "RunState",
@@ -286,6 +286,8 @@ class Session:
                 f"resume: {str(rd.path)!r} fails verification: {check.problems[0]} "
                 f"({len(check.problems)} problem(s); `ipfl audit-run {str(rd.path)}` lists "
                 "them); it is not extended")
+        for note in check.notes:  # an unkeyed (older) chain: resumable, said once
+            warnings.warn(f"{str(rd.path)!r}: {note}", ChainNote, stacklevel=2)
         doc = None
         if overrides:
             saved, doc = resume_config(current, list(overrides), check.committed + 1,
