@@ -8,6 +8,9 @@ c, K, budgets, distance matrix, lambda, solver, clients still in) are fed to
 :func:`mechanism.settle` (as the run did); the recomputed graph, remittances, payments
 and utilities must equal the recorded outputs (graph exactly, money to ``atol``), and
 the ledger must hold exactly the recorded remittances and sum to zero per round.
+Last, the metric rows are checked against the round records and the ledger
+(:mod:`training.audit_metrics`: ``U``, ``p``, ``paid``, ``received``, ``cum_U``, degrees,
+``active``, ``best_acc``, accuracy ranges).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 
 from mechanism import Market, settle, sharing_utilities
 
+from .audit_metrics import check_metrics
 from .keys import ChainKey
 from .ledger import Ledger
 from .records import Exchange
@@ -128,9 +132,26 @@ def audit_run(run_dir: str | Path, atol: float = 1e-9,
         if sorted(entries) != want_entries:
             if not _ledger_matches(entries, t, r, clients, atol):
                 problems.append(f"round {t}: ledger entries differ from the recorded r_ij")
+    problems += _metrics_problems(rd, records, check.committed, ledger, atol)
     return AuditReport(rounds=sorted(records), problems=problems, committed=check.committed,
                        head=check.head, notes=check.notes,
                        authenticated=check.authenticated and not problems, keys=check.keys)
+
+
+def _metrics_problems(rd: RunDir, records: dict[int, Exchange], committed: int,
+                      ledger: Ledger | None, atol: float) -> list[str]:
+    """Check the metric rows against the round records and the ledger (:mod:`.audit_metrics`)."""
+    try:
+        rows = rd.read_metrics()
+        m = rd.read_config().get("clients")
+    except (RunDirError, UnicodeDecodeError):
+        return []  # reported by verify
+    if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+        return [f"config.json: clients = {m!r} is not a positive integer"]
+    if committed >= 0 and m > len(rows):  # never size anything by a number a file claims
+        return [f"metrics.jsonl holds {len(rows)} rows, fewer than clients = {m} (round 0 "
+                "alone has one row per client)"]
+    return check_metrics(rows, records, m, committed, ledger, atol)
 
 
 def _check_sharing(t: int, ex: Exchange, atol: float) -> list[str]:
