@@ -151,7 +151,29 @@ def _metrics_problems(rd: RunDir, records: dict[int, Exchange], committed: int,
     if committed >= 0 and m > len(rows):  # never size anything by a number a file claims
         return [f"metrics.jsonl holds {len(rows)} rows, fewer than clients = {m} (round 0 "
                 "alone has one row per client)"]
-    return check_metrics(rows, records, m, committed, ledger, atol)
+    return check_metrics(rows, records, m, committed, ledger, atol) + _drops_problems(
+        rd, rows, committed)
+
+
+def _drops_problems(rd: RunDir, rows: list[dict], committed: int) -> list[str]:
+    """``drops.jsonl`` (not in the hash chain) must name exactly the rows marked ``dropped``."""
+    marked = {(r["round"], r["client"]) for r in rows
+              if r.get("dropped") is not None and isinstance(r.get("round"), int)
+              and r["round"] <= committed}
+    listed = set()
+    if rd.drops_file.exists() or rd.drops_file.is_symlink():
+        try:
+            text = rd.read_file(rd.drops_file, "drops").decode("utf-8")
+            for line in filter(None, text.splitlines()):
+                doc = json.loads(line)
+                if doc["round"] <= committed:
+                    listed.add((doc["round"], doc["client"]))
+        except (RunDirError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+            return [f"drops.jsonl is not a list of drops ({exc})"]
+    if listed == marked:
+        return []
+    return [f"drops.jsonl names (round, client) {sorted(listed ^ marked)} which the metric "
+            "rows do not mark dropped, or misses them"]
 
 
 def _check_sharing(t: int, ex: Exchange, atol: float) -> list[str]:

@@ -79,3 +79,31 @@ def test_missing_rows_and_a_resurrected_client_are_found(tiny_runs, tmp_path):
     problems = check_metrics(flip, records, 4, 2, None, 1e-9)
     assert any("round 2: metrics active for a client that quit or was dropped for clients "
                "[1]" in p for p in problems), problems
+
+
+def test_drops_jsonl_must_match_the_rows_marked_dropped(tmp_path):
+    """drops.jsonl is outside the hash chain: the audit holds it to the (chained) rows."""
+    from training import prepare
+    from training.loop import client_results
+
+    # Prepare: a 2-round run in which client 2 is dropped in round 1
+    cfg = Config(clients=4, rounds=2, epochs=1, hidden=16, max_samples=400, beta=0.5)
+    s = Session.open(tmp_path / "run", cfg)
+    s.start(prepare(cfg))
+    for t in s.rounds():
+        plan = s.plan(t)
+        results = dict(client_results(s, plan))
+        drops = {2: "timeout"} if t == 1 else {}
+        for i in drops:
+            results.pop(i)
+        s.commit(*s.absorb(plan, results, drops))
+    assert audit_run(tmp_path / "run").ok
+    # Execute / Assert: the drop line removed, then one invented
+    drops = tmp_path / "run" / "drops.jsonl"
+    drops.write_text("")
+    assert any("drops.jsonl names (round, client) [(1, 2)]" in p
+               for p in audit_run(tmp_path / "run").problems)
+    drops.write_text('{"client": 2, "round": 1, "why": "timeout"}\n'
+                     '{"client": 0, "round": 2, "why": "timeout"}\n')
+    assert any("drops.jsonl names (round, client) [(2, 0)]" in p
+               for p in audit_run(tmp_path / "run").problems)
