@@ -22,10 +22,19 @@ Guarantees
   hash of the previous round's entry. The entry is computed from the files on disk, so
   whatever a transport wrote before committing is what gets bound; re-committing a
   round replaces its entry (a round re-run after a crash commits identically).
-* **Verified.** :meth:`RunDir.verify` recomputes every hash: a deleted, added or edited
-  record, metrics row, ledger row, checkpoint or config is reported. Whoever rewrites
-  *all* files and re-hashes the whole chain is not detected (there is no external
-  anchor); :attr:`Verification.head` is the hash to publish if that matters.
+* **Keyed.** Each entry also carries ``key`` (the id of this machine's chain key) and
+  ``mac = HMAC-SHA256(key, entry)`` (:mod:`training.keys`; the key lives outside every
+  run directory). Whoever can write the run but not read the key cannot edit an
+  artefact and re-hash the chain. Entries without a MAC (runs written before keyed
+  chains) are read and resumed, with a note; a MAC missing after keyed entries is a
+  problem. A run is authenticated elsewhere with its key given explicitly
+  (``ipfl audit-run RUN --key FILE``, ``ipfl key export|import``).
+* **Verified.** :meth:`RunDir.verify` recomputes every hash and MAC: a deleted, added or
+  edited record, metrics row, ledger row, checkpoint or config is reported, and so is a
+  config whose resume history changes a key ``--set`` may not change. The last
+  committed round is the chain's length less one, never a number a file claims.
+  :attr:`Verification.head` is the hash to publish against a rollback to an earlier
+  state of the same run (not detected otherwise).
 * **Finished runs keep their chain.** :meth:`RunDir.drop_checkpoint` (the experiment
   runner calls it once a run is done) deletes the model states but keeps the chain in
   ``chain.json``, so :meth:`RunDir.verify` still checks every other artefact; only the
@@ -33,8 +42,13 @@ Guarantees
   ``chain.json``: a run without its checkpoint cannot be extended.
 * **No code from a run directory.** The checkpoint is read with
   ``torch.load(weights_only=True)``: tensors and plain containers only.
+* **Regular files, bounded.** Every file is read through :mod:`training.safeio`: a
+  symbolic link, a FIFO or a device is refused at once, and each kind of file has a
+  size cap (:data:`training.safeio.CAPS`), checked before reading.
 * **One writer.** :meth:`RunDir.lock` holds an ``fcntl.flock`` on ``run.lock`` for the
-  life of a run; the kernel releases it when the process dies.
+  life of a run; the kernel releases it when the process dies. The file is opened
+  with ``O_NOFOLLOW``, never truncated, and unlinked only by its holder; temporary
+  files are owned per writer (:func:`atomicio.remove_stale_temps`).
 """
 
 from __future__ import annotations
