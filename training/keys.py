@@ -166,8 +166,13 @@ def own_key(*, create: bool = True) -> ChainKey | None:
     if not os.path.lexists(path):
         if not create:
             return None
-        _private_dir(folder)
-        _write_new(path, secrets.token_bytes(32))
+        try:
+            _private_dir(folder)
+            _write_new(path, secrets.token_bytes(32))
+        except OSError as exc:
+            raise KeyError_(f"cannot create the run-chain key in {str(folder)!r} "
+                            f"({exc.strerror}); set IPFL_KEY_DIR to a private folder you can "
+                            "write") from None
     return load_key_file(path, private=True)
 
 

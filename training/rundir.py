@@ -527,7 +527,7 @@ class RunDir:
         """
         chain = [e for e in state.get("chain", []) if e["round"] < state["round"]]
         entry = self.chain_entry(state, _entry_hash(chain[-1]) if chain else None)
-        key = self._signing_key(chain)
+        key = self.signing_key(chain)
         entry["key"] = key.id
         entry["mac"] = key.mac(_entry_bytes(entry))
         state["chain"] = [*chain, entry]
@@ -535,11 +535,12 @@ class RunDir:
         torch.save(state, buf)
         atomic_write_bytes(self.checkpoint, buf.getvalue())
 
-    def _signing_key(self, chain: list[dict[str, Any]]) -> ChainKey:
-        """Return the key a new entry is signed with.
+    def signing_key(self, chain: list[dict[str, Any]]) -> ChainKey:
+        """Return the key the next entry of ``chain`` is signed with.
 
         The chain's own if it has one, else this machine's (created on first use);
-        :class:`RunDirError` if the chain's key is not held here.
+        :class:`RunDirError` if the chain's key is not held here or this machine's
+        cannot be created. :meth:`training.Session.start` asks before any write.
         """
         try:
             keyed = [e for e in chain if "mac" in e]

@@ -310,6 +310,7 @@ class Session:
                                  f"parameters per client, the model has {int(fed.shared.sum())}"
                                  "; pass the model the run was started with")
         committed = -1 if state is None else state.round
+        self.rd.signing_key([] if state is None else state.chain)  # no key: refused unwritten
         if self._doc is not None and self._checkpoint is not None and self.rd.ledger.is_file():
             booked = [t for t in Ledger(self.rd.ledger, create=False).rounds() if t > committed]
             if booked:  # the ledger is append-only: a changed round could not be re-booked

@@ -209,3 +209,19 @@ def test_first_runs_at_once_agree_on_one_key(tmp_path):
                               env=env) for _ in range(4)]
     ids = {p.communicate(timeout=60)[0].strip() for p in procs}
     assert len(ids) == 1 and len(ids.pop()) == 16
+
+
+def test_a_key_folder_that_cannot_be_written_refuses_the_run_before_any_write(tmp_path,
+                                                                              monkeypatch,
+                                                                              tiny):
+    """No key can be created: one line naming IPFL_KEY_DIR, and the run folder stays empty."""
+    (tmp_path / "ro").mkdir(mode=0o500)
+    monkeypatch.setenv("IPFL_KEY_DIR", str(tmp_path / "ro" / "keys"))
+    if os.access(tmp_path / "ro", os.W_OK):  # root writes anywhere: use a file as parent
+        (tmp_path / "ro").chmod(0o700)
+        (tmp_path / "ro" / "file").write_text("")
+        monkeypatch.setenv("IPFL_KEY_DIR", str(tmp_path / "ro" / "file" / "keys"))
+    with pytest.raises(RunDirError, match="cannot create the run-chain key in .* set "
+                                          "IPFL_KEY_DIR"):
+        train(tiny, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
