@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("audit", "Property-based audit of the paper's incentive claims -> CLAIMS.md."),
     "train": ("train", "Run iPFL (Algorithm 1) from a TOML config; resumable."),
     "audit-run": ("audit_run", "Verify a run's hash chain and recompute its rounds (exit 0/1/2)."),
+    "key": ("key", "This machine's run-chain key: id, export FILE, import FILE."),
     "rescore": ("rescore", "A run's utilities and welfare (vs the optimum) under other c, K, lam."),
     "flower": ("flower", "Train on Flower: Ray simulation or SuperNodes on loopback."),
     "reproduce": ("reproduce", "Write REPRODUCTION.md from the experiments' CSVs."),

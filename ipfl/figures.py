@@ -181,8 +181,10 @@ def plot_market(market: object, A: object, path: str | os.PathLike,
 def plot_round_graph(round_record: str | os.PathLike, path: str | os.PathLike) -> Path:
     """Draw the graph of one recorded training round (``rounds/NNNN.json`` of a run)."""
     from training.records import Exchange
+    from training.safeio import CAPS, read_regular
 
-    ex = Exchange.from_json(json.loads(Path(round_record).read_text()))
+    ex = Exchange.from_json(json.loads(read_regular(round_record, CAPS["record"],
+                                                    "round record").decode("utf-8")))
     A = ex.A
     r = ex.r if ex.r is not None else np.zeros(A.shape)  # baselines: no money
     fig, ax = plt.subplots(figsize=(9, 6.5))

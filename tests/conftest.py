@@ -4,11 +4,30 @@
 deterministic with a fixed budget; ``thorough`` runs 10,000 examples per property.
 """
 
+import os
+
 import pytest
 
 from proofs_checks.profiles import load_profile
 
 load_profile()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _chain_key_dir(tmp_path_factory):
+    """Keep the tests' run-chain keys (training.keys) out of the user's ~/.config/ipfl.
+
+    Set in the environment, so CLI runs and subprocesses use the same folder.
+    """
+    folder = tmp_path_factory.mktemp("ipfl-keys")
+    folder.chmod(0o700)
+    old = os.environ.get("IPFL_KEY_DIR")
+    os.environ["IPFL_KEY_DIR"] = str(folder)
+    yield folder
+    if old is None:
+        os.environ.pop("IPFL_KEY_DIR", None)
+    else:
+        os.environ["IPFL_KEY_DIR"] = old
 
 #: the algorithms of :func:`tiny_runs`: iPFL (market records), a baseline, local training
 TINY_RUN_ALGORITHMS = ("ipfl", "fedavg", "local")

@@ -8,21 +8,26 @@ c, K, budgets, distance matrix, lambda, solver, clients still in) are fed to
 :func:`mechanism.settle` (as the run did); the recomputed graph, remittances, payments
 and utilities must equal the recorded outputs (graph exactly, money to ``atol``), and
 the ledger must hold exactly the recorded remittances and sum to zero per round.
+Last, the metric rows are checked against the round records and the ledger
+(:mod:`training.audit_metrics`: ``U``, ``p``, ``paid``, ``received``, ``cum_U``, degrees,
+``active``, ``best_acc``, accuracy ranges).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from mechanism import Market, settle, sharing_utilities
 
+from .audit_metrics import check_metrics
+from .keys import ChainKey
 from .ledger import Ledger
 from .records import Exchange
-from .rundir import RunDir
+from .rundir import RunDir, RunDirError
 
 __all__ = ["AuditReport", "audit_run", "recompute_round"]
 
@@ -39,6 +44,9 @@ class AuditReport:
     problems: list[str]
     committed: int = -1
     head: str | None = None
+    notes: list[str] = field(default_factory=list)
+    authenticated: bool = False
+    keys: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -56,8 +64,13 @@ def recompute_round(ex: Exchange) -> dict[str, np.ndarray]:
     return {"stays": s.stays, "A": s.A, "r": s.r, "p": s.p, "U": s.U}
 
 
-def audit_run(run_dir: str | Path, atol: float = 1e-9) -> AuditReport:
+def audit_run(run_dir: str | Path, atol: float = 1e-9,
+              keys: tuple[ChainKey, ...] = ()) -> AuditReport:
     """Verify ``run_dir``'s hash chain, recompute every recorded round, report what differs.
+
+    ``keys`` are chain keys to verify the MACs with besides this machine's own and
+    imported ones (:func:`training.keys.known_keys`); :attr:`AuditReport.authenticated`
+    says whether every chain entry verified under one, :attr:`AuditReport.notes` why not.
 
     Raises
     ------
@@ -65,19 +78,22 @@ def audit_run(run_dir: str | Path, atol: float = 1e-9) -> AuditReport:
         When ``run_dir`` is not a run directory (no folder, no ``config.json``) or its
         config cannot be read.
     """
-    rd = RunDir(run_dir)
+    rd = RunDir(run_dir, keys=keys)
     check = rd.verify()
     problems = list(check.problems)
     records: dict[int, Exchange] = {}
-    for p in sorted(rd.rounds.glob("[0-9][0-9][0-9][0-9].json")):
+    for t, p in sorted(rd.record_files([]).items()):
         try:
-            records[int(p.stem)] = Exchange.from_json(json.loads(p.read_bytes().decode("utf-8")))
+            records[t] = Exchange.from_json(json.loads(rd.read_file(p, "record").decode("utf-8")))
         except (UnicodeDecodeError, json.JSONDecodeError):
-            problems.append(f"round {int(p.stem)}: rounds/{p.name} is not a round record")
+            problems.append(f"round {t}: rounds/{p.name} is not a round record")
+        except RunDirError:
+            continue  # reported by verify
         except ValueError as exc:
-            problems.append(f"round {int(p.stem)}: rounds/{p.name} cannot be recomputed ({exc})")
+            problems.append(f"round {t}: rounds/{p.name} cannot be recomputed ({exc})")
     ledger = None
-    if rd.ledger.is_file() and not any(x.startswith("ledger.sqlite") for x in problems):
+    if rd.ledger.is_file() and not rd.ledger.is_symlink() and not any(
+            x.startswith("ledger.sqlite") for x in problems):
         ledger = Ledger(rd.ledger, create=False)
     for t, ex in sorted(records.items()):
         if ex.kind == "sharing":
@@ -116,8 +132,48 @@ def audit_run(run_dir: str | Path, atol: float = 1e-9) -> AuditReport:
         if sorted(entries) != want_entries:
             if not _ledger_matches(entries, t, r, clients, atol):
                 problems.append(f"round {t}: ledger entries differ from the recorded r_ij")
+    problems += _metrics_problems(rd, records, check.committed, ledger, atol)
     return AuditReport(rounds=sorted(records), problems=problems, committed=check.committed,
-                       head=check.head)
+                       head=check.head, notes=check.notes,
+                       authenticated=check.authenticated and not problems, keys=check.keys)
+
+
+def _metrics_problems(rd: RunDir, records: dict[int, Exchange], committed: int,
+                      ledger: Ledger | None, atol: float) -> list[str]:
+    """Check the metric rows against the round records and the ledger (:mod:`.audit_metrics`)."""
+    try:
+        rows = rd.read_metrics()
+        m = rd.read_config().get("clients")
+    except (RunDirError, UnicodeDecodeError):
+        return []  # reported by verify
+    if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+        return [f"config.json: clients = {m!r} is not a positive integer"]
+    if committed >= 0 and m > len(rows):  # never size anything by a number a file claims
+        return [f"metrics.jsonl holds {len(rows)} rows, fewer than clients = {m} (round 0 "
+                "alone has one row per client)"]
+    return check_metrics(rows, records, m, committed, ledger, atol) + _drops_problems(
+        rd, rows, committed)
+
+
+def _drops_problems(rd: RunDir, rows: list[dict], committed: int) -> list[str]:
+    """``drops.jsonl`` (not in the hash chain) must name exactly the rows marked ``dropped``."""
+    marked = {(r["round"], r["client"]) for r in rows
+              if r.get("dropped") is not None and isinstance(r.get("round"), int)
+              and r["round"] <= committed}
+    listed = set()
+    if rd.drops_file.exists() or rd.drops_file.is_symlink():
+        try:
+            text = rd.read_file(rd.drops_file, "drops").decode("utf-8")
+            for line in filter(None, text.splitlines()):
+                doc = json.loads(line)
+                if doc["round"] <= committed:
+                    listed.add((doc["round"], doc["client"]))
+        except (RunDirError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+            return [f"drops.jsonl is not a list of drops ({exc})"]
+    if listed == marked:
+        return []
+    return [f"drops.jsonl names (round, client) {sorted(listed ^ marked)} which the metric "
+            "rows do not mark dropped, or misses them"]
 
 
 def _check_sharing(t: int, ex: Exchange, atol: float) -> list[str]:

@@ -4,11 +4,22 @@
 download. CIFAR-10 (python pickle batches) and Fashion-MNIST (idx ``.gz`` files) are read
 from a folder the user names; nothing here ever downloads. A missing file raises
 :class:`FileNotFoundError` listing every expected file and where it was looked for.
+
+A data folder is untrusted input (a user may have downloaded it; a run's ``config.json``
+names it). Nothing in it can run code: CIFAR-10's pickles are read by
+:class:`_CifarUnpickler`, which resolves no global but numpy's array and scalar
+constructors (``pickle.Unpickler.find_class`` refuses every other one, so a
+``__reduce__`` payload is refused unrun), and only a dict of a ``uint8`` array
+``(n, 3072)`` and ``n`` integer labels in ``0..9`` is accepted. Every file is read through
+:func:`training.safeio.read_regular`: regular files only, at most
+``CAPS["cifar10"]``/``CAPS["fashion_mnist"]`` bytes (compressed and decompressed).
 """
 
 from __future__ import annotations
 
 import gzip
+import io
+import os
 import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
+
+from .safeio import CAPS, read_regular
 
 __all__ = [
     "CIFAR10_FILES",
@@ -75,7 +88,7 @@ def load_digits() -> Dataset:
 
 def _require(folder: str | Path, names: tuple[str, ...], what: str) -> Path:
     root = Path(folder).expanduser()
-    missing = [n for n in names if not (root / n).is_file()]
+    missing = [n for n in names if not os.path.lexists(root / n)]  # a FIFO: refused later
     if missing:
         raise FileNotFoundError(
             f"{what}: expected the files {list(names)} directly in {str(root)!r}; "
@@ -84,35 +97,104 @@ def _require(folder: str | Path, names: tuple[str, ...], what: str) -> Path:
     return root
 
 
+class _CifarUnpickler(pickle.Unpickler):
+    """An unpickler that builds numpy arrays and scalars, plain containers, nothing else.
+
+    :meth:`find_class` is the only way a pickle reaches code (every ``GLOBAL`` and
+    ``STACK_GLOBAL`` opcode, hence every ``__reduce__`` payload, goes through it); it
+    resolves the four names numpy's pickles use and refuses every other one.
+    """
+
+    #: (module, name) pairs a CIFAR-10 batch needs: ndarray and scalar reconstruction
+    ALLOWED = frozenset((mod, name) for mod in ("numpy.core.multiarray",
+                                                "numpy._core.multiarray")
+                        for name in ("_reconstruct", "scalar")) | {("numpy", "ndarray"),
+                                                                   ("numpy", "dtype")}
+
+    def find_class(self, module: str, name: str) -> object:
+        """Return numpy's array constructors; refuse any other global."""
+        if (module, name) == ("_codecs", "encode"):  # bytes in a protocol-2 pickle
+            return _latin1
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a "
+                                         "CIFAR-10 batch")
+        return super().find_class(module, name)
+
+
+def _latin1(text: str, encoding: str) -> bytes:
+    """``_codecs.encode`` as protocol-2 pickles of bytes use it: latin-1 of a str, nothing else."""
+    if not isinstance(text, str) or encoding != "latin1":
+        raise pickle.UnpicklingError("_codecs.encode is allowed for latin1 bytes only")
+    return text.encode("latin-1")
+
+
+def _cifar_batch(path: Path) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
+    """Read one CIFAR-10 batch file with :class:`_CifarUnpickler`; check what it holds."""
+    raw = read_regular(path, CAPS["cifar10"], "cifar10: batch file")
+    where = f"cifar10: {str(path)!r}"
+    try:
+        batch = _CifarUnpickler(io.BytesIO(raw), encoding="bytes").load()
+    except Exception as exc:  # noqa: BLE001 (any failure: refused, nothing was run)
+        raise ValueError(f"{where} is not a CIFAR-10 python batch ({type(exc).__name__}: "
+                         f"{exc}); refused") from None
+    if not isinstance(batch, dict):
+        raise ValueError(f"{where} holds a {type(batch).__name__}, not a CIFAR-10 batch dict")
+    data = batch.get(b"data", batch.get("data"))
+    labels = batch.get(b"labels", batch.get("labels"))
+    if data is None or labels is None:
+        raise ValueError(f"{where} has no 'data'/'labels' entries")
+    if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2
+            and data.shape[1] == 3 * 32 * 32):
+        what = (f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray)
+                else type(data).__name__)
+        raise ValueError(f"{where}: data is {what}, expected uint8 (n, 3072)")
+    if isinstance(labels, np.ndarray):
+        labels = labels.tolist()
+    if not isinstance(labels, list) or len(labels) != data.shape[0] or not all(
+            isinstance(v, int | np.integer) and not isinstance(v, bool) and 0 <= v < 10
+            for v in labels):
+        raise ValueError(f"{where}: labels must be {data.shape[0]} integers in 0..9")
+    return data.reshape(-1, 3, 32, 32), np.asarray(labels, dtype=np.int64)
+
+
 def load_cifar10(folder: str | Path) -> Dataset:
-    """Read CIFAR-10's python pickle batches ``data_batch_1..5`` and ``test_batch`` from ``folder``.
+    """Read CIFAR-10's python batches ``data_batch_1..5`` and ``test_batch`` from ``folder``.
 
     Train and test batches are pooled; the partitioner makes per-client splits.
-    Images are returned as float32 (n, 3, 32, 32) in [0, 1].
+    Images are returned as float32 (n, 3, 32, 32) in [0, 1]. The pickles are read by a
+    restricted unpickler that runs no code (module docstring).
+
+    Raises
+    ------
+    ValueError
+        A file that is not a CIFAR-10 batch (a foreign global, wrong arrays), not a
+        regular file, or larger than ``CAPS["cifar10"]``.
     """
     root = _require(folder, CIFAR10_FILES, "cifar10")
-    xs, ys = [], []
-    for name in CIFAR10_FILES:
-        with open(root / name, "rb") as fh:
-            batch = pickle.load(fh, encoding="bytes")
-        data = batch.get(b"data", batch.get("data"))
-        labels = batch.get(b"labels", batch.get("labels"))
-        if data is None or labels is None:
-            raise ValueError(f"cifar10: {str(root / name)!r} has no 'data'/'labels' entries")
-        xs.append(np.asarray(data, dtype=np.uint8).reshape(-1, 3, 32, 32))
-        ys.append(np.asarray(labels, dtype=np.int64))
+    xs, ys = zip(*(_cifar_batch(root / name) for name in CIFAR10_FILES), strict=True)
     X = np.concatenate(xs).astype(np.float32) / 255.0
     return Dataset(X=X, y=np.concatenate(ys), n_classes=10, name="cifar10")
 
 
 def _read_idx(path: Path, magic: int) -> NDArray[np.uint8]:
-    with gzip.open(path, "rb") as fh:
-        raw = fh.read()
+    cap = CAPS["fashion_mnist"]
+    packed = read_regular(path, cap, "fashion_mnist: idx file")
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(packed)) as fh:
+            raw = fh.read(cap + 1)
+    except (OSError, EOFError) as exc:
+        raise ValueError(f"fashion_mnist: {str(path)!r} is not gzip data ({exc})") from None
+    if len(raw) > cap:
+        raise ValueError(f"fashion_mnist: {str(path)!r} decompresses to more than {cap} "
+                         "bytes; refused")
     head = int.from_bytes(raw[:4], "big")
     if head != magic:
         raise ValueError(f"fashion_mnist: {str(path)!r} has magic {head}, expected {magic}")
     ndim = magic & 0xFF
     dims = [int.from_bytes(raw[4 + 4 * k : 8 + 4 * k], "big") for k in range(ndim)]
+    if len(raw) != 4 + 4 * ndim + int(np.prod(dims, dtype=object)):
+        raise ValueError(f"fashion_mnist: {str(path)!r} declares shape {dims} but holds "
+                         f"{len(raw) - 4 - 4 * ndim} bytes of data")
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 

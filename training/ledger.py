@@ -10,11 +10,14 @@ entries must equal the booked ones, else :class:`ValueError`.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
+
+from .safeio import CAPS, check_regular
 
 __all__ = ["Ledger"]
 
@@ -41,6 +44,8 @@ class Ledger:
         """Open (with ``create``, create) the ledger; ``create=False`` opens it read-only."""
         self.path = Path(path)
         self.readonly = not create
+        if os.path.lexists(self.path):  # never a link, a FIFO or a device (issue 21)
+            check_regular(self.path, CAPS["ledger"], "ledger")
         if create:
             con = self._connect()
             try:

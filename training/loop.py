@@ -22,7 +22,6 @@ metrics.
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -87,18 +86,13 @@ def train(cfg: Config | None, run_dir: str | Path, *, resume: bool = False,
     else:
         rd.check_new()
     existed = rd.path.exists()
-    try:
-        with rd.lock():
+    with rd.lock():  # RunLocked: refused, and nothing of the holder's is touched
+        try:
             return _train_locked(cfg, rd, resume, progress, model, data, list(overrides or []))
-    except BaseException:
-        if not resume and not rd.config.exists():  # a new run that wrote nothing: no trace
-            with contextlib.suppress(OSError):
-                rd.lockfile.unlink(missing_ok=True)
-            for folder in (rd.rounds, None if existed else rd.path):
-                if folder is not None:
-                    with contextlib.suppress(OSError):
-                        folder.rmdir()
-        raise
+        except BaseException:
+            if not resume and not rd.config.exists():  # a new run that wrote nothing
+                rd.discard_new(existed)
+            raise
 
 
 def _train_locked(cfg: Config | None, rd: RunDir, resume: bool, progress: bool,

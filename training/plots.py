@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from atomicio import atomic_write_bytes
 
 __all__ = ["plot_curves"]
 
@@ -32,6 +35,10 @@ def plot_curves(runs: dict[str, list[dict[str, Any]]], path: str | Path) -> Path
             ax.set_ylabel(label)
     axes[0].legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format=Path(path).suffix.lstrip(".").lower() or "png", dpi=120)
+    finally:
+        plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())  # whole or nothing; mode from the umask
     return Path(path)

@@ -53,7 +53,7 @@ from .distance import get_distance
 from .federation import Federation, check_market_domain, check_stability
 from .ledger import Ledger
 from .records import Exchange, RoundRecord
-from .rundir import RunDir, RunDirError, is_finite_json, sha256
+from .rundir import ChainNote, RunDir, RunDirError, is_finite_json, sha256
 from .server import market_distances
 
 __all__ = ["SHARING_DISTANCE", "IRViolationWarning", "NonFiniteRound", "Plan", "RunState",
@@ -286,6 +286,8 @@ class Session:
                 f"resume: {str(rd.path)!r} fails verification: {check.problems[0]} "
                 f"({len(check.problems)} problem(s); `ipfl audit-run {str(rd.path)}` lists "
                 "them); it is not extended")
+        for note in check.notes:  # an unkeyed (older) chain: resumable, said once
+            warnings.warn(f"{str(rd.path)!r}: {note}", ChainNote, stacklevel=2)
         doc = None
         if overrides:
             saved, doc = resume_config(current, list(overrides), check.committed + 1,
@@ -308,6 +310,7 @@ class Session:
                                  f"parameters per client, the model has {int(fed.shared.sum())}"
                                  "; pass the model the run was started with")
         committed = -1 if state is None else state.round
+        self.rd.signing_key([] if state is None else state.chain)  # no key: refused unwritten
         if self._doc is not None and self._checkpoint is not None and self.rd.ledger.is_file():
             booked = [t for t in Ledger(self.rd.ledger, create=False).rounds() if t > committed]
             if booked:  # the ledger is append-only: a changed round could not be re-booked

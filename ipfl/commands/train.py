@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 import click
@@ -32,6 +33,7 @@ def command(config_path: str | None, overrides: tuple[str, ...], run_dir: str | 
     curves.png and graph.png in the run directory.
     """
     from training import load_config, train
+    from training.rundir import ChainNote
 
     from ..cli import InputError
     from ..run_report import client_table, ir_summary, write_plots
@@ -41,8 +43,17 @@ def command(config_path: str | None, overrides: tuple[str, ...], run_dir: str | 
             if config_path or run_dir:
                 raise InputError("--resume takes its config from RUN_DIR; drop --config/"
                                  "--run-dir (use --set for a non-structural change)")
-            rows = train(None, resume_dir, resume=True, progress=not quiet,
-                         overrides=list(overrides))
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ChainNote)
+                try:
+                    rows = train(None, resume_dir, resume=True, progress=not quiet,
+                                 overrides=list(overrides))
+                finally:
+                    for w in caught:  # a chain note is one line; other warnings as usual
+                        if issubclass(w.category, ChainNote):
+                            click.echo(f"note: {w.message}", err=True)
+                        else:
+                            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
             out = Path(resume_dir)
         else:
             cfg = load_config(config_path, list(overrides))

@@ -291,3 +291,26 @@ def test_tampering_is_reported_with_exit_1(run, name, tamper, phrase):
     res = CliRunner().invoke(main, ["audit-run", str(run)], catch_exceptions=False)
     assert res.exit_code == 1, res.output
     assert "MISMATCH" in res.output and "Traceback" not in res.output
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
+def test_every_output_of_ipfl_train_follows_the_umask(tmp_path, umask):
+    """config, records, ledger, checkpoint and both plots (graph.png was 0o600): 0o666 less
+    the umask; run.lock too."""
+    from click.testing import CliRunner
+
+    from ipfl.cli import main
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("clients = 4\nrounds = 1\nepochs = 1\nhidden = 8\nmax_samples = 200\n")
+    old = os.umask(umask)
+    try:
+        res = CliRunner().invoke(main, ["train", "--config", str(cfg), "--run-dir",
+                                        str(tmp_path / "run"), "--quiet"])
+    finally:
+        os.umask(old)
+    assert res.exit_code == 0, res.output
+    modes = {p.relative_to(tmp_path / "run").as_posix(): stat.S_IMODE(p.stat().st_mode)
+             for p in (tmp_path / "run").rglob("*") if p.is_file()}
+    assert {"graph.png", "curves.png", "ledger.sqlite", "run.lock"} <= set(modes)
+    assert set(modes.values()) == {0o666 & ~umask}, modes
