@@ -16,7 +16,8 @@ import pytest
 
 pytest.importorskip("flwr")
 
-from flwr.app import Context, RecordDict  # noqa: E402
+import numpy as np  # noqa: E402
+from flwr.app import Array, ArrayRecord, Context, RecordDict  # noqa: E402
 from flwr.supercore.task_identity import TaskIdentity  # noqa: E402
 
 from training import Config, audit_run, train  # noqa: E402
@@ -171,7 +172,6 @@ def test_quitting_client_matches_train(tmp_path):
 
 @pytest.mark.parametrize(("partitions", "message"), [
     ([0, 1, 2], "only 3 nodes connected"),
-    ([0, 1, 2, 7], "out of range"),
     ([0, 1, 1, 2], "held by two nodes"),
 ])
 def test_bad_federation_is_one_clear_error(tmp_path, partitions, message):
@@ -181,20 +181,141 @@ def test_bad_federation_is_one_clear_error(tmp_path, partitions, message):
     assert "\n" not in outcome["error"]
 
 
-def test_profile_reply_missing_a_field_is_one_clear_error(tmp_path):
-    """A node whose profile reply lacks ``n_train`` stops the run with one line."""
+def test_node_out_of_range_leaves_its_partition_dropped(tmp_path):
+    """A node configured with partition id 7 of 4 answers an error; partition 3 is dropped."""
+    # Execute
+    outcome = _flower(_cfg(), tmp_path, LocalGrid([0, 1, 2, 7]))
+    # Assert
+    assert outcome["error"] is None
+    assert _drops(tmp_path) == [{"client": 3, "round": 0, "why": "profile: no valid reply "
+                                 "from a node with this partition id"}]
+    assert audit_run(tmp_path).ok
+
+
+def test_profile_reply_missing_a_field_drops_that_client(tmp_path):
+    """A node whose profile reply lacks ``n_train`` is dropped in round 0, the run goes on."""
     # Prepare
     class Lacking(LocalGrid):
         def deliver(self, msg, ctx):
             rep = client_app(msg, ctx)
-            if msg.metadata.message_type == "query.profile":
+            if msg.metadata.message_type == "query.profile" and ctx.node_config[
+                    "partition-id"] == 2:
                 del rep.content["profile"]["n_train"]
             return rep
 
     # Execute
     outcome = _flower(_cfg(), tmp_path, Lacking(range(4)))
     # Assert
-    assert "profile reply lacks ['n_train']" in outcome["error"]
+    assert outcome["error"] is None
+    assert _drops(tmp_path) == [{"client": 2, "round": 0,
+                                 "why": "profile: the reply lacks ['n_train']"}]
+    assert audit_run(tmp_path).ok
+
+
+def _drops(path):
+    return [json.loads(x) for x in (path / "drops.jsonl").read_text().splitlines()]
+
+
+class Hostile(LocalGrid):
+    """Client 1 tampers with its reply of one message type (a round's group id or profile)."""
+
+    def __init__(self, partitions, when, tamper):
+        super().__init__(partitions)
+        self.when, self.tamper = when, tamper
+
+    def deliver(self, msg, ctx):
+        rep = client_app(msg, ctx)
+        if ctx.node_config["partition-id"] == 1 and msg.metadata.group_id == self.when:
+            self.tamper(rep.content)
+        return rep
+
+
+def _upload(content, value):
+    content["upload"] = ArrayRecord({"upload": Array(np.ascontiguousarray(value))})
+
+
+def _first_upload(content):
+    return content["upload"]["upload"].numpy()
+
+
+def _set(record, key, value):
+    def tamper(content):
+        content[record][key] = value
+    return tamper
+
+
+def _change_upload(f):
+    def tamper(content):
+        _upload(content, f(_first_upload(content)))
+    return tamper
+
+
+def _nan_at(k):
+    def f(u):
+        u = u.copy()
+        u[k] = np.nan
+        return u
+    return f
+
+
+#: (name, message group, tamper, the drop reason's start)
+HOSTILE = [
+    ("nan upload", "1", _change_upload(_nan_at(3)), "bad reply: upload[3] = nan is not finite"),
+    ("inf upload", "1", _change_upload(lambda u: np.full_like(u, np.inf)),
+     "bad reply: upload[0] = inf is not finite"),
+    ("short upload", "1", _change_upload(lambda u: u[:-5]), "bad reply: upload has shape"),
+    ("2-D upload", "1", _change_upload(lambda u: np.stack([u, u])),
+     "bad reply: upload has shape"),
+    ("1-element upload", "1", _change_upload(lambda u: u[:1]), "bad reply: upload has shape"),
+    ("float64 upload", "1", _change_upload(lambda u: u.astype(np.float64)),
+     "bad reply: upload has dtype float64, expected float32"),
+    ("int64 upload", "1", _change_upload(lambda u: u.astype(np.int64)),
+     "bad reply: upload has dtype int64, expected float32"),
+    ("acc 5", "2", _set("metrics", "acc", 5.0), "bad reply: metric acc = 5.0 is not in [0, 1]"),
+    ("val_acc 1e9", "1", _set("metrics", "val_acc", 1e9),
+     "bad reply: metric val_acc = 1000000000.0 is not in [0, 1]"),
+    ("val_acc nan", "3", _set("metrics", "val_acc", float("nan")),
+     "bad reply: metric val_acc = nan"),
+    ("round N 0", "1", _set("reply", "n_train", 0), "bad reply: n_train = 0 differs"),
+    ("round N -5", "1", _set("reply", "n_train", -5), "bad reply: n_train = -5 differs"),
+    ("round N 1e6", "2", _set("reply", "n_train", 1e6), "bad reply: n_train = 1000000.0 differs"),
+    ("round N 1e13", "1", _set("reply", "n_train", 10**13),
+     "bad reply: n_train = 10000000000000 differs"),
+    ("profile N 0", "profile", _set("profile", "n_train", 0),
+     "profile: n_train = 0 is not an integer in [1, 400]"),
+    ("profile N -5", "profile", _set("profile", "n_train", -5), "profile: n_train = -5 is not"),
+    ("profile N 1e6", "profile", _set("profile", "n_train", 1e6),
+     "profile: n_train = 1000000.0 is not"),
+    ("profile N 1e13", "profile", _set("profile", "n_train", 10**13),
+     "profile: n_train = 10000000000000 is not"),
+    ("nan state", "1", lambda c: c["state"].__setitem__(
+        "params", Array(np.full(c["state"]["params"].numpy().shape, np.nan, np.float32))),
+     "bad reply: state['params'][0] = nan is not finite"),
+]
+
+
+@pytest.mark.parametrize(("when", "tamper", "why"), [h[1:] for h in HOSTILE],
+                         ids=[h[0] for h in HOSTILE])
+def test_hostile_reply_drops_that_client_and_the_run_finishes(tmp_path, when, tamper, why):
+    """Each hostile reply of issue 21 drops client 1 in that round, with the reason
+    recorded; the other clients finish every round and the run passes its audit."""
+    # Prepare
+    cfg = _cfg()
+    t = 0 if when == "profile" else int(when)
+    # Execute
+    outcome = _flower(cfg, tmp_path, Hostile(range(4), when, tamper))
+    # Assert
+    assert outcome["error"] is None
+    drops = _drops(tmp_path)
+    assert [(d["client"], d["round"]) for d in drops] == [(1, t)]
+    assert drops[0]["why"].startswith(why), drops[0]["why"]
+    rows = _rows(tmp_path)
+    assert max(r["round"] for r in rows) == cfg.rounds
+    assert all(math.isfinite(r["acc"]) and 0 <= r["acc"] <= 1 for r in rows)
+    assert all(r["active"] == (r["client"] != 1 or r["round"] < t) for r in rows)
+    later = RunDir(tmp_path).read_rounds()
+    assert all(1 not in later[s]["clients"] for s in later if s > t)
+    assert audit_run(tmp_path).ok
 
 
 @pytest.mark.parametrize(("version", "message"), [
