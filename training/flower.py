@@ -56,7 +56,6 @@ from flwr.serverapp import Grid, ServerApp  # noqa: E402
 from .algorithms import get_algorithm  # noqa: E402
 from .config import Config  # noqa: E402
 from .remote import (  # noqa: E402
-    PROFILE_FIELDS,
     Coordinator,
     ProtocolError,
     client_profile,
@@ -64,7 +63,8 @@ from .remote import (  # noqa: E402
 )
 from .rundir import RunDir, atomic_write_text  # noqa: E402
 
-__all__ = ["DATA_DIR_ENV", "FlowerSettings", "client_app", "make_server_app", "server_app", "server_main"]
+__all__ = ["DATA_DIR_ENV", "FlowerSettings", "client_app", "make_server_app", "server_app",
+           "server_main"]
 
 
 @dataclass

@@ -10,11 +10,12 @@ from __future__ import annotations
 import click
 
 from ..cli import InputError
+from ..options import Float
 
 
 @click.command("audit-run")
 @click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("--atol", type=float, default=1e-9, show_default=True,
+@click.option("--atol", type=Float(0, 1), default=1e-9, show_default=True,
               help="Tolerance for money amounts (the graph must match exactly).")
 def command(run_dir: str, atol: float) -> None:
     """Verify RUN_DIR's hash chain and recompute its rounds: exit 0 ok, 1 mismatch, 2 not a run.

@@ -11,6 +11,8 @@ import click
 from click.core import ParameterSource
 
 from ipfl.cli import InputError
+from ipfl.market_files import MAX_CLIENTS
+from ipfl.options import SEED_MAX, Float, Int
 from mechanism import VARIANTS, exact_graph, explain, greedy_graph, random_market
 from mechanism.exact import BRUTEFORCE_MAX_M
 from mechanism.report import market_details, market_table
@@ -21,18 +23,19 @@ _RANDOM_ONLY = ("clients", "seed", "lam", "buyers", "sellers")
 @click.command(name="market")
 @click.option("--file", "path", type=click.Path(dir_okay=False), default=None,
               help="Market file (.json, schema ipfl.market/1, or .csv); see the README.")
-@click.option("--clients", "-m", default=8, show_default=True, type=click.IntRange(min=2),
+@click.option("--clients", "-m", default=8, show_default=True, type=Int(2, MAX_CLIENTS),
               help="Number of clients (random market).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
+@click.option("--seed", default=0, show_default=True, type=Int(0, SEED_MAX),
+              help="Random seed.")
 @click.option("--variant", default="paper", show_default=True, type=click.Choice(VARIANTS),
               help="Algorithm 2 as printed ('paper') or continuing past failures ('skip').")
-@click.option("--lam", default=0.1, show_default=True, type=click.FloatRange(min=0),
+@click.option("--lam", default=0.1, show_default=True, type=Float(0, 1e12),
               help="lambda, the weight of model distance (random market).")
-@click.option("--buyers", default=0.125, show_default=True, type=click.FloatRange(0, 1),
+@click.option("--buyers", default=0.125, show_default=True, type=Float(0, 1),
               help="Fraction of pure buyers (c = inf) (random market).")
-@click.option("--sellers", default=0.125, show_default=True, type=click.FloatRange(0, 1),
+@click.option("--sellers", default=0.125, show_default=True, type=Float(0, 1),
               help="Fraction of pure sellers (K = 0) (random market).")
-@click.option("--explain", "explain_i", type=int, default=None, metavar="I",
+@click.option("--explain", "explain_i", type=Int(0, MAX_CLIENTS), default=None, metavar="I",
               help="Print Algorithm 2's trace for client I.")
 @click.option("--exact", is_flag=True,
               help="Also solve eq. (8) exactly and print that graph and its payments.")
