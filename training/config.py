@@ -74,7 +74,7 @@ _F32_MAX = 3.4028234663852886e38
 #: in an overflow or an exhausted machine). ``seed`` is any 63-bit non-negative integer.
 INT_BOUNDS: dict[str, tuple[int, int]] = {
     "clients": (2, 10_000), "rounds": (1, 100_000), "epochs": (1, 10_000),
-    "batch_size": (1, 1_000_000), "hidden": (1, 65_536), "groups": (1, 10_000),
+    "batch_size": (1, 1_000_000), "hidden": (1, 10**12), "groups": (1, 10_000),
     "classes_per_client": (1, 1_000), "threads": (1, 256), "max_samples": (0, 10**9),
     "seed": (0, 2**63 - 1),
 }
@@ -343,9 +343,9 @@ def _validate_hyper(cfg: Config) -> None:
     object.__setattr__(cfg, "hyper", full)
 
 
-#: a number as ``--set`` reads one: ASCII digits, an optional sign, fraction and exponent
-#: (no ``_`` separators, no hexadecimal; ``inf`` and ``nan`` are words, read by the key)
-_PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+#: a number as ``--set`` reads one: ASCII digits, an optional sign, fraction and exponent,
+#: or TOML's ``inf`` / ``nan`` (no ``_`` separators, no hexadecimal, octal or binary)
+_PLAIN_NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?|inf|nan)")
 
 
 def parse_override(text: str) -> tuple[str, Any]:

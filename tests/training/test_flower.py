@@ -347,3 +347,29 @@ def test_final_evaluation_scores_the_model_the_rows_score(tmp_path, algorithm):
     final = json.loads((tmp_path / "flower" / "final_evaluation.json").read_text())
     last = {r["client"]: r["acc"] for r in _rows(tmp_path) if r["round"] == 3}
     assert {int(k): v["acc"] for k, v in final.items()} == pytest.approx(last, abs=1e-12)
+
+
+@pytest.mark.slow
+def test_nan_upload_is_dropped_in_the_ray_simulation(tmp_path):
+    """Through Flower's real Ray simulation (``ipfl flower simulate``'s path): client 1's
+    NaN upload in round 1 drops it with the reason; the run finishes and passes its audit."""
+    pytest.importorskip("ray")
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    # Prepare
+    here = Path(__file__).parent
+    root = here.parents[1]
+    env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    # Execute
+    done = subprocess.run([sys.executable, str(here / "flower_hostile_sim.py"),
+                           str(tmp_path / "run")], capture_output=True, text=True, env=env,
+                          timeout=600, cwd=tmp_path)
+    # Assert
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"error": None}
+    assert _drops(tmp_path / "run") == [
+        {"client": 1, "round": 1, "why": "bad reply: upload[0] = nan is not finite"}]
+    assert audit_run(tmp_path / "run").ok

@@ -36,7 +36,7 @@ BAD = [
     (["train", "--set", "clients=\u0661\u0662"],
      "config: clients = '\u0661\u0662' must be an integer"),
     (["train", "--set", "roles=trader:\u0661\u0662"], "must be a non-negative integer (ASCII"),
-    (["train", "--set", "hidden=10000000"], "config: hidden = 10000000 is out of range"),
+    (["train", "--set", "hidden=10000000000000"], "config: hidden = 10000000000000 is out of"),
     (["market", "--seed", "-1"], "'--seed': -1 is not in [0, 9223372036854775807]"),
     (["market", "--clients", "20000"], "'--clients' / '-m': 20000 is not in [2, 2000]"),
     (["market", "--clients", "\u0661\u0662"],
