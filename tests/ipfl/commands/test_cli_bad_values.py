@@ -44,6 +44,8 @@ BAD = [
     (["market", "--clients", "1_000"], "'--clients' / '-m': '1_000' is not an integer"),
     (["market", "--lam", "nan"], "'--lam': 'nan' is not a finite number"),
     (["market", "--explain", "-3"], "'--explain': -3 is not in [0, 2000]"),
+    (["market", "--clients", "101", "--exact"], "--exact: m = 101 clients, more than the limit "
+     "of 100"),
     (["experiment", "performance", "--seeds", "1e20"], "'--seeds': '1e20' is not an integer"),
     (["experiment", "performance", "--seeds", "100000000000000000000"],
      "'--seeds': 100000000000000000000 is not in [1, 1000]"),
