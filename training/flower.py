@@ -61,6 +61,7 @@ from .remote import (  # noqa: E402
     client_profile,
     client_round,
 )
+from .replies import check_evaluation  # noqa: E402
 from .rundir import RunDir, atomic_write_text  # noqa: E402
 
 __all__ = ["DATA_DIR_ENV", "FlowerSettings", "client_app", "make_server_app", "server_app",
@@ -357,7 +358,13 @@ def _final_evaluation(grid: Grid, coord: Coordinator, node_of: dict[int, int],
         i = pid_of.get(rep.metadata.src_node_id)
         if i is None or rep.has_error() or "metrics" not in rep.content:
             continue
-        out[str(i)] = dict(rep.content["metrics"])
+        metrics = dict(rep.content["metrics"])
+        why = check_evaluation(metrics)
+        if why is not None:  # recorded as refused, never as a score
+            log(WARNING, "final evaluation: client %d refused (%s)", i, why)
+            out[str(i)] = {"refused": why}
+        else:
+            out[str(i)] = metrics
     folder = coord.rd.path / "flower"
     folder.mkdir(exist_ok=True)
     atomic_write_text(folder / "final_evaluation.json", json.dumps(out, indent=1, sort_keys=True))

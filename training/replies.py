@@ -37,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["METRICS", "POOL_SIZES", "STATE_FACTOR", "Expect", "check_profile",
-           "check_train_reply"]
+__all__ = ["METRICS", "POOL_SIZES", "STATE_FACTOR", "Expect", "check_evaluation",
+           "check_profile", "check_train_reply"]
 
 #: samples in each dataset's pool (train and test files together); a client's three
 #: splits together cannot exceed it (nor ``max_samples`` when the config sets it)
@@ -161,6 +161,25 @@ def _arrays(name: str, d: Any, held: Mapping[str, tuple[tuple[int, ...], np.dtyp
     return None
 
 
+def _check_metrics(metrics: Any, keys: tuple[str, ...]) -> str | None:
+    if not isinstance(metrics, Mapping) or set(metrics) != set(keys):
+        got = sorted(metrics) if isinstance(metrics, Mapping) else type(metrics).__name__
+        return f"metrics are {got}, expected {sorted(keys)}"
+    for key in keys:
+        lo, hi = METRICS[key]
+        v = metrics[key]
+        if (isinstance(v, bool) or not isinstance(v, int | float)
+                or not (math.isfinite(v) and lo <= v <= hi)):
+            span = f"[{lo:g}, {hi:g}]" if math.isfinite(hi) else f">= {lo:g} and finite"
+            return f"metric {key} = {_short(v)} is not in {span}"
+    return None
+
+
+def check_evaluation(metrics: Any) -> str | None:
+    """Return why a final ``evaluate`` reply's metrics are bad (exactly ``acc``, ``loss``)."""
+    return _check_metrics(metrics, ("acc", "loss"))
+
+
 def check_train_reply(rep: Mapping[str, Any], expect: Expect) -> str | None:
     """Return why a (non-quit) train reply is bad (one line), or None.
 
@@ -186,14 +205,4 @@ def check_train_reply(rep: Mapping[str, Any], expect: Expect) -> str | None:
                                  ("info", rep.get("info", {}), expect.infos, expect.info_limit)):
         if (why := _arrays(name, d, held, limit)) is not None:
             return why
-    metrics = rep["metrics"]
-    if not isinstance(metrics, Mapping) or set(metrics) != set(METRICS):
-        got = sorted(metrics) if isinstance(metrics, Mapping) else type(metrics).__name__
-        return f"metrics are {got}, expected {sorted(METRICS)}"
-    for key, (lo, hi) in METRICS.items():
-        v = metrics[key]
-        if (isinstance(v, bool) or not isinstance(v, int | float)
-                or not (math.isfinite(v) and lo <= v <= hi)):
-            span = f"[{lo:g}, {hi:g}]" if math.isfinite(hi) else f">= {lo:g} and finite"
-            return f"metric {key} = {_short(v)} is not in {span}"
-    return None
+    return _check_metrics(rep["metrics"], tuple(METRICS))

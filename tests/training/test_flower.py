@@ -373,3 +373,19 @@ def test_nan_upload_is_dropped_in_the_ray_simulation(tmp_path):
     assert _drops(tmp_path / "run") == [
         {"client": 1, "round": 1, "why": "bad reply: upload[0] = nan is not finite"}]
     assert audit_run(tmp_path / "run").ok
+
+
+def test_final_evaluation_refuses_an_out_of_range_score(tmp_path):
+    """A client's final ``evaluate`` reply of acc = 5.0 is recorded as refused, never as
+    a score; the others' scores are written (valid JSON: no NaN)."""
+    # Prepare
+    def tamper(content):
+        content["metrics"]["acc"] = 5.0
+
+    # Execute
+    outcome = _flower(_cfg(), tmp_path, Hostile(range(4), "final", tamper))
+    # Assert
+    assert outcome["error"] is None
+    final = json.loads((tmp_path / "flower" / "final_evaluation.json").read_text())
+    assert final["1"] == {"refused": "metric acc = 5.0 is not in [0, 1]"}
+    assert all(0 <= final[k]["acc"] <= 1 for k in ("0", "2", "3"))
