@@ -389,3 +389,32 @@ def test_final_evaluation_refuses_an_out_of_range_score(tmp_path):
     final = json.loads((tmp_path / "flower" / "final_evaluation.json").read_text())
     assert final["1"] == {"refused": "metric acc = 5.0 is not in [0, 1]"}
     assert all(0 <= final[k]["acc"] <= 1 for k in ("0", "2", "3"))
+
+
+def test_clients_read_their_own_data_folder_never_the_servers(tmp_path, monkeypatch):
+    """The server's config names ``data_dir = <server-chosen>``; every client loads from
+    its node config's ``data-dir`` instead, and the run finishes."""
+    from training import data as data_module
+
+    # Prepare: a folder dataset whose loader records the folder it is asked to read
+    read: list[str] = []
+    real = data_module.DATASETS["fashion_mnist"]
+
+    def loader(folder):
+        read.append(str(folder))
+        return data_module.load_synthetic()
+
+    monkeypatch.setitem(data_module.DATASETS, "fashion_mnist",
+                        data_module.Source(loader, real.files, "", real.package))
+    own = tmp_path / "own"
+    own.mkdir()
+    cfg = _cfg(dataset="fashion_mnist", data_dir=str(tmp_path / "server-chosen"))
+    grid = LocalGrid(range(4))
+    for ctx in grid.nodes.values():
+        ctx.node_config["data-dir"] = str(own)
+    # Execute
+    outcome = _flower(cfg, tmp_path / "run", grid)
+    # Assert
+    assert outcome["error"] is None
+    assert read and set(read) == {str(own)}
+    assert audit_run(tmp_path / "run").ok
