@@ -20,6 +20,13 @@ Flower version) the import raises :class:`ImportError` with one line naming the 
   node's ``context.state`` (an ``ArrayRecord``), so it survives a deployed client
   starting a fresh process for every message.
 
+Every reply is checked against what its message asked for
+(:mod:`training.replies`): a bad profile or train reply drops *that client*, with the
+reason in the round's ``drops``; the final evaluation's out-of-range scores are recorded
+as refused. A client reads its data only from its own folder: the node config's
+``data-dir``, else the ``IPFL_DATA_DIR`` environment variable, else the dataset's
+default folder; the ``data_dir`` in the server's config is never read.
+
 Settings come from :class:`FlowerSettings`, or, under ``flwr run``, from the run config
 keys ``run-dir``, ``config`` (a JSON file of the resolved config), ``resume``,
 ``round-timeout`` and ``node-timeout``.

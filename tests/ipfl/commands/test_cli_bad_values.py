@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from click.testing import CliRunner
 
 from ipfl.cli import main
+from ipfl.market_files import MAX_BYTES
 
 
-def _files(tmp):
-    """Write the hostile market files; return name -> path."""
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """Write the hostile market files once; return name -> path."""
+    tmp = tmp_path_factory.mktemp("hostile")
     deep = tmp / "deep.json"
     deep.write_text("[" * 100_000 + "]" * 100_000)
     many = tmp / "many.json"
@@ -21,7 +25,13 @@ def _files(tmp):
     latin.write_bytes('{"lam": "\u00e9"}'.encode("latin-1"))
     rows = tmp / "rows.csv"
     rows.write_text("N,c,K,x\n" + "100,0.1,400,0\n" * 20_000)
-    return {"deep": deep, "many": many, "latin": latin, "rows": rows}
+    huge = tmp / "huge.csv"
+    with open(huge, "wb") as fh:  # sparse: its size is over the cap, nothing is written
+        fh.truncate(MAX_BYTES + 1)
+    fifo = tmp / "fifo.json"
+    os.mkfifo(fifo)  # reading it would block forever
+    return {"deep": deep, "many": many, "latin": latin, "rows": rows, "huge": huge,
+            "fifo": fifo}
 
 
 #: (arguments, text the one line must contain: the field, and the value or limit)
@@ -64,15 +74,17 @@ BAD = [
     (["market", "--file", "{latin}"], "latin.json: is not UTF-8 text (byte 9 is 0xe9)"),
     (["market", "--file", "{rows}"], "rows.csv: rows: 20,000 clients, more than the limit of "
      "2,000"),
+    (["market", "--file", "{huge}"], f"huge.csv: {MAX_BYTES + 1:,} bytes, more than the limit "
+     f"of {MAX_BYTES:,} (ipfl.market_files.MAX_BYTES)"),
+    (["market", "--file", "{fifo}"], "fifo.json: is not a regular file"),
 ]
 
 
 @pytest.mark.parametrize(("args", "expect"), BAD, ids=[" ".join(a)[:50] for a, _ in BAD])
-def test_bad_value_is_one_line_naming_its_field(tmp_path, monkeypatch, args, expect):
+def test_bad_value_is_one_line_naming_its_field(tmp_path, monkeypatch, files, args, expect):
     """Exit code 2, one ``Error:`` line naming the field and the value; nothing written."""
     # Prepare
     monkeypatch.chdir(tmp_path)
-    files = _files(tmp_path) if any("{" in a for a in args) else {}
     args = [a.format(**files) if a.startswith("{") else a for a in args]
     if args[0] == "train":
         args += ["--run-dir", str(tmp_path / "run")]
