@@ -399,13 +399,38 @@ class Coordinator:
             if why is not None:
                 drops[i] = why
             else:
-                results[i] = (_output(rep), dict(rep["metrics"]))
+                results[i] = rep
+        for i, why in _odd_infos(results).items():  # a new info entry: the majority's form
+            drops[i] = f"bad reply: {why}"
+            del results[i]
+        results = {i: (_output(rep), dict(rep["metrics"])) for i, rep in results.items()}
         self.pending = {}
         record, state = self.session.absorb(plan, results, drops)
         self.session.commit(record, state)  # drops.jsonl too, before the commit point
         self.drops += [Drop(i, t, why) for i, why in record.drops.items()]
         self._send_state = False
         return list(record.rows)
+
+
+def _odd_infos(replies: Mapping[int, Mapping[str, Any]]) -> dict[int, str]:
+    """Return the clients whose info entry differs in shape or dtype from the majority's.
+
+    The server stacks the infos into one ``(m, ...)`` tensor per key; an entry it does
+    not hold yet (the first round of FedFomo's weights) takes the form most clients
+    send, and a client sending another form is dropped (ties: the smallest client id's).
+    """
+    forms: dict[str, Counter] = {}
+    for rep in replies.values():
+        for key, a in rep.get("info", {}).items():
+            forms.setdefault(key, Counter())[(a.shape, str(a.dtype))] += 1
+    odd: dict[int, str] = {}
+    for i in sorted(replies):
+        for key, a in replies[i].get("info", {}).items():
+            (shape, dtype), _ = forms[key].most_common(1)[0]
+            if (a.shape, str(a.dtype)) != (shape, dtype) and i not in odd:
+                odd[i] = (f"info[{key!r}] has shape {a.shape} and dtype {a.dtype}, the other "
+                          f"clients' {shape} and {dtype}")
+    return odd
 
 
 def _np_dtype(t: torch.Tensor) -> np.dtype:

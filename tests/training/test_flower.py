@@ -418,3 +418,22 @@ def test_clients_read_their_own_data_folder_never_the_servers(tmp_path, monkeypa
     assert outcome["error"] is None
     assert read and set(read) == {str(own)}
     assert audit_run(tmp_path / "run").ok
+
+
+@pytest.mark.parametrize("when", ["0", "2"])
+def test_info_of_another_shape_drops_that_client(tmp_path, when):
+    """FedFomo's weights: a client sending them in another shape is dropped, whether the
+    server holds the entry already (round 2) or takes the majority's form (round 0)."""
+    # Prepare
+    def tamper(content):
+        content["info"]["fomo_w"] = Array(np.zeros(7))
+
+    # Execute
+    outcome = _flower(_cfg().replace(algorithm="fedfomo"), tmp_path,
+                      Hostile(range(4), when, tamper))
+    # Assert
+    assert outcome["error"] is None
+    drops = _drops(tmp_path)
+    assert [(d["client"], d["round"]) for d in drops] == [(1, int(when))]
+    assert "info['fomo_w'] has shape (7,)" in drops[0]["why"]
+    assert audit_run(tmp_path).ok
