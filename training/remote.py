@@ -263,9 +263,11 @@ class Coordinator:
         whose input shape or number of classes differs from the others' (the most
         common value wins), or whose initial model differs from the server's, is
         *registered as dropped*: it gets no message, and the first round of this
-        session records it in ``drops`` with the reason. Its :math:`N_i` is recorded
-        as the median of the valid clients' (never priced: it is out before any
-        market; the stability check sees a typical client in its place).
+        session records it in ``drops`` with the reason. On resume, a client whose
+        ``n_train`` differs from the N the committed rounds recorded is dropped too,
+        and every client keeps its recorded N. In a new run a dropped client's
+        :math:`N_i` is recorded as the median of the valid clients' (never priced: it
+        is out before any market; the stability check sees a typical client).
 
         Raises
         ------
@@ -305,12 +307,17 @@ class Coordinator:
                           f"{r['n_classes']} differ from the others' {shape_text} and "
                           f"{n_classes}")
                 del good[i]
+        recorded = self._registered_before()
+        for i in [i for i in good if i in recorded and int(good[i]["n_train"]) != recorded[i]]:
+            bad[i] = (f"profile: n_train = {good[i]['n_train']} differs from the N = "
+                      f"{recorded[i]} the run registered for this client")
+            del good[i]
         groups = [int(good[i]["group"]) if i in good else 0 for i in range(m)]
         has_groups = all(int(r["group"]) >= 0 for r in good.values())
         typical = float(np.median([float(r["n_train"]) for r in good.values()]))
-        fed = server_view(cfg, tuple(json.loads(shape_text)), n_classes,
-                          np.array([float(good[i]["n_train"]) if i in good else typical
-                                    for i in range(m)]),
+        N = [float(good[i]["n_train"]) if i in good else float(recorded.get(i, typical))
+             for i in range(m)]
+        fed = server_view(cfg, tuple(json.loads(shape_text)), n_classes, np.array(N),
                           np.array(groups) if has_groups else None)
         digest = _digest(fed.theta0)
         for i in [i for i, r in good.items() if r["theta0_digest"] != digest]:
@@ -326,6 +333,20 @@ class Coordinator:
         self.session.start(fed)
         active = self.state.active
         self.pending = {i: why for i, why in sorted(bad.items()) if bool(active[i])}
+
+    def _registered_before(self) -> dict[int, int]:
+        """Return each client's true N as the committed rounds recorded it (resume; else {}).
+
+        The metric rows hold the reported N (a liar's is ``liar_N`` times its true N).
+        """
+        checkpoint = self.session._checkpoint
+        if checkpoint is None:
+            return {}
+        last = int(checkpoint["round"])
+        rows = [r for r in self.rd.read_metrics() if r["round"] == last]
+        liars = set(self.cfg.liar)
+        return {int(r["client"]): int(round(float(r["N"]) / (
+            self.cfg.liar_N if int(r["client"]) in liars else 1.0))) for r in rows}
 
     @property
     def next_round(self) -> int:

@@ -437,3 +437,26 @@ def test_info_of_another_shape_drops_that_client(tmp_path, when):
     assert [(d["client"], d["round"]) for d in drops] == [(1, int(when))]
     assert "info['fomo_w'] has shape (7,)" in drops[0]["why"]
     assert audit_run(tmp_path).ok
+
+
+def test_resumed_client_reporting_another_n_is_dropped(tmp_path):
+    """On resume every client profiles again: one whose n_train differs from the N the
+    committed rounds recorded is dropped in the first resumed round; the run finishes."""
+    # Prepare: one committed market round, then a resume where client 1 shrinks its N
+    cfg = _cfg()
+    _flower(cfg.replace(rounds=1, hyper=cfg.hyper), tmp_path)
+    N1 = next(r["N"] for r in _rows(tmp_path) if r["client"] == 1)
+
+    def tamper(content):
+        content["profile"]["n_train"] = int(N1) - 1
+
+    # Execute
+    outcome = _flower(None, tmp_path, Hostile(range(4), "profile", tamper), resume=True,
+                      overrides=("rounds=3",))
+    # Assert
+    assert outcome["error"] is None
+    assert _drops(tmp_path) == [{"client": 1, "round": 2, "why": (
+        f"profile: n_train = {int(N1) - 1} differs from the N = {int(N1)} the run "
+        "registered for this client")}]
+    assert {r["N"] for r in _rows(tmp_path) if r["client"] == 1} == {N1}
+    assert audit_run(tmp_path).ok
