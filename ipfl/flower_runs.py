@@ -104,6 +104,7 @@ def simulate(cfg: Any, run_dir: Path, *, resume: bool = False, round_timeout: fl
         atomic_write_text(folder / "ray-tmp-location.txt", f"{ray_tmp}\n")
     env = flower_env(folder)
     env["RAY_TMPDIR"] = str(ray_tmp)
+    env["IPFL_DATA_DIR"] = cfg.data_dir  # the clients' own folder: this user's config
     os.environ.update(env)
     ray_tmp.mkdir(parents=True, exist_ok=True)
 
@@ -311,7 +312,8 @@ def deploy_local(cfg: Any, run_dir: Path, *, resume: bool = False,
     m = cfg.clients
     bindir = Path(sys.executable).parent
     env = {**os.environ, **flower_env(folder),
-           "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
+           "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
+           "IPFL_DATA_DIR": cfg.data_dir}  # the SuperNodes' own data folder
     procs = _Processes(logs, env)
     link_port = _free_port()
     out: dict[str, Any] = {"error": None, "seconds": [], "pids": procs.pids}

@@ -16,6 +16,12 @@ and ``gain`` go in comment lines before the header::
     N,c,K,x,y
     100,0.1,400,0,0
     250,inf,900,1,0.5
+
+Limits (checked before anything is parsed or allocated; the error names the file and
+the limit): a market file is a regular file of at most :data:`MAX_BYTES` bytes, UTF-8,
+with at most :data:`MAX_CLIENTS` clients (rows, or entries of ``clients``); JSON nests
+at most :data:`MAX_DEPTH` levels. ``ipfl market`` on :data:`MAX_CLIENTS` clients answers
+in about 25 s (2 cores; ``docs/reliability.md``), and its time grows as :math:`m^2`.
 """
 
 from __future__ import annotations
@@ -25,13 +31,93 @@ import io
 import json
 import os
 import re
+import stat
 from pathlib import Path
+
+import numpy as np
 
 from atomicio import atomic_write_text
 from mechanism import Market
 from mechanism.market_dict import market_from_dict, market_to_dict
 
-__all__ = ["load_document", "read_market", "write_market"]
+__all__ = ["MAX_BYTES", "MAX_CLIENTS", "MAX_DEPTH", "check_clients", "json_depth", "load_document",
+           "loads_limited", "read_market", "write_market"]
+
+#: the most clients a market file (or ``ipfl market --clients``) may have: Algorithm 2's
+#: report on 2,000 clients takes about 25 s and 0.5 GB, and grows as m^2
+MAX_CLIENTS = 2_000
+#: the most bytes a market file may hold (a 2,000-client distance matrix is about 40 MB)
+MAX_BYTES = 64 * 2**20
+#: the deepest JSON nesting a market document may have (the schema needs 3)
+MAX_DEPTH = 16
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def json_depth(text: str) -> int:
+    """Return the deepest nesting of ``[``/``{`` in JSON ``text`` (strings skipped), vectorised.
+
+    Examples
+    --------
+    >>> json_depth('{"a": [[1, 2], "[[[["]}')
+    3
+    """
+    brackets = _NOT_BRACKET.sub("", _STRING.sub('""', text))
+    if not brackets:
+        return 0
+    codes = np.frombuffer(brackets.encode("ascii"), dtype=np.uint8)
+    step = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1)
+    return int(np.cumsum(step).max())
+
+
+def loads_limited(text: str, max_depth: int = MAX_DEPTH) -> object:
+    """Parse JSON ``text`` after checking its nesting depth (a deep one exhausts the stack).
+
+    Raises
+    ------
+    ValueError
+        ``"nests N levels deep, more than the limit of max_depth"`` or ``"not valid JSON"``.
+    """
+    depth = json_depth(text)
+    if depth > max_depth:
+        raise ValueError(f"JSON nests {depth} levels deep, more than the limit of {max_depth}")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc})") from None
+
+
+def check_clients(count: int, where: str = "clients") -> None:
+    """Refuse a market of more than :data:`MAX_CLIENTS` clients, naming the limit."""
+    if count > MAX_CLIENTS:
+        raise ValueError(f"{where}: {count:,} clients, more than the limit of {MAX_CLIENTS:,} "
+                         "(ipfl.market_files.MAX_CLIENTS)")
+
+
+def _read_text(path: Path) -> str:
+    """Read a market file: a regular file of at most MAX_BYTES bytes, UTF-8."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise ValueError(f"cannot read ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError("is not a regular file")
+    if info.st_size > MAX_BYTES:
+        raise ValueError(f"{info.st_size:,} bytes, more than the limit of {MAX_BYTES:,} "
+                         "(ipfl.market_files.MAX_BYTES)")
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"cannot read ({exc.strerror or exc})") from None
+    if len(data) > MAX_BYTES:
+        raise ValueError(f"more than the limit of {MAX_BYTES:,} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"is not UTF-8 text (byte {exc.start} is {data[exc.start]:#04x})") \
+            from None
 
 _COMMENT = re.compile(r"^#\s*(\w+)\s*[=:]\s*(.*?)\s*$")
 
@@ -51,6 +137,7 @@ def _csv_document(text: str) -> dict:
             continue
         if line.strip():
             body.append(line)
+    check_clients(len(body) - 1, "rows")
     rows = list(csv.reader(io.StringIO("\n".join(body))))
     if not rows:
         raise ValueError("no header row (expected columns N, c, K, ...)")
@@ -94,24 +181,22 @@ def load_document(path: str | os.PathLike) -> dict:
     Raises
     ------
     ValueError
-        Naming the file and the problem (unreadable, not JSON, bad CSV layout).
+        Naming the file and the problem (unreadable, not a regular file, over a limit,
+        not UTF-8, not JSON, bad CSV layout).
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".json", ".csv"):
         raise ValueError(f"{path}: market files end in .json or .csv, got {suffix or 'none'!r}")
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    try:
+        text = _read_text(path)
         if suffix == ".json":
-            try:
-                return json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"not valid JSON ({exc})") from None
+            doc = loads_limited(text)
+            if isinstance(doc, dict) and isinstance(doc.get("clients"), list):
+                check_clients(len(doc["clients"]))
+            return doc
         return _csv_document(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ValueError(f"{path}: {exc}") from None
 
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import time
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -52,7 +53,7 @@ from .models import MODELS
 from .partition import PARTITIONERS
 from .profiles import parse_roles
 
-__all__ = ["RESUMABLE", "Config", "load_config", "parse_override", "resume_config"]
+__all__ = ["INT_BOUNDS", "RESUMABLE", "Config", "load_config", "parse_override", "resume_config"]
 
 #: values of ``client_batching`` and ``device``
 BATCHING = ("auto", "off", "on")
@@ -67,6 +68,16 @@ RESUMABLE = ("rounds", "epochs", "batch_size", "lr", "threads")
 
 #: the largest float32: a larger learning rate overflows every SGD step
 _F32_MAX = 3.4028234663852886e38
+
+#: inclusive bounds of the integer keys; a value outside is refused naming the key before
+#: anything is allocated (``clients = 10**20`` or ``threads = 100000`` would otherwise end
+#: in an overflow or an exhausted machine). ``seed`` is any 63-bit non-negative integer.
+INT_BOUNDS: dict[str, tuple[int, int]] = {
+    "clients": (2, 10_000), "rounds": (1, 100_000), "epochs": (1, 10_000),
+    "batch_size": (1, 1_000_000), "hidden": (1, 10**12), "groups": (1, 10_000),
+    "classes_per_client": (1, 1_000), "threads": (1, 256), "max_samples": (0, 10**9),
+    "seed": (0, 2**63 - 1),
+}
 
 
 @dataclass(frozen=True)
@@ -260,12 +271,16 @@ def _validate(cfg: Config) -> None:
     _choice(cfg, "model", MODELS)
     _choice(cfg, "client_batching", BATCHING)
     _choice(cfg, "device", DEVICES)
-    for key in ("clients", "rounds", "epochs", "batch_size", "hidden", "groups",
-                "classes_per_client", "threads"):
+    for key in ("rounds", "epochs", "batch_size", "hidden", "groups", "classes_per_client",
+                "threads"):
         if getattr(cfg, key) <= 0:
             raise ValueError(f"config: {key} = {getattr(cfg, key)!r} must be > 0")
     if cfg.clients < 2:
         raise ValueError(f"config: clients = {cfg.clients!r} must be >= 2 (a market needs two)")
+    for key, (lo, hi) in INT_BOUNDS.items():
+        if not lo <= getattr(cfg, key) <= hi:
+            raise ValueError(f"config: {key} = {getattr(cfg, key)!r} is out of range: it must "
+                             f"lie in [{lo}, {hi:,}] (training.config.INT_BOUNDS)")
     for key in ("beta", "beta_between", "beta_within", "lr"):
         v = getattr(cfg, key)
         if not (v > 0 and math.isfinite(v)):
@@ -328,6 +343,11 @@ def _validate_hyper(cfg: Config) -> None:
     object.__setattr__(cfg, "hyper", full)
 
 
+#: a number as ``--set`` reads one: ASCII digits, an optional sign, fraction and exponent,
+#: or TOML's ``inf`` / ``nan`` (no ``_`` separators, no hexadecimal, octal or binary)
+_PLAIN_NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?|inf|nan)")
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """Parse one ``--set key=value`` override; the value is read as TOML, else as a string.
 
@@ -347,6 +367,8 @@ def parse_override(text: str) -> tuple[str, Any]:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw
+    if isinstance(value, int | float) and not _PLAIN_NUMBER.fullmatch(raw):
+        value = raw  # "1_000", "0x10", "1e3" for an int...: not a plain number, kept as text
     return key, value
 
 

@@ -20,6 +20,13 @@ Flower version) the import raises :class:`ImportError` with one line naming the 
   node's ``context.state`` (an ``ArrayRecord``), so it survives a deployed client
   starting a fresh process for every message.
 
+Every reply is checked against what its message asked for
+(:mod:`training.replies`): a bad profile or train reply drops *that client*, with the
+reason in the round's ``drops``; the final evaluation's out-of-range scores are recorded
+as refused. A client reads its data only from its own folder: the node config's
+``data-dir``, else the ``IPFL_DATA_DIR`` environment variable, else the dataset's
+default folder; the ``data_dir`` in the server's config is never read.
+
 Settings come from :class:`FlowerSettings`, or, under ``flwr run``, from the run config
 keys ``run-dir``, ``config`` (a JSON file of the resolved config), ``resume``,
 ``round-timeout`` and ``node-timeout``.
@@ -28,6 +35,7 @@ keys ``run-dir``, ``config`` (a JSON file of the resolved config), ``resume``,
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from logging import ERROR, INFO, WARNING
@@ -55,15 +63,16 @@ from flwr.serverapp import Grid, ServerApp  # noqa: E402
 from .algorithms import get_algorithm  # noqa: E402
 from .config import Config  # noqa: E402
 from .remote import (  # noqa: E402
-    PROFILE_FIELDS,
     Coordinator,
     ProtocolError,
     client_profile,
     client_round,
 )
+from .replies import check_evaluation  # noqa: E402
 from .rundir import RunDir, atomic_write_text  # noqa: E402
 
-__all__ = ["FlowerSettings", "client_app", "make_server_app", "server_app", "server_main"]
+__all__ = ["DATA_DIR_ENV", "FlowerSettings", "client_app", "make_server_app", "server_app",
+           "server_main"]
 
 
 @dataclass
@@ -108,6 +117,11 @@ class FlowerSettings:
                    node_timeout=float(rc.get("node-timeout", 120.0)))
 
 
+#: the environment variable naming a client's data folder when its node config has no
+#: ``data-dir`` (``ipfl flower --simulate`` sets it to the config's own ``data_dir``)
+DATA_DIR_ENV = "IPFL_DATA_DIR"
+
+
 # ----- records <-> payloads -----------------------------------------------------------------
 def _arrays(d: dict[str, np.ndarray]) -> ArrayRecord:
     return ArrayRecord({k: Array(np.ascontiguousarray(v)) for k, v in d.items()})
@@ -145,14 +159,18 @@ def _train_payload(content: RecordDict) -> tuple[str, dict[str, Any]]:
 
 
 def _reply_payload(content: RecordDict) -> dict[str, Any] | str:
+    """Decode a train reply; the values stay as sent (the Coordinator checks them)."""
     head = content["reply"]
     if "error" in head:
         return str(head["error"])
-    if head["quit"]:
+    if head["quit"] is True:
         return {"quit": True}
-    return {"quit": False, "upload": _numpy(content["upload"])["upload"],
+    upload = _numpy(content["upload"])
+    if set(upload) != {"upload"}:
+        raise KeyError("upload")
+    return {"quit": False, "n_train": head["n_train"], "upload": upload["upload"],
             "info": _numpy(content["info"]), "state": _numpy(content["state"]),
-            "metrics": {k: float(v) for k, v in content["metrics"].items()}}
+            "metrics": dict(content["metrics"].items())}
 
 
 def _error(text: str) -> RecordDict:
@@ -171,11 +189,24 @@ def _partition(context: Context) -> int:
     return int(pid)
 
 
+def _data_dir(context: Context) -> str:
+    """Return this client's own data folder: node config ``data-dir``, else ``IPFL_DATA_DIR``.
+
+    Empty: the dataset's default folder (:func:`training.data.default_data_dir`). The
+    ``data_dir`` the server sends is never read (:func:`training.remote.own_config_text`).
+    """
+    value = context.node_config.get("data-dir")
+    if value is None:
+        value = os.environ.get(DATA_DIR_ENV, "")
+    return str(value)
+
+
 @client_app.query("profile")
 def _query_profile(msg: Message, context: Context) -> Message:
     """Answer the one-time profile query: partition id, data sizes, shapes, model digest."""
     try:
-        prof = client_profile(str(msg.content["settings"]["config"]), _partition(context))
+        prof = client_profile(str(msg.content["settings"]["config"]), _partition(context),
+                              _data_dir(context))
         n = context.node_config.get("num-partitions")
         if n is not None and int(n) != json.loads(str(msg.content["settings"]["config"]))[
                 "clients"]:
@@ -197,7 +228,8 @@ def _train(msg: Message, context: Context) -> Message:
         meta = context.state.get("ipfl.meta")
         state = None if held is None else _numpy(held)
         state_round = -1 if meta is None else int(meta["round"])
-        reply, new_state = client_round(config_text, pid, payload, state, state_round)
+        reply, new_state = client_round(config_text, pid, payload, state, state_round,
+                                        _data_dir(context))
     except (ValueError, KeyError, FileNotFoundError) as exc:
         return Message(_error(str(exc)), reply_to=msg)
     if reply["quit"]:
@@ -205,7 +237,7 @@ def _train(msg: Message, context: Context) -> Message:
     context.state["ipfl.state"] = _arrays(new_state)
     context.state["ipfl.meta"] = ConfigRecord({"round": payload["round"]})
     content = RecordDict({
-        "reply": ConfigRecord({"quit": False}),
+        "reply": ConfigRecord({"quit": False, "n_train": int(reply["n_train"])}),
         "upload": _arrays({"upload": reply["upload"]}),
         "info": _arrays(reply["info"]),
         "state": _arrays(new_state),
@@ -225,7 +257,7 @@ def _evaluate(msg: Message, context: Context) -> Message:
     try:
         config_text = str(msg.content["settings"]["config"])
         pid = _partition(context)
-        cfg, fed = _own(config_text, pid)
+        cfg, fed = _own(config_text, pid, _data_dir(context))
         held = context.state.get("ipfl.state")
         if held is None:
             raise ProtocolError(f"client {pid} holds no model to evaluate")
@@ -255,32 +287,36 @@ def _wait_for_nodes(grid: Grid, m: int, timeout: float) -> list[int]:
 
 def _profiles(grid: Grid, coord: Coordinator, nodes: list[int],
               timeout: float) -> dict[int, int]:
-    """Query every node once; return partition id -> node id (refusing bad ids)."""
+    """Query every node once; return partition id -> node id.
+
+    A node that does not answer, fails, or sends a malformed profile is logged and its
+    partition registered as dropped (:meth:`Coordinator.setup`); a partition id out of
+    range or claimed by two nodes is the deployment's error and refused in one line.
+    """
     content = RecordDict({"settings": ConfigRecord({"config": coord.config_text})})
     msgs = [Message(content, dst_node_id=n, message_type="query.profile", group_id="profile")
             for n in nodes]
     replies = {r.metadata.src_node_id: r for r in grid.send_and_receive(msgs, timeout=timeout)}
     m = coord.cfg.clients
     node_of: dict[int, int] = {}
-    profiles: dict[int, dict[str, Any]] = {}
+    profiles: dict[int, dict[str, Any] | str | None] = {}
     for n in nodes:
         rep = replies.get(n)
+        why = None
         if rep is None:
-            raise ProtocolError(f"node {n} did not answer the profile query within "
-                                f"{timeout:g} s")
-        if rep.has_error():
-            raise ProtocolError(f"node {n} failed the profile query: {rep.error.reason}")
-        if "reply" in rep.content:
-            raise ProtocolError(f"node {n}: {rep.content['reply']['error']}")
-        if "profile" not in rep.content:
-            raise ProtocolError(f"node {n}'s profile reply has no profile record")
+            why = f"did not answer the profile query within {timeout:g} s"
+        elif rep.has_error():
+            why = f"failed the profile query: {rep.error.reason}"
+        elif "profile" not in rep.content:
+            why = ("answered " + str(rep.content["reply"].get("error", ""))
+                   if "reply" in rep.content else "sent no profile record")
+        if why is not None:
+            log(WARNING, "node %d %s", n, why)
+            continue
         prof = dict(rep.content["profile"])
-        lacks = [f for f in PROFILE_FIELDS if f not in prof]
-        if lacks:
-            raise ProtocolError(f"node {n}'s profile reply lacks {lacks}")
-        pid = int(prof["partition"])
-        if not 0 <= pid < m:
-            raise ProtocolError(f"node {n} has partition id {pid}, out of range "
+        pid = prof.get("partition")
+        if isinstance(pid, bool) or not isinstance(pid, int) or not 0 <= pid < m:
+            raise ProtocolError(f"node {n} has partition id {pid!r}, out of range "
                                 f"0 <= partition-id < {m}")
         if pid in node_of:
             raise ProtocolError(f"partition id {pid} is held by two nodes ({node_of[pid]} and "
@@ -308,6 +344,8 @@ def _round(grid: Grid, coord: Coordinator, node_of: dict[int, int], t: int,
                 replies[i] = _reply_payload(rep.content)
             except KeyError as exc:
                 replies[i] = f"malformed reply (no {exc})"
+            except (TypeError, ValueError, AttributeError) as exc:
+                replies[i] = f"malformed reply ({type(exc).__name__}: {exc})"
     rows = coord.finish(plan, replies)
     for d in coord.drops:
         if d.round == t:
@@ -327,7 +365,13 @@ def _final_evaluation(grid: Grid, coord: Coordinator, node_of: dict[int, int],
         i = pid_of.get(rep.metadata.src_node_id)
         if i is None or rep.has_error() or "metrics" not in rep.content:
             continue
-        out[str(i)] = dict(rep.content["metrics"])
+        metrics = dict(rep.content["metrics"])
+        why = check_evaluation(metrics)
+        if why is not None:  # recorded as refused, never as a score
+            log(WARNING, "final evaluation: client %d refused (%s)", i, why)
+            out[str(i)] = {"refused": why}
+        else:
+            out[str(i)] = metrics
     folder = coord.rd.path / "flower"
     folder.mkdir(exist_ok=True)
     atomic_write_text(folder / "final_evaluation.json", json.dumps(out, indent=1, sort_keys=True))

@@ -26,6 +26,7 @@ recorded utility is measured with its true profile (:func:`mechanism.settle`).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,9 +114,12 @@ def parse_roles(text: str, m: int) -> tuple[str, ...]:
         if name not in ROLES:
             raise ValueError(f"config: roles = {text!r}: unknown role {name!r}; "
                              f"roles are {list(ROLES)}")
-        if not count.strip().isdigit():
+        if not re.fullmatch(r"[0-9]+", count.strip()):
             raise ValueError(f"config: roles = {text!r}: count {count!r} of {name!r} "
-                             "must be a non-negative integer")
+                             "must be a non-negative integer (ASCII digits)")
+        if len(count.strip()) > 9 or len(out) + int(count) > m:
+            raise ValueError(f"config: roles = {text!r}: count {count.strip()} of {name!r} "
+                             f"takes more than the clients = {m}")
         out += [name] * int(count)
     if len(out) != m:
         raise ValueError(f"config: roles = {text!r} counts {len(out)} clients, "

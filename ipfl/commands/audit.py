@@ -8,12 +8,13 @@ from pathlib import Path
 import click
 
 from ipfl.cli import InputError
+from ipfl.options import Int
 from proofs_checks.audit import DEFAULT_EXAMPLES, audit
 from proofs_checks.profiles import THOROUGH_EXAMPLES
 
 
 @click.command(name="audit")
-@click.option("--examples", type=int, default=None,
+@click.option("--examples", type=Int(1, 10**7), default=None,
               help=f"Hypothesis examples per claim x solver, >= 1 (default {DEFAULT_EXAMPLES}; "
                    f"{THOROUGH_EXAMPLES} with --thorough).")
 @click.option("--thorough", is_flag=True, help="Use the 'thorough' profile (10,000 examples).")
@@ -22,7 +23,8 @@ from proofs_checks.profiles import THOROUGH_EXAMPLES
 @click.option("--plugin", "plugins", multiple=True, metavar="MODULE",
               help="Import this Python module first; it may call register_claim / "
                    "register_mechanism (repeatable).")
-@click.option("--jobs", type=int, default=2, show_default=True, help="Worker processes (>= 1).")
+@click.option("--jobs", type=Int(1, 256), default=2, show_default=True,
+              help="Worker processes (>= 1).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("audit-out"),
               show_default=True,
               help="Output folder for CLAIMS.md and CLAIMS.json (the repository's committed "

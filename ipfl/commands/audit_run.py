@@ -15,11 +15,12 @@ from __future__ import annotations
 import click
 
 from ..cli import InputError
+from ..options import Float
 
 
 @click.command("audit-run")
 @click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("--atol", type=float, default=1e-9, show_default=True,
+@click.option("--atol", type=Float(0, 1), default=1e-9, show_default=True,
               help="Tolerance for money amounts (the graph must match exactly).")
 @click.option("--key", "key_files", multiple=True, type=click.Path(dir_okay=False),
               metavar="FILE",

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ipfl.options import SEED_MAX, Float, Int
+
 
 def _pair(text: str) -> tuple[float, float]:
     try:
@@ -32,8 +34,9 @@ def _floats(text: str) -> list[float]:
 @click.command(name="compare")
 @click.option("--sizes", default="4,6,8,12", show_default=True,
               help="Client counts m, comma-separated.")
-@click.option("--markets", default=25, show_default=True, type=int, help="Markets per size.")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--markets", default=25, show_default=True, type=Int(1, 100_000),
+              help="Markets per size.")
+@click.option("--seed", default=0, show_default=True, type=Int(0, SEED_MAX))
 @click.option("--c-range", default="0.01,1", show_default=True,
               help="Sharing costs LOW,HIGH (log-uniform).")
 @click.option("--k-range", default="1e3,1e5", show_default=True,
@@ -42,15 +45,15 @@ def _floats(text: str) -> list[float]:
               help="Data sizes LOW,HIGH.")
 @click.option("--lam", default="0.1", show_default=True,
               help="lambda, or several comma-separated (cycled).")
-@click.option("--spread", default=1.0, show_default=True, type=float,
+@click.option("--spread", default=1.0, show_default=True, type=Float(0, 1e12),
               help="Spread of model points (distances).")
-@click.option("--buyers", default=0.0, show_default=True, type=float,
+@click.option("--buyers", default=0.0, show_default=True, type=Float(0, 1),
               help="Fraction of pure buyers.")
-@click.option("--sellers", default=0.0, show_default=True, type=float,
+@click.option("--sellers", default=0.0, show_default=True, type=Float(0, 1),
               help="Fraction of pure sellers.")
 @click.option("--solver", default="milp", show_default=True,
               type=click.Choice(["milp", "highs", "bruteforce", "dp"]), help="Exact solver.")
-@click.option("--time-limit", default=None, type=float,
+@click.option("--time-limit", default=None, type=Float(0.001, 1e7),
               help="Seconds per row for the exact solver.")
 @click.option("--out", "out", default="compare-out", show_default=True,
               type=click.Path(file_okay=False),

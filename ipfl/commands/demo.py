@@ -7,9 +7,11 @@ from pathlib import Path
 
 import click
 
+from ipfl.options import SEED_MAX, Int
+
 
 @click.command("demo")
-@click.option("--seed", type=int, default=0, show_default=True, help="Master seed.")
+@click.option("--seed", type=Int(0, SEED_MAX), default=0, show_default=True, help="Master seed.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a training key (see configs/demo.toml), e.g. --set rounds=5.")
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None,

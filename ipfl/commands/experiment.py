@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..cli import InputError
+from ..options import Int
 
 
 @click.command("experiment")
@@ -16,7 +17,8 @@ from ..cli import InputError
 @click.option("--paper", "preset", flag_value="paper",
               help="The paper's setting: all of Fashion-MNIST, the CNN, 50 rounds (hours).")
 @click.option("--tiny", "preset", flag_value="tiny", hidden=True)
-@click.option("--seeds", type=int, default=3, show_default=True, help="Number of seeds (0..n-1).")
+@click.option("--seeds", type=Int(1, 1000), default=3, show_default=True,
+              help="Number of seeds (0..n-1).")
 @click.option("--dataset", default=None, help="Override the preset's dataset.")
 @click.option("--data-dir", default=None, help="Folder of the dataset's files.")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
@@ -30,7 +32,7 @@ from ..cli import InputError
               help="Override a training key in every run, e.g. --set c=0.5 or --set "
                    "ipfl.lam=0 (iPFL's runs only); repeatable. Keys the experiment sets run "
                    "by run (algorithm, seed, the settings' partition keys, ...) are refused.")
-@click.option("--jobs", type=int, default=1, show_default=True,
+@click.option("--jobs", type=Int(1, 256), default=1, show_default=True,
               help="Runs trained in parallel (one process each).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def command(name: str, preset: str, seeds: int, dataset: str | None, data_dir: str | None,

@@ -9,10 +9,11 @@ import webbrowser
 import click
 
 from ipfl.cli import InputError
+from ipfl.options import Int
 
 
 @click.command(name="explore")
-@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+@click.option("--port", type=Int(0, 65535), default=8765, show_default=True,
               help="Port on 127.0.0.1 (0: any free port).")
 @click.option("--no-browser", is_flag=True, help="Do not open a browser tab.")
 @click.option("--file", "path", type=click.Path(dir_okay=False), default=None,
@@ -49,5 +50,5 @@ def command(port: int, no_browser: bool, path: str | None) -> None:
     click.echo(f"ipfl explorer on {url} (Ctrl+C stops it)", err=True)
     if not no_browser:
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
-    config = uvicorn.Config(create_app(doc), log_level="warning")
+    config = uvicorn.Config(create_app(doc, port=sock.getsockname()[1]), log_level="warning")
     uvicorn.Server(config).run(sockets=[sock])

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..cli import InputError
+from ..options import Float
 
 
 @click.group("flower")
@@ -59,7 +60,7 @@ _options = [
     click.option("--run-dir", type=click.Path(file_okay=False), required=True,
                  help="Run directory (the same layout as ipfl train's)."),
     click.option("--resume", is_flag=True, help="Continue the run in --run-dir."),
-    click.option("--round-timeout", type=click.FloatRange(min=1.0), default=600.0,
+    click.option("--round-timeout", type=Float(1.0, 7 * 86400.0), default=600.0,
                  show_default=True, help="Seconds to wait for a round's replies; a client "
                  "that does not answer is dropped and recorded."),
 ]
@@ -93,7 +94,7 @@ def simulate(config_path: str | None, overrides: tuple[str, ...], run_dir: str, 
 
 @command.command("deploy-local")
 @_with_options
-@click.option("--node-timeout", type=click.FloatRange(min=1.0), default=120.0,
+@click.option("--node-timeout", type=Float(1.0, 7 * 86400.0), default=120.0,
               show_default=True, help="Seconds to wait for the SuperNodes to connect.")
 def deploy_local(config_path: str | None, overrides: tuple[str, ...], run_dir: str,
                  resume: bool, round_timeout: float, node_timeout: float) -> None:

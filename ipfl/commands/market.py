@@ -11,28 +11,39 @@ import click
 from click.core import ParameterSource
 
 from ipfl.cli import InputError
+from ipfl.market_files import MAX_CLIENTS
+from ipfl.options import SEED_MAX, Float, Int
 from mechanism import VARIANTS, exact_graph, explain, greedy_graph, random_market
 from mechanism.exact import BRUTEFORCE_MAX_M
 from mechanism.report import market_details, market_table
 
 _RANDOM_ONLY = ("clients", "seed", "lam", "buyers", "sellers")
 
+#: the m x m tables (distances, prices, thresholds) are printed up to this many clients:
+#: past it they are unreadable on a terminal and were 80 % of the time (m = 1,000: 15 of
+#: 19 s); --save writes the market for a closer look
+MATRIX_MAX = 40
+#: ``--exact`` (the MILP of eq. (8), m^2 binaries) is refused past this many clients: on
+#: random markets it took 12 s at m = 60 and 35 s at m = 120 (docs/reliability.md)
+EXACT_MAX = 100
+
 
 @click.command(name="market")
 @click.option("--file", "path", type=click.Path(dir_okay=False), default=None,
               help="Market file (.json, schema ipfl.market/1, or .csv); see the README.")
-@click.option("--clients", "-m", default=8, show_default=True, type=click.IntRange(min=2),
+@click.option("--clients", "-m", default=8, show_default=True, type=Int(2, MAX_CLIENTS),
               help="Number of clients (random market).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
+@click.option("--seed", default=0, show_default=True, type=Int(0, SEED_MAX),
+              help="Random seed.")
 @click.option("--variant", default="paper", show_default=True, type=click.Choice(VARIANTS),
               help="Algorithm 2 as printed ('paper') or continuing past failures ('skip').")
-@click.option("--lam", default=0.1, show_default=True, type=click.FloatRange(min=0),
+@click.option("--lam", default=0.1, show_default=True, type=Float(0, 1e12),
               help="lambda, the weight of model distance (random market).")
-@click.option("--buyers", default=0.125, show_default=True, type=click.FloatRange(0, 1),
+@click.option("--buyers", default=0.125, show_default=True, type=Float(0, 1),
               help="Fraction of pure buyers (c = inf) (random market).")
-@click.option("--sellers", default=0.125, show_default=True, type=click.FloatRange(0, 1),
+@click.option("--sellers", default=0.125, show_default=True, type=Float(0, 1),
               help="Fraction of pure sellers (K = 0) (random market).")
-@click.option("--explain", "explain_i", type=int, default=None, metavar="I",
+@click.option("--explain", "explain_i", type=Int(0, MAX_CLIENTS), default=None, metavar="I",
               help="Print Algorithm 2's trace for client I.")
 @click.option("--exact", is_flag=True,
               help="Also solve eq. (8) exactly and print that graph and its payments.")
@@ -61,6 +72,9 @@ def command(ctx: click.Context, path: str | None, clients: int, seed: int, varia
                              "must be <= 1")
         market = random_market(clients, seed=seed, lam=lam, buyers=buyers, sellers=sellers)
         title = f"Random market: m = {clients}, seed = {seed}, lambda = {lam}"
+    if exact and market.m > EXACT_MAX:
+        raise InputError(f"--exact: m = {market.m} clients, more than the limit of {EXACT_MAX} "
+                         "for the exact optimum (a MILP of m^2 binaries); drop --exact")
     if explain_i is not None and not 0 <= explain_i < market.m:
         raise InputError(f"--explain: client {explain_i} is not in 0..{market.m - 1}")
     solver = "bruteforce" if market.m <= BRUTEFORCE_MAX_M else "milp"
@@ -70,7 +84,11 @@ def command(ctx: click.Context, path: str | None, clients: int, seed: int, varia
         except ValueError as exc:
             raise InputError(str(exc)) from None
     click.echo(f"{title}, Algorithm 2 variant '{variant}'\n")
-    click.echo(market_details(market) + "\n")
+    if market.m <= MATRIX_MAX:
+        click.echo(market_details(market) + "\n")
+    else:
+        click.echo(f"(the m x m tables of distances, prices and thresholds are shown for m <= "
+                   f"{MATRIX_MAX}; this market has m = {market.m})\n")
     click.echo(f"Algorithm 2 ('{variant}'): graph, payments (eq. 10), utilities (eq. 1)")
     click.echo(market_table(market, greedy_graph(market, variant)))
     if exact:

@@ -16,7 +16,8 @@ import pytest
 
 pytest.importorskip("flwr")
 
-from flwr.app import Context, RecordDict  # noqa: E402
+import numpy as np  # noqa: E402
+from flwr.app import Array, ArrayRecord, Context, RecordDict  # noqa: E402
 from flwr.supercore.task_identity import TaskIdentity  # noqa: E402
 
 from training import Config, audit_run, train  # noqa: E402
@@ -171,7 +172,6 @@ def test_quitting_client_matches_train(tmp_path):
 
 @pytest.mark.parametrize(("partitions", "message"), [
     ([0, 1, 2], "only 3 nodes connected"),
-    ([0, 1, 2, 7], "out of range"),
     ([0, 1, 1, 2], "held by two nodes"),
 ])
 def test_bad_federation_is_one_clear_error(tmp_path, partitions, message):
@@ -181,20 +181,141 @@ def test_bad_federation_is_one_clear_error(tmp_path, partitions, message):
     assert "\n" not in outcome["error"]
 
 
-def test_profile_reply_missing_a_field_is_one_clear_error(tmp_path):
-    """A node whose profile reply lacks ``n_train`` stops the run with one line."""
+def test_node_out_of_range_leaves_its_partition_dropped(tmp_path):
+    """A node configured with partition id 7 of 4 answers an error; partition 3 is dropped."""
+    # Execute
+    outcome = _flower(_cfg(), tmp_path, LocalGrid([0, 1, 2, 7]))
+    # Assert
+    assert outcome["error"] is None
+    assert _drops(tmp_path) == [{"client": 3, "round": 0, "why": "profile: no valid reply "
+                                 "from a node with this partition id"}]
+    assert audit_run(tmp_path).ok
+
+
+def test_profile_reply_missing_a_field_drops_that_client(tmp_path):
+    """A node whose profile reply lacks ``n_train`` is dropped in round 0, the run goes on."""
     # Prepare
     class Lacking(LocalGrid):
         def deliver(self, msg, ctx):
             rep = client_app(msg, ctx)
-            if msg.metadata.message_type == "query.profile":
+            if msg.metadata.message_type == "query.profile" and ctx.node_config[
+                    "partition-id"] == 2:
                 del rep.content["profile"]["n_train"]
             return rep
 
     # Execute
     outcome = _flower(_cfg(), tmp_path, Lacking(range(4)))
     # Assert
-    assert "profile reply lacks ['n_train']" in outcome["error"]
+    assert outcome["error"] is None
+    assert _drops(tmp_path) == [{"client": 2, "round": 0,
+                                 "why": "profile: the reply lacks ['n_train']"}]
+    assert audit_run(tmp_path).ok
+
+
+def _drops(path):
+    return [json.loads(x) for x in (path / "drops.jsonl").read_text().splitlines()]
+
+
+class Hostile(LocalGrid):
+    """Client 1 tampers with its reply of one message type (a round's group id or profile)."""
+
+    def __init__(self, partitions, when, tamper):
+        super().__init__(partitions)
+        self.when, self.tamper = when, tamper
+
+    def deliver(self, msg, ctx):
+        rep = client_app(msg, ctx)
+        if ctx.node_config["partition-id"] == 1 and msg.metadata.group_id == self.when:
+            self.tamper(rep.content)
+        return rep
+
+
+def _upload(content, value):
+    content["upload"] = ArrayRecord({"upload": Array(np.ascontiguousarray(value))})
+
+
+def _first_upload(content):
+    return content["upload"]["upload"].numpy()
+
+
+def _set(record, key, value):
+    def tamper(content):
+        content[record][key] = value
+    return tamper
+
+
+def _change_upload(f):
+    def tamper(content):
+        _upload(content, f(_first_upload(content)))
+    return tamper
+
+
+def _nan_at(k):
+    def f(u):
+        u = u.copy()
+        u[k] = np.nan
+        return u
+    return f
+
+
+#: (name, message group, tamper, the drop reason's start)
+HOSTILE = [
+    ("nan upload", "1", _change_upload(_nan_at(3)), "bad reply: upload[3] = nan is not finite"),
+    ("inf upload", "1", _change_upload(lambda u: np.full_like(u, np.inf)),
+     "bad reply: upload[0] = inf is not finite"),
+    ("short upload", "1", _change_upload(lambda u: u[:-5]), "bad reply: upload has shape"),
+    ("2-D upload", "1", _change_upload(lambda u: np.stack([u, u])),
+     "bad reply: upload has shape"),
+    ("1-element upload", "1", _change_upload(lambda u: u[:1]), "bad reply: upload has shape"),
+    ("float64 upload", "1", _change_upload(lambda u: u.astype(np.float64)),
+     "bad reply: upload has dtype float64, expected float32"),
+    ("int64 upload", "1", _change_upload(lambda u: u.astype(np.int64)),
+     "bad reply: upload has dtype int64, expected float32"),
+    ("acc 5", "2", _set("metrics", "acc", 5.0), "bad reply: metric acc = 5.0 is not in [0, 1]"),
+    ("val_acc 1e9", "1", _set("metrics", "val_acc", 1e9),
+     "bad reply: metric val_acc = 1000000000.0 is not in [0, 1]"),
+    ("val_acc nan", "3", _set("metrics", "val_acc", float("nan")),
+     "bad reply: metric val_acc = nan"),
+    ("round N 0", "1", _set("reply", "n_train", 0), "bad reply: n_train = 0 differs"),
+    ("round N -5", "1", _set("reply", "n_train", -5), "bad reply: n_train = -5 differs"),
+    ("round N 1e6", "2", _set("reply", "n_train", 1e6), "bad reply: n_train = 1000000.0 differs"),
+    ("round N 1e13", "1", _set("reply", "n_train", 10**13),
+     "bad reply: n_train = 10000000000000 differs"),
+    ("profile N 0", "profile", _set("profile", "n_train", 0),
+     "profile: n_train = 0 is not an integer in [1, 400]"),
+    ("profile N -5", "profile", _set("profile", "n_train", -5), "profile: n_train = -5 is not"),
+    ("profile N 1e6", "profile", _set("profile", "n_train", 1e6),
+     "profile: n_train = 1000000.0 is not"),
+    ("profile N 1e13", "profile", _set("profile", "n_train", 10**13),
+     "profile: n_train = 10000000000000 is not"),
+    ("nan state", "1", lambda c: c["state"].__setitem__(
+        "params", Array(np.full(c["state"]["params"].numpy().shape, np.nan, np.float32))),
+     "bad reply: state['params'][0] = nan is not finite"),
+]
+
+
+@pytest.mark.parametrize(("when", "tamper", "why"), [h[1:] for h in HOSTILE],
+                         ids=[h[0] for h in HOSTILE])
+def test_hostile_reply_drops_that_client_and_the_run_finishes(tmp_path, when, tamper, why):
+    """Each hostile reply of issue 21 drops client 1 in that round, with the reason
+    recorded; the other clients finish every round and the run passes its audit."""
+    # Prepare
+    cfg = _cfg()
+    t = 0 if when == "profile" else int(when)
+    # Execute
+    outcome = _flower(cfg, tmp_path, Hostile(range(4), when, tamper))
+    # Assert
+    assert outcome["error"] is None
+    drops = _drops(tmp_path)
+    assert [(d["client"], d["round"]) for d in drops] == [(1, t)]
+    assert drops[0]["why"].startswith(why), drops[0]["why"]
+    rows = _rows(tmp_path)
+    assert max(r["round"] for r in rows) == cfg.rounds
+    assert all(math.isfinite(r["acc"]) and 0 <= r["acc"] <= 1 for r in rows)
+    assert all(r["active"] == (r["client"] != 1 or r["round"] < t) for r in rows)
+    later = RunDir(tmp_path).read_rounds()
+    assert all(1 not in later[s]["clients"] for s in later if s > t)
+    assert audit_run(tmp_path).ok
 
 
 @pytest.mark.parametrize(("version", "message"), [
@@ -226,3 +347,116 @@ def test_final_evaluation_scores_the_model_the_rows_score(tmp_path, algorithm):
     final = json.loads((tmp_path / "flower" / "final_evaluation.json").read_text())
     last = {r["client"]: r["acc"] for r in _rows(tmp_path) if r["round"] == 3}
     assert {int(k): v["acc"] for k, v in final.items()} == pytest.approx(last, abs=1e-12)
+
+
+@pytest.mark.slow
+def test_nan_upload_is_dropped_in_the_ray_simulation(tmp_path):
+    """Through Flower's real Ray simulation (``ipfl flower simulate``'s path): client 1's
+    NaN upload in round 1 drops it with the reason; the run finishes and passes its audit."""
+    pytest.importorskip("ray")
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    # Prepare
+    here = Path(__file__).parent
+    root = here.parents[1]
+    env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    # Execute
+    done = subprocess.run([sys.executable, str(here / "flower_hostile_sim.py"),
+                           str(tmp_path / "run")], capture_output=True, text=True, env=env,
+                          timeout=600, cwd=tmp_path)
+    # Assert
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"error": None}
+    assert _drops(tmp_path / "run") == [
+        {"client": 1, "round": 1, "why": "bad reply: upload[0] = nan is not finite"}]
+    assert audit_run(tmp_path / "run").ok
+
+
+def test_final_evaluation_refuses_an_out_of_range_score(tmp_path):
+    """A client's final ``evaluate`` reply of acc = 5.0 is recorded as refused, never as
+    a score; the others' scores are written (valid JSON: no NaN)."""
+    # Prepare
+    def tamper(content):
+        content["metrics"]["acc"] = 5.0
+
+    # Execute
+    outcome = _flower(_cfg(), tmp_path, Hostile(range(4), "final", tamper))
+    # Assert
+    assert outcome["error"] is None
+    final = json.loads((tmp_path / "flower" / "final_evaluation.json").read_text())
+    assert final["1"] == {"refused": "metric acc = 5.0 is not in [0, 1]"}
+    assert all(0 <= final[k]["acc"] <= 1 for k in ("0", "2", "3"))
+
+
+def test_clients_read_their_own_data_folder_never_the_servers(tmp_path, monkeypatch):
+    """The server's config names ``data_dir = <server-chosen>``; every client loads from
+    its node config's ``data-dir`` instead, and the run finishes."""
+    from training import data as data_module
+
+    # Prepare: a folder dataset whose loader records the folder it is asked to read
+    read: list[str] = []
+    real = data_module.DATASETS["fashion_mnist"]
+
+    def loader(folder):
+        read.append(str(folder))
+        return data_module.load_synthetic()
+
+    monkeypatch.setitem(data_module.DATASETS, "fashion_mnist",
+                        data_module.Source(loader, real.files, "", real.package))
+    own = tmp_path / "own"
+    own.mkdir()
+    cfg = _cfg(dataset="fashion_mnist", data_dir=str(tmp_path / "server-chosen"))
+    grid = LocalGrid(range(4))
+    for ctx in grid.nodes.values():
+        ctx.node_config["data-dir"] = str(own)
+    # Execute
+    outcome = _flower(cfg, tmp_path / "run", grid)
+    # Assert
+    assert outcome["error"] is None
+    assert read and set(read) == {str(own)}
+    assert audit_run(tmp_path / "run").ok
+
+
+@pytest.mark.parametrize("when", ["0", "2"])
+def test_info_of_another_shape_drops_that_client(tmp_path, when):
+    """FedFomo's weights: a client sending them in another shape is dropped, whether the
+    server holds the entry already (round 2) or takes the majority's form (round 0)."""
+    # Prepare
+    def tamper(content):
+        content["info"]["fomo_w"] = Array(np.zeros(7))
+
+    # Execute
+    outcome = _flower(_cfg().replace(algorithm="fedfomo"), tmp_path,
+                      Hostile(range(4), when, tamper))
+    # Assert
+    assert outcome["error"] is None
+    drops = _drops(tmp_path)
+    assert [(d["client"], d["round"]) for d in drops] == [(1, int(when))]
+    assert "info['fomo_w'] has shape (7,)" in drops[0]["why"]
+    assert audit_run(tmp_path).ok
+
+
+def test_resumed_client_reporting_another_n_is_dropped(tmp_path):
+    """On resume every client profiles again: one whose n_train differs from the N the
+    committed rounds recorded is dropped in the first resumed round; the run finishes."""
+    # Prepare: one committed market round, then a resume where client 1 shrinks its N
+    cfg = _cfg()
+    _flower(cfg.replace(rounds=1, hyper=cfg.hyper), tmp_path)
+    N1 = next(r["N"] for r in _rows(tmp_path) if r["client"] == 1)
+
+    def tamper(content):
+        content["profile"]["n_train"] = int(N1) - 1
+
+    # Execute
+    outcome = _flower(None, tmp_path, Hostile(range(4), "profile", tamper), resume=True,
+                      overrides=("rounds=3",))
+    # Assert
+    assert outcome["error"] is None
+    assert _drops(tmp_path) == [{"client": 1, "round": 2, "why": (
+        f"profile: n_train = {int(N1) - 1} differs from the N = {int(N1)} the run "
+        "registered for this client")}]
+    assert {r["N"] for r in _rows(tmp_path) if r["client"] == 1} == {N1}
+    assert audit_run(tmp_path).ok

@@ -62,3 +62,17 @@ def test_market_bad_field_in_file(tmp_path):
     p.write_text('{"clients": [{"N": 1, "c": 0, "K": 1}, {"N": -3, "c": 0, "K": 1}]}')
     out = CliRunner().invoke(main, ["market", "--file", str(p)])
     assert out.exit_code == 2 and "clients[1].N = -3.0 must be finite and > 0" in out.output
+
+
+def test_large_market_omits_the_m_by_m_tables_and_matches_the_mechanism():
+    """Past MATRIX_MAX clients the three m x m tables are replaced by one line; the
+    graph's summary still agrees with the mechanism (the table has one line per client)."""
+    from ipfl.commands.market import MATRIX_MAX
+
+    m = MATRIX_MAX + 1
+    out = CliRunner().invoke(main, ["market", "-m", str(m), "--seed", "1"])
+    assert out.exit_code == 0, out.output
+    mk = random_market(m, seed=1, lam=0.1, buyers=0.125, sellers=0.125)
+    assert f"shown for m <= {MATRIX_MAX}; this market has m = {m}" in out.output
+    assert "prices w_ij" not in out.output
+    assert f"social welfare {social_welfare(mk, greedy_graph(mk)):.4f}" in out.output

@@ -79,7 +79,7 @@ def test_field_of_unknown_message():
 
 
 def test_app_endpoints():
-    client = TestClient(create_app())
+    client = TestClient(create_app(), base_url="http://127.0.0.1:8765")
     assert "iPFL market explorer" in client.get("/").text
     assert client.get("/api/market").json() == DEFAULT_MARKET
     assert "recompute" in client.get("/static/app.js").text
