@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ..vocabulary import NameChoice
+
 
 def _pair(text: str) -> tuple[float, float]:
     try:
@@ -49,7 +51,7 @@ def _floats(text: str) -> list[float]:
 @click.option("--sellers", default=0.0, show_default=True, type=float,
               help="Fraction of pure sellers.")
 @click.option("--solver", default="milp", show_default=True,
-              type=click.Choice(["milp", "highs", "bruteforce", "dp"]), help="Exact solver.")
+              type=NameChoice(["milp", "highs", "bruteforce", "dp"]), help="Exact solver.")
 @click.option("--time-limit", default=None, type=float,
               help="Seconds per row for the exact solver.")
 @click.option("--out", "out", default="compare-out", show_default=True,
