@@ -249,6 +249,8 @@ def plot_curves(runs: dict[str, list[dict]], path: str | os.PathLike) -> Path:
     ``mean`` row of the end-of-run table); where a run has attackers, their own mean is
     the dashed line of the same colour (the table's ``attackers`` row).
     """
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
     any_bad = False
     for k, (name, rows) in enumerate(runs.items()):
@@ -264,6 +266,7 @@ def plot_curves(runs: dict[str, list[dict]], path: str | os.PathLike) -> Path:
                 ax.plot(*_mean_by_round(bad, key), ls="--", marker="x", ms=4, color=colour,
                         label=f"{name}: attackers*")
             ax.set_xlabel("round")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_ylabel(ylabel)
             ax.set_title(title)
     axes[0].legend(fontsize=8)
