@@ -79,7 +79,7 @@ class LazyGroup(FullHelpGroup):
     """A click group whose sub-commands are imported on first use."""
 
     def summary(self, name: str, cmd: click.Command) -> str:
-        """The summary of :data:`COMMANDS`, written for this list."""
+        """Return the summary of :data:`COMMANDS`, written for this list."""
         return COMMANDS[name][1] if name in COMMANDS else super().summary(name, cmd)
 
     def list_commands(self, ctx: click.Context) -> list[str]:

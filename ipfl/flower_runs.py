@@ -80,7 +80,7 @@ def _resumed_config(run_dir: Path, overrides: tuple[str, ...] | list[str]) -> An
 
 
 def _next_round(run_dir: Path) -> int:
-    """The round a resumed run starts from: one past the last round in its metrics."""
+    """Return the round a resumed run starts from: one past the last in its metrics."""
     from .run_control import last_committed
 
     t = last_committed(run_dir)

@@ -2,7 +2,8 @@
 
 Prints the distances, prices ``w_ij`` and thresholds, the graph with payments,
 utilities and individual rationality, and optionally Algorithm 2's trace for
-one client (``--explain I``) or every client (``--explain`` alone) and the exact optimum of eq. (8) (``--exact``).
+one client (``--explain I``) or every client (``--explain`` alone), and the exact
+optimum of eq. (8) (``--exact``).
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def command(ctx: click.Context, path: str | None, clients: int, seed: int, varia
 
 
 def _clients_to_explain(value: str | None, m: int) -> list[int]:
-    """The clients ``--explain`` names: none, one index ``I`` in ``0..m-1``, or ``all``."""
+    """Return the clients ``--explain`` names: none, one ``I`` in ``0..m-1``, or ``all``."""
     if value is None:
         return []
     if value.strip().lower() == "all":
