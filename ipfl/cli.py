@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "explore": ("explore", "Serve the market explorer page on 127.0.0.1 (for teaching)."),
     "compare": ("compare", "Greedy (Algorithm 2) versus exact optimal graphs, measured."),
     "audit": ("audit", "Property-based audit of the paper's incentive claims -> CLAIMS.md."),
-    "train": ("train", "Run iPFL (Algorithm 1) from a TOML config; resumable."),
+    "train": ("train", "Train iPFL (Algorithm 1) or a baseline from a TOML config; resumable."),
     "audit-run": ("audit_run", "Verify a run's hash chain and recompute its rounds (exit 0/1/2)."),
     "rescore": ("rescore", "A run's utilities and welfare (vs the optimum) under other c, K, lam."),
     "flower": ("flower", "Train on Flower: Ray simulation or SuperNodes on loopback."),
