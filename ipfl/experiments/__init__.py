@@ -207,8 +207,11 @@ def run_experiment(name: str, preset: str = "quick", *, seeds: int = 3,
                    methods: tuple[str, ...] | None = None,
                    settings: tuple[str, ...] | None = None,
                    overrides: tuple[str, ...] | list[str] = (),
-                   progress: bool = True) -> dict[str, Any]:
+                   progress: bool = True, on_start: Any = None) -> dict[str, Any]:
     """Run (or resume) experiment ``name`` with a preset; write its CSVs, figures, summary.
+
+    ``on_start(runs, out, store)``, if given, is called once every check has passed,
+    before the first run (``ipfl experiment`` prints what will run, and where).
 
     ``out`` defaults to ``experiments-out/<preset>/<name>``; ``store`` (where the run
     folders live, shared by experiments) to ``<out>/../run-store``. ``overrides`` are
@@ -237,6 +240,8 @@ def run_experiment(name: str, preset: str = "quick", *, seeds: int = 3,
         {k: req[k] for k in ("experiment", "preset", "seeds", "config", "methods", "settings")}
         | {"overrides": _jsonable(req["overrides"]), "preset_why": p.why, "runs": len(specs)},
         indent=2) + "\n")
+    if on_start is not None:
+        on_start(len(specs), out, store)
     t0 = time.perf_counter()
     rows = run_specs(specs, out, store, jobs=jobs, progress=progress)
     result = mod.analyse(out, specs, rows, p)

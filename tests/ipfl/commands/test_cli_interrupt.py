@@ -115,3 +115,26 @@ def test_a_run_stopped_before_it_wrote_anything_says_nothing_was_saved(monkeypat
     res = CliRunner().invoke(main, ["train", *SETS, "--run-dir", str(tmp_path / "r")])
     assert res.exit_code == 130
     assert res.output.strip() == "stopped before the run started; nothing was saved"
+
+
+def test_an_experiment_says_what_it_will_run_and_how_to_resume_after_ctrl_c(monkeypatch,
+                                                                           tmp_path):
+    """The start line names the runs and folders; Ctrl-C names the command that resumes."""
+    from click.testing import CliRunner
+
+    import ipfl.experiments as experiments
+    from ipfl.cli import main
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiments, "run_specs", interrupted)
+    monkeypatch.setattr(sys, "argv", ["ipfl", "experiment", "utility", "--tiny"])
+    res = CliRunner().invoke(main, ["experiment", "utility", "--tiny", "--seeds", "1",
+                                    "--out", str(tmp_path / "u")])
+    assert res.exit_code == 130
+    first, *_, last = res.output.strip().splitlines()
+    assert first.startswith("experiment utility (tiny): ")
+    assert f"results in {tmp_path / 'u'}, run directories in {tmp_path / 'run-store'}" in first
+    assert last == ("stopped; finished runs are kept; resume with: "
+                    "ipfl experiment utility --tiny")
