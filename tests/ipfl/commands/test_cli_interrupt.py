@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -37,7 +38,8 @@ def test_sigint_stops_after_a_committed_round_and_resumes_to_the_same_metrics(tm
     """SIGINT mid-run: exit 130, `stopped after round t; resume with: ...`, same result."""
     # Prepare: a run far too long to finish before the signal
     run = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    root = str(Path(__file__).resolve().parents[3])  # this checkout's ipfl, not an installed one
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen([sys.executable, "-m", "ipfl.cli", "train", *SETS,
                              "--set", "rounds=100000", "--run-dir", str(run), "--quiet"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
