@@ -7,17 +7,38 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TABLE_LEGEND", "client_table", "ir_summary", "write_plots"]
+__all__ = ["client_table", "ir_summary", "table_legend", "write_plots"]
 
-#: printed under the table by ``ipfl train``, ``ipfl demo`` and ``ipfl flower``
-TABLE_LEGEND = """\
-legend: last = test accuracy of the last round's model; best = test accuracy at the round of
-  best validation accuracy (the paper's protocol: the round is chosen on validation, not test,
-  so best can be below last); local = the same client trained alone, last round; cum U = the
-  client's utility of eq. (1) summed over rounds (the progress bar's U= is this round's mean
-  U); paid, received = money of eq. (10), summed; in = y if the client still trained in the
-  last round (n: it left the market or was dropped, and keeps its best model); attacker rows
-  are marked * and left out of the mean, as the dashed attacker curves in curves.png."""
+#: the legend's entries, in the table's column order; ``local`` and ``attacker`` only
+#: where the table has them
+LEGEND = {
+    "local": "local = the same client trained alone, last round",
+    "last": "last = test accuracy of the last round's model",
+    "best": "best = test accuracy at the round of best validation accuracy (the paper's "
+            "protocol: the round is chosen on validation, not test, so best can be below last)",
+    "cum U": "cum U = the client's utility of eq. (1) summed over rounds (the progress bar's "
+             "U= is this round's mean U)",
+    "money": "paid, received = money of eq. (10), summed",
+    "in": "in = y if the client still trained in the last round (n: it left the market or was "
+          "dropped, and keeps its best model)",
+    "attacker": "attacker* rows are left out of the mean, as the dashed attacker curves in "
+                "curves.png",
+}
+
+
+def table_legend(rows: list[dict[str, Any]], local: bool = False, width: int = 96) -> str:
+    """Return the legend printed under :func:`client_table`, wrapped to ``width`` columns.
+
+    It explains every column the table has (``local`` only with a local run, the
+    attacker mark only where there are attackers), and why ``best`` can be below
+    ``last``.
+    """
+    import textwrap
+
+    attackers = any(r["role"] == "attacker" for r in rows)
+    keys = [k for k in LEGEND if (k != "local" or local) and (k != "attacker" or attackers)]
+    text = "legend: " + "; ".join(LEGEND[k] for k in keys) + "."
+    return textwrap.fill(text, width=width, subsequent_indent="  ")
 
 
 def _last(rows: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
@@ -31,7 +52,7 @@ def client_table(rows: list[dict[str, Any]], local: list[dict[str, Any]] | None 
     ``last`` is the last round's test accuracy, ``best`` the test accuracy at the round
     of best validation accuracy (the paper's protocol); with ``local`` rows, the local
     run's last-round accuracy is shown beside them. Attackers are marked ``*`` and left
-    out of the ``mean`` row; an ``attackers`` row gives theirs. :data:`TABLE_LEGEND`
+    out of the ``mean`` row; an ``attackers`` row gives theirs. :func:`table_legend`
     explains every column.
     """
     last = _last(rows)

@@ -31,7 +31,7 @@ def command(seed: int | None, overrides: tuple[str, ...], out: str | None,
 
     from ..cli import InputError
     from ..run_control import announce, stops_cleanly
-    from ..run_report import TABLE_LEGEND, client_table, ir_summary, write_plots
+    from ..run_report import client_table, ir_summary, table_legend, write_plots
 
     if old_run_dir is not None:
         deprecated("ipfl demo --run-dir DIR", "--out DIR (a folder of two run directories)")
@@ -59,7 +59,7 @@ def command(seed: int | None, overrides: tuple[str, ...], out: str | None,
     click.echo(f"\n{base.clients} clients, digits, {base.partition} beta={base.beta}, "
                f"{base.rounds} rounds, seed {base.seed}\n")
     click.echo(client_table(runs["ipfl"], local=runs["local"]))
-    click.echo(TABLE_LEGEND)
+    click.echo(table_legend(runs["ipfl"], local=True))
     line, held = ir_summary(runs["ipfl"])
     if held:
         click.echo("\n" + line)

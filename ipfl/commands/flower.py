@@ -41,7 +41,7 @@ def _announcer(run_dir: Path, where: str):
 
 
 def _report(out: dict, run_dir: Path, what: str) -> None:
-    from ..run_report import TABLE_LEGEND, client_table, ir_summary
+    from ..run_report import client_table, ir_summary, table_legend
 
     if out.get("error"):
         raise InputError(out["error"])
@@ -49,7 +49,7 @@ def _report(out: dict, run_dir: Path, what: str) -> None:
     secs = out.get("seconds") or []
     click.echo(f"\nrun dir: {run_dir}, round {max(r['round'] for r in rows)}\n")
     click.echo(client_table(rows))
-    click.echo(TABLE_LEGEND)
+    click.echo(table_legend(rows))
     click.echo("\n" + ir_summary(rows)[0])
     if secs:
         tail = secs[1:] if len(secs) > 1 else secs

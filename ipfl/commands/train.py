@@ -43,7 +43,7 @@ def command(config_path: str | None, overrides: tuple[str, ...], seed: int | Non
 
     from ..cli import InputError
     from ..run_control import announce, stops_cleanly
-    from ..run_report import TABLE_LEGEND, client_table, ir_summary, write_plots
+    from ..run_report import client_table, ir_summary, table_legend, write_plots
 
     def start(session: object) -> None:
         click.echo(announce(session.cfg, out, next_round=session.next_round), err=True)
@@ -67,7 +67,7 @@ def command(config_path: str | None, overrides: tuple[str, ...], seed: int | Non
     last = max(r["round"] for r in rows)
     click.echo(f"\nrun dir: {out}, round {last}\n")
     click.echo(client_table(rows))
-    click.echo(TABLE_LEGEND)
+    click.echo(table_legend(rows))
     line, _ = ir_summary(rows)
     click.echo("\n" + line)
     plots = write_plots({out.name: rows}, out, out)
