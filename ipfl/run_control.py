@@ -31,9 +31,9 @@ def announce(cfg: Any, run_dir: str | Path, *, next_round: int = 0,
     Examples
     --------
     >>> from training import Config
-    >>> announce(Config(clients=4, rounds=3), "runs/x")
-    "training ipfl on digits: 4 clients, rounds 0..3, seed 0, device cpu, in this process; \
-run directory runs/x (Ctrl-C stops it, keeping every completed round)"
+    >>> print(announce(Config(clients=4, rounds=3), "runs/x"))  # doctest: +NORMALIZE_WHITESPACE
+    training ipfl on digits: 4 clients, rounds 0..3, seed 0, device cpu, in this process;
+    run directory runs/x (Ctrl-C stops it, keeping every completed round)
     """
     verb = "resuming" if next_round > 0 else "training"
     start = f"rounds {next_round}..{cfg.rounds}" if next_round <= cfg.rounds else \
