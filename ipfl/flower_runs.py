@@ -79,12 +79,22 @@ def _resumed_config(run_dir: Path, overrides: tuple[str, ...] | list[str]) -> An
     return resume_config(doc, list(overrides), check.committed + 1, "")[0]
 
 
+def _next_round(run_dir: Path) -> int:
+    """Return the round a resumed run starts from: one past the last in its metrics."""
+    from .run_control import last_committed
+
+    t = last_committed(run_dir)
+    return 0 if t is None else t + 1
+
+
 def simulate(cfg: Any, run_dir: Path, *, resume: bool = False, round_timeout: float = 600.0,
-             cpus: int | None = None, overrides: tuple[str, ...] = ()) -> dict[str, Any]:
+             cpus: int | None = None, overrides: tuple[str, ...] = (),
+             announce: Any = None) -> dict[str, Any]:
     """Run ``cfg`` in Flower's Ray simulation (one virtual SuperNode per client).
 
     ``overrides`` (resume only): ``key=value`` changes of non-structural keys, as
-    ``ipfl train --resume DIR --set``. Returns the ServerApp's outcome (``rows``,
+    ``ipfl train --resume DIR --set``. ``announce(cfg, next_round)`` is called once every
+    check has passed, before Flower starts. Returns the ServerApp's outcome (``rows``,
     ``seconds`` per round, ``error``) plus ``startup`` (seconds before round 0 began)
     and ``total``.
     """
@@ -97,6 +107,8 @@ def simulate(cfg: Any, run_dir: Path, *, resume: bool = False, round_timeout: fl
         raise ValueError("overrides apply to a resumed run only; set keys in the config")
     if resume:
         cfg = _resumed_config(run_dir, overrides)
+    if announce is not None:
+        announce(cfg, _next_round(run_dir) if resume else 0)
     folder = _folder(run_dir)
     ray_tmp = folder / "ray"
     if len(str(ray_tmp)) > _RAY_PATH_MAX:  # Ray's session sockets live under it
@@ -284,12 +296,13 @@ def _alive(pid: int) -> bool:
 
 def deploy_local(cfg: Any, run_dir: Path, *, resume: bool = False,
                  round_timeout: float = 600.0, node_timeout: float = 120.0,
-                 echo: Any = print, overrides: tuple[str, ...] = ()) -> dict[str, Any]:
+                 echo: Any = print, overrides: tuple[str, ...] = (),
+                 announce: Any = None) -> dict[str, Any]:
     """Start a SuperLink and one SuperNode per client on 127.0.0.1, run the app, stop all.
 
     Insecure mode (no TLS, no node authentication): loopback only. ``overrides`` as in
-    :func:`simulate`. Returns ``seconds`` per round (parsed from the ServerApp's log),
-    ``total``, ``pids`` and ``error``.
+    :func:`simulate`, and so is ``announce``. Returns ``seconds`` per round (parsed from
+    the ServerApp's log), ``total``, ``pids`` and ``error``.
     """
     from training.remote import require_flower
 
@@ -300,6 +313,8 @@ def deploy_local(cfg: Any, run_dir: Path, *, resume: bool = False,
         raise ValueError("overrides apply to a resumed run only; set keys in the config")
     if resume:  # the run's own config (the ServerApp reads it again), for m and the budget
         cfg = _resumed_config(run_dir, overrides)
+    if announce is not None:
+        announce(cfg, _next_round(run_dir) if resume else 0)
     folder = _folder(run_dir)
     logs = folder / "logs"
     logs.mkdir(exist_ok=True)

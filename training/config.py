@@ -36,6 +36,7 @@ These numbers were picked on the demo setting with seed 0 and then checked on se
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import math
 import re
@@ -202,10 +203,11 @@ class Config:
                     f"config: unknown key {key!r} (value {value!r}); known keys: {sorted(known)}"
                 )
             kwargs[key] = _coerce(key, known[key].type, value)
-        algorithm = kwargs.get("algorithm", cls.algorithm)
+        algorithm = _registered(kwargs.get("algorithm", cls.algorithm), ALGORITHMS)
         if algorithm not in ALGORITHMS:
-            raise ValueError(
-                f"config: algorithm = {algorithm!r} is not one of {sorted(ALGORITHMS)}")
+            raise ValueError(f"config: algorithm = {algorithm!r} is not one of "
+                             f"{sorted(ALGORITHMS)}{_did_you_mean(algorithm, ALGORITHMS)}")
+        tables = {_registered(name, ALGORITHMS): t for name, t in tables.items()}
         for name in tables:
             if name != algorithm:
                 what = "the table of another algorithm" if name in ALGORITHMS else "unknown table"
@@ -258,10 +260,29 @@ def _coerce(key: str, typ: Any, value: Any) -> Any:
     return value
 
 
+def _registered(value: Any, options: Any) -> Any:
+    """Return the registered spelling of a name, ignoring case (``FedAvg`` is ``fedavg``)."""
+    if isinstance(value, str):
+        for option in options:
+            if option.lower() == value.lower():
+                return option
+    return value
+
+
+def _did_you_mean(value: Any, options: Any) -> str:
+    """Return ``" (did you mean 'x'?)"`` for the closest registered name, or ``""``."""
+    lower = {o.lower(): o for o in options}
+    best = difflib.get_close_matches(str(value).lower(), list(lower), n=1, cutoff=0.6)
+    return f" (did you mean {lower[best[0]]!r}?)" if best else ""
+
+
 def _choice(cfg: Config, key: str, options: Any) -> None:
-    value = getattr(cfg, key)
+    """Check a name key, matched case-insensitively and stored as registered."""
+    value = _registered(getattr(cfg, key), options)
     if value not in options:
-        raise ValueError(f"config: {key} = {value!r} is not one of {sorted(options)}")
+        raise ValueError(f"config: {key} = {value!r} is not one of {sorted(options)}"
+                         f"{_did_you_mean(value, options)}")
+    object.__setattr__(cfg, key, value)
 
 
 def _validate(cfg: Config) -> None:
@@ -271,6 +292,8 @@ def _validate(cfg: Config) -> None:
     _choice(cfg, "model", MODELS)
     _choice(cfg, "client_batching", BATCHING)
     _choice(cfg, "device", DEVICES)
+    if cfg.attack:
+        object.__setattr__(cfg, "attack", _registered(cfg.attack, ATTACKS))
     for key in ("rounds", "epochs", "batch_size", "hidden", "groups", "classes_per_client",
                 "threads"):
         if getattr(cfg, key) <= 0:
@@ -314,7 +337,8 @@ def _validate(cfg: Config) -> None:
         raise ValueError("config: give either roles or per-client lists of c / K_per_sample, "
                          "not both (roles draw each client's c and K)")
     if cfg.attack and cfg.attack not in ATTACKS:
-        raise ValueError(f"config: attack = {cfg.attack!r} is not one of {sorted(ATTACKS)}")
+        raise ValueError(f"config: attack = {cfg.attack!r} is not one of {sorted(ATTACKS)}"
+                         f"{_did_you_mean(cfg.attack, ATTACKS)}")
     if "attacker" in roles and not cfg.attack:
         raise ValueError(f"config: roles = {cfg.roles!r} has attackers but attack = '' "
                          f"(choose one of {sorted(ATTACKS)})")

@@ -22,6 +22,10 @@ metrics.
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +45,8 @@ __all__ = ["client_results", "run_round", "train"]
 
 def train(cfg: Config | None, run_dir: str | Path, *, resume: bool = False,
           progress: bool = True, model: nn.Module | None = None,
-          data: Any = None, overrides: list[str] | None = None) -> list[dict[str, Any]]:
+          data: Any = None, overrides: list[str] | None = None,
+          on_start: Callable[[Session], None] | None = None) -> list[dict[str, Any]]:
     """Run (or resume) a training run in ``run_dir`` and return all metric rows.
 
     Parameters
@@ -65,6 +70,14 @@ def train(cfg: Config | None, run_dir: str | Path, *, resume: bool = False,
         On resume only, ``key=value`` changes of non-structural keys
         (:data:`training.config.RESUMABLE` and the algorithm's table), recorded in the
         history inside ``config.json``; ``rounds=30`` extends a finished run.
+    on_start : callable, optional
+        Called with the opened :class:`~training.session.Session` once every check has
+        passed and the data are loaded, before the first round (``ipfl train`` prints
+        what will run, and where, from it).
+
+    Ctrl-C (``KeyboardInterrupt``) stops the run at once: the round in progress is
+    dropped (a commit under way is finished first), every committed round stays, and
+    the run resumes to the same metrics as an uninterrupted one.
 
     Raises
     ------
@@ -88,7 +101,8 @@ def train(cfg: Config | None, run_dir: str | Path, *, resume: bool = False,
     existed = rd.path.exists()
     with rd.lock():  # RunLocked: refused, and nothing of the holder's is touched
         try:
-            return _train_locked(cfg, rd, resume, progress, model, data, list(overrides or []))
+            return _train_locked(cfg, rd, resume, progress, model, data,
+                                 list(overrides or []), on_start)
         except BaseException:
             if not resume and not rd.config.exists():  # a new run that wrote nothing
                 rd.discard_new(existed)
@@ -97,9 +111,12 @@ def train(cfg: Config | None, run_dir: str | Path, *, resume: bool = False,
 
 def _train_locked(cfg: Config | None, rd: RunDir, resume: bool, progress: bool,
                   model: nn.Module | None, data: Any,
-                  overrides: list[str]) -> list[dict[str, Any]]:
+                  overrides: list[str],
+                  on_start: Callable[[Session], None] | None) -> list[dict[str, Any]]:
     session = Session.open(rd, cfg, resume=resume, overrides=overrides)
     session.start(prepare(session.cfg, model, data))
+    if on_start is not None:
+        on_start(session)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -123,8 +140,33 @@ def run_round(session: Session, t: int) -> list[dict[str, Any]]:
     """Run and commit round ``t`` in process; return its metric rows."""
     plan = session.plan(t)
     record, state = session.absorb(plan, dict(client_results(session, plan)))
-    session.commit(record, state)
+    with _sigint_deferred():
+        session.commit(record, state)
     return list(record.rows)
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) that arrives inside the block until the block has finished.
+
+    The commit writes several files; a Ctrl-C in their middle would leave a round half
+    written (resume repairs it, as after a crash, but a stop asked for should be clean).
+    The held interrupt is raised as ``KeyboardInterrupt`` right after the block. Only
+    the main thread can hold signals, and only Python's default handler is replaced;
+    anywhere else the block runs as it is.
+    """
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    held: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if held:
+        raise KeyboardInterrupt
 
 
 def client_results(session: Session, plan: Plan,

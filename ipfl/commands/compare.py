@@ -8,6 +8,8 @@ import click
 
 from ipfl.options import SEED_MAX, Float, Int
 
+from ..vocabulary import NameChoice
+
 
 def _pair(text: str) -> tuple[float, float]:
     try:
@@ -52,7 +54,7 @@ def _floats(text: str) -> list[float]:
 @click.option("--sellers", default=0.0, show_default=True, type=Float(0, 1),
               help="Fraction of pure sellers.")
 @click.option("--solver", default="milp", show_default=True,
-              type=click.Choice(["milp", "highs", "bruteforce", "dp"]), help="Exact solver.")
+              type=NameChoice(["milp", "highs", "bruteforce", "dp"]), help="Exact solver.")
 @click.option("--time-limit", default=None, type=Float(0.001, 1e7),
               help="Seconds per row for the exact solver.")
 @click.option("--out", "out", default="compare-out", show_default=True,

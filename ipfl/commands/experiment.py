@@ -45,7 +45,16 @@ def command(name: str, preset: str, seeds: int, dataset: str | None, data_dir: s
     Writes the resolved config, one run directory per method x setting x seed, CSVs,
     PNG figures and summary.md into the experiment folder.
     """
+    import shlex
+    import sys
+
+    from ..cli import INTERRUPTED
     from ..experiments import run_experiment
+
+    def start(runs: int, out: object, store: object) -> None:
+        click.echo(f"experiment {name} ({preset}): {runs} runs on {device}, {jobs} at a time; "
+                   f"results in {out}, run directories in {store} (Ctrl-C stops it; the same "
+                   "command resumes it)", err=True)
 
     def split(s: str | None) -> tuple[str, ...] | None:
         return (tuple(x.strip() for x in s.split(",") if x.strip())
@@ -54,8 +63,13 @@ def command(name: str, preset: str, seeds: int, dataset: str | None, data_dir: s
         res = run_experiment(name, preset, seeds=seeds, dataset=dataset, data_dir=data_dir,
                              device=device, out=out, store=store, jobs=jobs,
                              methods=split(methods), settings=split(settings),
-                             overrides=overrides, progress=not quiet)
+                             overrides=overrides, progress=not quiet, on_start=start)
     except (ValueError, FileNotFoundError) as exc:
         raise InputError(str(exc)) from None
+    except KeyboardInterrupt:
+        again = shlex.join(["ipfl", *sys.argv[1:]]) if sys.argv[1:2] == ["experiment"] else \
+            "the same ipfl experiment command"
+        click.echo(f"\nstopped; finished runs are kept; resume with: {again}", err=True)
+        raise click.exceptions.Exit(INTERRUPTED) from None
     click.echo(f"\n{name} ({preset}): {res['seconds']:.0f} s; results in {res['out']}")
     click.echo((res["out"] / "summary.md").read_text())

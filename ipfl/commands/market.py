@@ -2,7 +2,8 @@
 
 Prints the distances, prices ``w_ij`` and thresholds, the graph with payments,
 utilities and individual rationality, and optionally Algorithm 2's trace for
-one client (``--explain I``) and the exact optimum of eq. (8) (``--exact``).
+one client (``--explain I``) or every client (``--explain`` alone), and the exact
+optimum of eq. (8) (``--exact``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from click.core import ParameterSource
 from ipfl.cli import InputError
 from ipfl.market_files import MAX_CLIENTS
 from ipfl.options import SEED_MAX, Float, Int
+from ipfl.vocabulary import NameChoice
 from mechanism import VARIANTS, exact_graph, explain, greedy_graph, random_market
 from mechanism.exact import BRUTEFORCE_MAX_M
 from mechanism.report import market_details, market_table
@@ -35,7 +37,7 @@ EXACT_MAX = 100
               help="Number of clients (random market).")
 @click.option("--seed", default=0, show_default=True, type=Int(0, SEED_MAX),
               help="Random seed.")
-@click.option("--variant", default="paper", show_default=True, type=click.Choice(VARIANTS),
+@click.option("--variant", default="paper", show_default=True, type=NameChoice(VARIANTS),
               help="Algorithm 2 as printed ('paper') or continuing past failures ('skip').")
 @click.option("--lam", default=0.1, show_default=True, type=Float(0, 1e12),
               help="lambda, the weight of model distance (random market).")
@@ -43,15 +45,16 @@ EXACT_MAX = 100
               help="Fraction of pure buyers (c = inf) (random market).")
 @click.option("--sellers", default=0.125, show_default=True, type=Float(0, 1),
               help="Fraction of pure sellers (K = 0) (random market).")
-@click.option("--explain", "explain_i", type=Int(0, MAX_CLIENTS), default=None, metavar="I",
-              help="Print Algorithm 2's trace for client I.")
+@click.option("--explain", "explain_i", is_flag=False, flag_value="all", default=None,
+              metavar="[I]", help="Print Algorithm 2's trace for client I; --explain alone "
+                                  "(or --explain all): for every client.")
 @click.option("--exact", is_flag=True,
               help="Also solve eq. (8) exactly and print that graph and its payments.")
 @click.option("--save", type=click.Path(dir_okay=False), default=None,
               help="Write the market to this .json or .csv file.")
 @click.pass_context
 def command(ctx: click.Context, path: str | None, clients: int, seed: int, variant: str,
-            lam: float, buyers: float, sellers: float, explain_i: int | None, exact: bool,
+            lam: float, buyers: float, sellers: float, explain_i: str | None, exact: bool,
             save: str | None) -> None:
     """Explain a market: distances, prices w_ij, thresholds, graph, payments, utilities, IR."""
     from ipfl.market_files import read_market, write_market
@@ -75,8 +78,7 @@ def command(ctx: click.Context, path: str | None, clients: int, seed: int, varia
     if exact and market.m > EXACT_MAX:
         raise InputError(f"--exact: m = {market.m} clients, more than the limit of {EXACT_MAX} "
                          "for the exact optimum (a MILP of m^2 binaries); drop --exact")
-    if explain_i is not None and not 0 <= explain_i < market.m:
-        raise InputError(f"--explain: client {explain_i} is not in 0..{market.m - 1}")
+    who = _clients_to_explain(explain_i, market.m)
     solver = "bruteforce" if market.m <= BRUTEFORCE_MAX_M else "milp"
     if save is not None:
         try:
@@ -95,9 +97,23 @@ def command(ctx: click.Context, path: str | None, clients: int, seed: int, varia
         res = exact_graph(market, solver=solver)
         click.echo(f"\nExact optimum of eq. (8) ({solver}; {res.message})")
         click.echo(market_table(market, res.A))
-    if explain_i is not None:
+    for i in who:
         click.echo("")
-        click.echo(explain(market, explain_i, variant=variant, exact=exact,
-                           exact_solver=solver).text())
+        click.echo(explain(market, i, variant=variant, exact=exact, exact_solver=solver).text())
     if save is not None:
         click.echo(f"\nwrote {save}")
+
+
+def _clients_to_explain(value: str | None, m: int) -> list[int]:
+    """Return the clients ``--explain`` names: none, one ``I`` in ``0..m-1``, or ``all``."""
+    if value is None:
+        return []
+    if value.strip().lower() == "all":
+        return list(range(m))
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()):
+        raise InputError(f"--explain: {value!r} is not a client index or 'all'")
+    i = int(text)
+    if not 0 <= i < m:
+        raise InputError(f"--explain: client {i} is not in 0..{m - 1}")
+    return [i]

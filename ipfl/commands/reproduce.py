@@ -6,17 +6,25 @@ from pathlib import Path
 
 import click
 
+from ..vocabulary import deprecated
+
 
 @click.command("reproduce")
 @click.option("--from", "root", type=click.Path(file_okay=False), default="experiments-out/repro",
               show_default=True, help="Folder holding one sub-folder per experiment.")
-@click.option("--out", type=click.Path(dir_okay=False), default="REPRODUCTION.md",
-              show_default=True, help="The Markdown file to write.")
+@click.option("--file", "out", type=click.Path(dir_okay=False), default="REPRODUCTION.md",
+              show_default=True, help="The Markdown file to write (or, with --check, to check).")
+@click.option("--out", "old_out", type=click.Path(dir_okay=False), default=None, hidden=True,
+              help="Deprecated spelling of --file (--out is a folder in every command).")
 @click.option("--check", is_flag=True,
-              help="Write nothing; exit 1 if --out differs from what the CSVs give.")
-def command(root: str, out: str, check: bool) -> None:
+              help="Write nothing; exit 1 if --file differs from what the CSVs give.")
+def command(root: str, out: str, old_out: str | None, check: bool) -> None:
     """Build REPRODUCTION.md: one row per empirical claim of the paper, with a verdict."""
     from ..experiments.reproduce import build, verdicts
+
+    if old_out is not None:
+        deprecated("ipfl reproduce --out FILE", "--file FILE (--out is always a folder)")
+        out = old_out
 
     text = build(root)
     path = Path(out)

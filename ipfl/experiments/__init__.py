@@ -61,11 +61,16 @@ def _names(kind: str, given: tuple[str, ...] | None, allowed: tuple[str, ...] | 
         return None
     if allowed is None:
         raise ValueError(f"experiment {name!r} takes no --{kind}")
-    bad = [g for g in given if g not in allowed]
+    from ..vocabulary import did_you_mean
+
+    lower = {a.lower(): a for a in allowed}  # names are matched case-insensitively
+    bad = [g for g in given if g.lower() not in lower]
     if bad or not given:
+        hint = did_you_mean(bad[0], allowed) if bad else ""
         raise ValueError(f"experiment {name!r}: unknown {kind[:-1]} {bad or given!r}; "
-                         f"choose from {list(allowed)}")
-    return tuple(g for g in allowed if g in given)
+                         f"choose from {list(allowed)}{hint}")
+    chosen = {lower[g.lower()] for g in given}
+    return tuple(g for g in allowed if g in chosen)
 
 
 def per_run_keys(name: str) -> tuple[str, ...]:
@@ -140,8 +145,12 @@ def check_request(name: str, preset: str = "quick", seeds: int = 3, dataset: str
     """
     from training import Config, load_dataset
 
+    from ..vocabulary import did_you_mean
+
+    name = {n.lower(): n for n in EXPERIMENTS}.get(name.lower(), name)
     if name not in EXPERIMENTS:
-        raise ValueError(f"experiment {name!r} is unknown; choose from {sorted(EXPERIMENTS)}")
+        raise ValueError(f"experiment {name!r} is unknown; choose from {sorted(EXPERIMENTS)}"
+                         f"{did_you_mean(name, EXPERIMENTS)}")
     if preset not in PRESETS:
         raise ValueError(f"preset {preset!r} is unknown; choose from {sorted(PRESETS)}")
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds <= 0:
@@ -198,8 +207,11 @@ def run_experiment(name: str, preset: str = "quick", *, seeds: int = 3,
                    methods: tuple[str, ...] | None = None,
                    settings: tuple[str, ...] | None = None,
                    overrides: tuple[str, ...] | list[str] = (),
-                   progress: bool = True) -> dict[str, Any]:
+                   progress: bool = True, on_start: Any = None) -> dict[str, Any]:
     """Run (or resume) experiment ``name`` with a preset; write its CSVs, figures, summary.
+
+    ``on_start(runs, out, store)``, if given, is called once every check has passed,
+    before the first run (``ipfl experiment`` prints what will run, and where).
 
     ``out`` defaults to ``experiments-out/<preset>/<name>``; ``store`` (where the run
     folders live, shared by experiments) to ``<out>/../run-store``. ``overrides`` are
@@ -208,6 +220,7 @@ def run_experiment(name: str, preset: str = "quick", *, seeds: int = 3,
     """
     req = check_request(name, preset, seeds, dataset, data_dir, device, methods, settings,
                         overrides)
+    name = req["experiment"]  # the registered spelling (names are case-insensitive)
     out = Path(out) if out is not None else Path("experiments-out") / preset / name
     _check_out(out, req)
     store = Path(store) if store is not None else out.parent / "run-store"
@@ -227,6 +240,8 @@ def run_experiment(name: str, preset: str = "quick", *, seeds: int = 3,
         {k: req[k] for k in ("experiment", "preset", "seeds", "config", "methods", "settings")}
         | {"overrides": _jsonable(req["overrides"]), "preset_why": p.why, "runs": len(specs)},
         indent=2) + "\n")
+    if on_start is not None:
+        on_start(len(specs), out, store)
     t0 = time.perf_counter()
     rows = run_specs(specs, out, store, jobs=jobs, progress=progress)
     result = mod.analyse(out, specs, rows, p)
