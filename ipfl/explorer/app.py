@@ -2,7 +2,8 @@
 
 ``GET /`` serves the page, ``GET /api/market`` the starting market (a file
 given to ``ipfl explore --file`` or ``examples/market.json``'s market), and
-``POST /api/compute`` runs :func:`ipfl.explorer.compute.compute` on the form.
+``POST /api/compute`` runs :func:`ipfl.explorer.compute.compute` on the form;
+``GET /api/presets`` lists :func:`ipfl.explorer.presets.presets`.
 Bad input comes back as ``{"ok": false, "errors": [...]}`` with status 200;
 an unexpected exception as status 500 with its message. The server never
 stops on either.
@@ -27,6 +28,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .compute import compute
+from .presets import presets
 
 __all__ = ["DEFAULT_MARKET", "create_app"]
 
@@ -66,9 +68,13 @@ def create_app(market: Mapping | None = None) -> Starlette:
             return JSONResponse({"ok": False, "errors": [
                 {"field": "market", "message": f"internal error: {exc}"}]}, status_code=500)
 
+    async def get_presets(request: Request) -> JSONResponse:
+        return JSONResponse(presets())
+
     return Starlette(routes=[
         Route("/", index),
         Route("/api/market", get_market),
         Route("/api/compute", post_compute, methods=["POST"]),
+        Route("/api/presets", get_presets),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ])

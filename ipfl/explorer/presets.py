@@ -15,7 +15,8 @@ as the training config's ``liar`` and ``liar_N`` do).
     with the training defaults ``c = 0.2`` and ``K_per_sample = 100`` and a generator
     seeded with 0 (a trader's ``c`` and ``K/N`` are the defaults times ``U(0.5, 1.5)``
     draws; a buyer has ``c = inf``; a seller and the attacker ``c = 0``, ``K = 0``). The
-    data sizes are fixed (``ROLES_N``). Positions: three groups (the config's
+    data sizes are fixed (``ROLES_N``); ``c`` is rounded to 4 decimals and ``K`` to
+    integers for the page's fields. Positions: three groups (the config's
     ``groups = 3``) on a triangle, the attacker apart; distances are divided by their
     median and ``lam = 1``, as training prices distance (``d_scale = "median"``,
     ``lam = 1``: importing a model at the median distance costs 1).
@@ -47,6 +48,8 @@ from scipy.spatial.distance import pdist
 
 __all__ = ["PRESETS", "ROLES", "ROLES_N", "ROLES_SEED", "presets", "roles_market"]
 
+#: the presets' names, in the page's order
+PRESETS = ("roles", "liar", "attacker")
 #: the roles of the 8-client inclusive market, in ``parse_roles`` order
 ROLES = ("trader", "trader", "trader", "buyer", "buyer", "seller", "seller", "attacker")
 #: the data sizes of the 8 clients (fixed, illustrative: a digits client's training split)
@@ -58,7 +61,7 @@ C_DEFAULT, K_PER_SAMPLE = 0.2, 100.0
 
 
 def _enc(x: float) -> float | str:
-    return "inf" if math.isinf(x) else round(float(x), 6)
+    return "inf" if math.isinf(x) else float(x)
 
 
 def roles_market() -> dict:
@@ -86,16 +89,15 @@ def roles_market() -> dict:
     pts[m - 1] = [2.5, 2.0]  # the attacker: a random-init model is far from trained ones
     pts /= np.median(pdist(pts))
     return {"schema": "ipfl.market/1", "lam": 1.0, "gain": "sqrt",
-            "clients": [{"name": f"{role} {i}", "N": _enc(N[i]), "c": _enc(c[i]),
-                         "K": _enc(K[i])} for i, role in enumerate(ROLES)],
-            "points": np.round(pts, 4).tolist()}
+            "clients": [{"name": role, "N": int(N[i]), "c": _enc(round(c[i], 4)),
+                         "K": _enc(round(K[i]))} for i, role in enumerate(ROLES)],
+            "points": np.round(pts, 3).tolist()}
 
 
 def _default_market() -> dict:
     from .app import DEFAULT_MARKET
 
-    names = ["hospital 0 (liar)", "hospital 1", "hospital 2", "hospital 3 (large, distant)",
-             "hospital 4 (pure buyer)"]
+    names = ["liar", "near", "near", "large, far", "buyer"]
     doc = dict(DEFAULT_MARKET)
     doc["clients"] = [{"name": n, **cl} for n, cl in zip(names, DEFAULT_MARKET["clients"],
                                                           strict=True)]
@@ -133,7 +135,3 @@ def presets() -> list[dict]:
                  "drag lambda towards 0: once distance costs little it is the cheapest "
                  "seller and every trader imports it first."},
     ]
-
-
-#: the presets' names
-PRESETS = tuple(p["name"] for p in presets())
