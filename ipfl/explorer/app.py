@@ -2,11 +2,13 @@
 
 ``GET /`` serves the page, ``GET /api/market`` the starting market (a file
 given to ``ipfl explore --file`` or ``examples/market.json``'s market), and
-``POST /api/compute`` runs :func:`ipfl.explorer.compute.compute` on the form;
-``GET /api/presets`` lists :func:`ipfl.explorer.presets.presets`.
+``POST /api/compute`` runs :func:`ipfl.explorer.compute.compute` on the form.
 Bad input comes back as ``{"ok": false, "errors": [...]}`` with status 200;
 an unexpected exception as status 500 with its message. The server never
 stops on either.
+
+``GET /api/presets`` lists the page's preset markets
+(:func:`ipfl.explorer.presets.presets`).
 
 Why Starlette: a small, well-kept ASGI toolkit (the base of FastAPI) with no
 front-end framework of its own, so the page is plain HTML and JavaScript that
