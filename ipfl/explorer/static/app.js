@@ -5,9 +5,11 @@ const ROLE_COLOUR = { trader: "#4c78a8", seller: "#f58518", buyer: "#54a24b" };
 const STEP_COLOUR = { accept: "#1a7f37", stop: "#b00020", skip: "#b00020", "not tried": "#999" };
 const NS = "http://www.w3.org/2000/svg";
 // Recompute at most once per THROTTLE_MS while a slider is dragged or a field typed in,
-// and always once more for the last value (the edits in between are coalesced).
+// never with a request still in flight, and always once more for the last value (the
+// edits in between are coalesced).
 const THROTTLE_MS = 150;
-let version = 0, timer = null, dirty = false, request = 0, last = null, stepAt = 0, names = [];
+let version = 0, timer = null, dirty = false, inFlight = false, request = 0, shown = 0;
+let last = null, stepAt = 0, names = [];
 
 const $ = (id) => document.getElementById(id);
 const fmt = (x) => (typeof x === "string" ? x : Number.isInteger(x) && Math.abs(x) < 1e7 ? String(x)
@@ -117,23 +119,33 @@ function showErrors(errors) {
   $("status").textContent = "not computed: fix the field marked in red";
 }
 
+function flush() {
+  timer = null;
+  if (dirty && !inFlight) { dirty = false; recompute(); }
+}
+
 function schedule() {
   dirty = true;
-  if (timer === null) timer = setTimeout(() => { timer = null; if (dirty) { dirty = false; recompute(); } }, THROTTLE_MS);
+  if (timer === null && !inFlight) timer = setTimeout(flush, THROTTLE_MS);
 }
 
 async function recompute() {
   const mine = ++request;
   let res;
   const body = JSON.stringify(readForm());
+  inFlight = true;
   try {
     const r = await fetch("/api/compute", { method: "POST", headers: { "Content-Type": "application/json" },
                                             body });
     res = await r.json();
   } catch (e) {
     $("err-market").textContent = "the server did not answer: " + e; return;
+  } finally {
+    inFlight = false;
+    if (dirty && timer === null) timer = setTimeout(flush, THROTTLE_MS);  // edits made meanwhile
   }
-  if (mine !== request) return;  // a newer edit is on its way
+  if (mine < shown) return;  // an answer to a newer request is already drawn
+  shown = mine;
   clearErrors();
   if (!res.ok) { showErrors(res.errors); return; }
   render(res);
@@ -438,6 +450,10 @@ async function start() {
   $("step-prev").addEventListener("click", () => moveStep(stepAt - 1));
   $("step-next").addEventListener("click", () => moveStep(stepAt + 1));
   $("step-last").addEventListener("click", () => moveStep(Infinity));
+  $("step-buttons").addEventListener("keydown", (e) => {
+    const to = { ArrowLeft: stepAt - 1, ArrowRight: stepAt + 1, Home: 0, End: Infinity }[e.key];
+    if (to !== undefined) { e.preventDefault(); moveStep(to); }
+  });
   $("trace").addEventListener("click", (e) => {
     const row = e.target.closest("tr[data-step]");
     if (row) moveStep(+row.dataset.step);

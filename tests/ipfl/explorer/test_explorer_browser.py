@@ -336,6 +336,10 @@ def test_step_through_walks_algorithm_2_for_the_chosen_client(server, browser):
             len(frames) - 1)
         browser.find_element(By.ID, "step-first").click()
         assert browser.find_element(By.ID, "step-card").get_attribute("data-step") == "0"
+        # the keyboard on the buttons: End, then one to the left
+        browser.find_element(By.ID, "step-first").send_keys(Keys.END, Keys.ARROW_LEFT)
+        assert browser.find_element(By.ID, "step-card").get_attribute("data-step") == str(
+            max(len(frames) - 2, 0))
     assert proc.poll() is None
 
 
