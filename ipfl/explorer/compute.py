@@ -90,11 +90,12 @@ def _outcome(market: Market, A: np.ndarray) -> dict:
 
 
 def misreport_curve(market: Market, i: int, field: str, variant: str = "paper",
-                    points: int = CURVE_POINTS) -> dict:
+                    points: int = CURVE_POINTS, include: float | None = None) -> dict:
     r"""Client ``i``'s true utility when it reports another ``c`` or ``N`` (one round).
 
     Reports range over :math:`[v/4, 4v]` log-spaced around the true value
-    ``v`` (``[0, 1]`` linearly when ``v = 0``); the utility is
+    ``v`` (``[0, 1]`` linearly when ``v = 0``), widened to take in ``include``
+    (a liar's report) when given; the utility is
     :func:`proofs_checks.liar_utility`: the true gain and sharing cost under
     the graph and bill computed from the report.
 
@@ -109,11 +110,14 @@ def misreport_curve(market: Market, i: int, field: str, variant: str = "paper",
     if math.isinf(true):
         return {"field": field, "truth": "inf", "reports": [], "U": [], "U_truth": None,
                 "note": f"client {i} is a pure buyer (c = inf): nobody imports it"}
+    extra = [] if include is None or not math.isfinite(include) else [float(include)]
     if true > 0:
-        grid = true * np.geomspace(0.25, 4.0, points)
+        lo = min([0.25, *(x / true for x in extra if x > 0)])
+        hi = max([4.0, *(x / true for x in extra)])
+        grid = true * np.geomspace(lo, hi, points)
     else:
-        grid = np.linspace(0.0, 1.0, points)
-    grid = np.unique(np.append(grid, true))
+        grid = np.linspace(0.0, max([1.0, *extra]), points)
+    grid = np.unique(np.append(grid, [true, *extra]))
     U = []
     for v in grid:
         lie = market.with_report(i, **{field: float(v)})
@@ -286,9 +290,12 @@ def compute(form: Mapping) -> dict:
     A_g = greedy_graph(market, variant)
     opt = exact_graph(market, solver="bruteforce")
     angles = np.pi / 2 - 2 * np.pi * np.arange(market.m) / market.m
-    curve = misreport_curve(true, i, field, variant)
+    report = None
     if lie is not None and lie["client"] == i and field in lie["factors"]:
-        curve["report"] = lie["reported"][field]
+        report = float(getattr(market, field)[i])
+    curve = misreport_curve(true, i, field, variant, include=report)
+    if report is not None:
+        curve["report"] = _num(report)
     return {
         "ok": True, "m": market.m, "client": i, "variant": variant,
         "roles": list(market.roles), "N": _jsonable(market.N), "c": _jsonable(market.c),

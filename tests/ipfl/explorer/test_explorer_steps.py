@@ -86,7 +86,10 @@ def test_liar_market_is_what_the_mechanism_sees():
     assert box["reported"]["N"] == 1200.0 and box["true"]["N"] == 120.0
     assert box["pays"] == (box["lying"]["U"] > box["truthful"]["U"])
     # the curve is the truth's, with the report marked
-    assert res["misreport"]["truth"] == 120.0 and res["misreport"]["report"] == 1200.0
+    curve = res["misreport"]
+    assert curve["truth"] == 120.0 and curve["report"] == 1200.0
+    assert curve["reports"][-1] == 1200.0 and curve["reports"][0] == pytest.approx(30.0)
+    assert curve["U"][curve["reports"].index(1200.0)] == box["lying"]["U"]
 
 
 def test_liar_factor_one_is_the_truth():
