@@ -370,7 +370,9 @@ function drawCurve(res) {
   if (mr.report !== undefined && typeof mr.report === "number" && mr.report >= xs[0] && mr.report <= xs[xs.length - 1]) {
     svg.appendChild(el("line", { x1: X(mr.report), y1: T, x2: X(mr.report), y2: H - B, stroke: "#f58518",
       "stroke-width": 2, "stroke-dasharray": "4 3" }));
-    svg.appendChild(el("text", { x: X(mr.report) + 3, y: T + 10, fill: "#b35806" }, "the liar's report"));
+    const right = X(mr.report) > (L + W) / 2;  // label on the side with room
+    svg.appendChild(el("text", { x: X(mr.report) + (right ? -4 : 4), y: T + 10, fill: "#b35806",
+      "text-anchor": right ? "end" : "start" }, "the liar's report"));
   }
   svg.appendChild(el("text", { x: L, y: H - 6 }, `${fmt(xs[0])}`));
   svg.appendChild(el("text", { x: W - Rm, y: H - 6, "text-anchor": "end" }, `${fmt(xs[xs.length - 1])}`));
