@@ -316,7 +316,7 @@ function renderPayments(res) {
         `<td>${o.ir[i] ? "yes" : "<b style='color:#b00020'>NO</b>"}</td>`;
     }).join("");
     const who = `<span class="dot" style="background:${ROLE_COLOUR[res.roles[i]]}"></span>${i}`;
-    html += `<tr data-client="${i}"><td class="who">${who}</td><td>${res.roles[i]}${i === liar ? " (liar)" : ""}</td>${cells}</tr>`;
+    html += `<tr data-client="${i}"><td class="who" title="${names[i] || "client " + i}">${who}</td><td>${res.roles[i]}${i === liar ? " (liar)" : ""}</td>${cells}</tr>`;
   }
   $("payments").innerHTML = html;
   $("welfare").textContent = `p: net payment (paid minus received); U: utility as the mechanism computes it from the ` +

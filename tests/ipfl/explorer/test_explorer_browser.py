@@ -245,9 +245,9 @@ def test_dragging_lambda_recomputes_while_held_and_keeps_the_focus(server, brows
     browser.execute_script(RECORDER)
     slider = browser.find_element(By.ID, "lam-range")
     # Execute: press on the slider's middle (lambda 1.5), drag left in steps, pausing while held
-    (ActionChains(browser).click_and_hold(slider).pause(0.6)
-     .move_by_offset(-30, 0).pause(0.6).move_by_offset(-30, 0).pause(0.6)
-     .move_by_offset(-90, 0).pause(0.6).release().perform())
+    (ActionChains(browser).click_and_hold(slider).pause(1.0)
+     .move_by_offset(-30, 0).pause(1.0).move_by_offset(-30, 0).pause(1.0)
+     .move_by_offset(-90, 0).pause(1.0).release().perform())
     _wait(browser, lambda d: _computed_from(d)["lam"] == d.find_element(By.ID, "lam")
           .get_attribute("value") and "computed" in d.find_element(By.ID, "status").text)
     # Assert: pictures were drawn while the button was down, for several lambdas, the slider
