@@ -139,7 +139,7 @@ def step_through(market: Market, i: int, variant: str = "paper") -> list[dict]:
     :math:`N^{Th}_{ij}` descending, ties to the lower index); each adds the sentences
     the page shows, written here so that the page does no arithmetic:
 
-    * ``price``: :math:`w_{ij} = c_j + \lambda rac{N_j}{N_i} d_{ij}` (eqs. (4), (8))
+    * ``price``: :math:`w_{ij} = c_j + \lambda \frac{N_j}{N_i} d_{ij}` (eqs. (4), (8))
       with its numbers;
     * ``test``: the threshold test :math:`n + N_j < N^{Th}_{ij}` with its numbers
       (``n`` the data imported so far);
