@@ -21,6 +21,9 @@ Guards, before any work (``docs/reliability.md``):
   client cap (:data:`ipfl.explorer.compute.MAX_CLIENTS`), checked before the
   market is built.
 
+``GET /api/presets`` lists the page's preset markets
+(:func:`ipfl.explorer.presets.presets`).
+
 Why Starlette: a small, well-kept ASGI toolkit (the base of FastAPI) with no
 front-end framework of its own, so the page is plain HTML and JavaScript that
 only draws what the Python mechanism computed, and nothing is fetched from the
@@ -44,6 +47,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..market_files import loads_limited
 from .compute import compute
+from .presets import presets
 
 __all__ = ["DEFAULT_MARKET", "LOCAL_HOSTS", "MAX_BODY", "create_app"]
 
@@ -154,9 +158,13 @@ def create_app(market: Mapping | None = None, port: int | None = None) -> Starle
             return JSONResponse({"ok": False, "errors": [
                 {"field": "market", "message": f"internal error: {exc}"}]}, status_code=500)
 
+    async def get_presets(request: Request) -> JSONResponse:
+        return JSONResponse(presets())
+
     return Starlette(routes=[
         Route("/", index),
         Route("/api/market", get_market),
         Route("/api/compute", post_compute, methods=["POST"]),
+        Route("/api/presets", get_presets),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ], middleware=[Middleware(_Guard, port=port)])

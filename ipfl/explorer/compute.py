@@ -1,12 +1,20 @@
 r"""Everything the explorer page shows, computed by :mod:`mechanism` and returned as JSON.
 
 :func:`compute` takes the page's form (an ``ipfl.market/1`` document whose
-numbers may still be strings, plus the chosen client, variant and misreported
-field) and returns either ``{"ok": True, ...}`` with thresholds, prices, the
-Algorithm 2 trace, the greedy and exact graphs with payments, utilities and
-IR, and the chosen client's misreport curve; or ``{"ok": False, "errors":
-[...]}`` where each error carries the mechanism's own message and the form
-field it belongs to (``"N-2"``, ``"lam"``, ``"d"``, ...).
+numbers may still be strings, plus the chosen client, variant, misreported
+field and optionally a liar) and returns either ``{"ok": True, ...}`` with
+thresholds, prices, the Algorithm 2 trace and its step-through, the greedy and
+exact graphs with payments, utilities and IR, the chosen client's misreport
+curve and the liar's true utility; or ``{"ok": False, "errors": [...]}`` where
+each error carries the mechanism's own message and the form field it belongs
+to (``"N-2"``, ``"lam"``, ``"d"``, ``"liar-N"``, ...).
+
+With a liar (``{"client": i, "N": x}``: client ``i`` reports ``x`` times its
+true ``N``, as the training config's ``liar`` and ``liar_N``; ``"c"`` and
+``"K"`` factors likewise) the form's market holds the *true* profiles, and
+everything the mechanism computes (graphs, prices, thresholds, bills, the
+trace) uses the *reported* market, as in a run; only the liar box and the
+misreport curve use the truth.
 """
 
 from __future__ import annotations
@@ -30,7 +38,8 @@ from mechanism import (
 from mechanism.market_dict import market_from_dict
 from proofs_checks.properties import liar_utility
 
-__all__ = ["MAX_CLIENTS", "compute", "field_of", "misreport_curve"]
+__all__ = ["MAX_CLIENTS", "compute", "field_of", "liar_report", "misreport_curve",
+           "step_through"]
 
 #: the page is for small teaching markets (the exact graph is a brute force)
 MAX_CLIENTS = 8
@@ -54,6 +63,8 @@ def field_of(message: str) -> str:
         return f"{hit.group(2)}-{hit.group(1)}"
     if hit := re.match(r"points\[(\d+)\]\[(\d+)\]", message):
         return f"{'xy'[min(int(hit.group(2)), 1)]}-{hit.group(1)}"
+    if hit := re.match(r"liar\.(\w+)", message):
+        return f"liar-{hit.group(1)}"
     for name in ("lam", "gain", "points", "d", "clients"):
         if message.startswith(name):
             return {"points": "x-0"}.get(name, name)
@@ -79,11 +90,12 @@ def _outcome(market: Market, A: np.ndarray) -> dict:
 
 
 def misreport_curve(market: Market, i: int, field: str, variant: str = "paper",
-                    points: int = CURVE_POINTS) -> dict:
+                    points: int = CURVE_POINTS, include: float | None = None) -> dict:
     r"""Client ``i``'s true utility when it reports another ``c`` or ``N`` (one round).
 
     Reports range over :math:`[v/4, 4v]` log-spaced around the true value
-    ``v`` (``[0, 1]`` linearly when ``v = 0``); the utility is
+    ``v`` (``[0, 1]`` linearly when ``v = 0``), widened to take in ``include``
+    (a liar's report) when given; the utility is
     :func:`proofs_checks.liar_utility`: the true gain and sharing cost under
     the graph and bill computed from the report.
 
@@ -98,11 +110,14 @@ def misreport_curve(market: Market, i: int, field: str, variant: str = "paper",
     if math.isinf(true):
         return {"field": field, "truth": "inf", "reports": [], "U": [], "U_truth": None,
                 "note": f"client {i} is a pure buyer (c = inf): nobody imports it"}
+    extra = [] if include is None or not math.isfinite(include) else [float(include)]
     if true > 0:
-        grid = true * np.geomspace(0.25, 4.0, points)
+        lo = min([0.25, *(x / true for x in extra if x > 0)])
+        hi = max([4.0, *(x / true for x in extra)])
+        grid = true * np.geomspace(lo, hi, points)
     else:
-        grid = np.linspace(0.0, 1.0, points)
-    grid = np.unique(np.append(grid, true))
+        grid = np.linspace(0.0, max([1.0, *extra]), points)
+    grid = np.unique(np.append(grid, [true, *extra]))
     U = []
     for v in grid:
         lie = market.with_report(i, **{field: float(v)})
@@ -110,6 +125,128 @@ def misreport_curve(market: Market, i: int, field: str, variant: str = "paper",
     U_truth = U[int(np.flatnonzero(grid == true)[0])]
     return {"field": field, "truth": true, "reports": grid.tolist(), "U": U,
             "U_truth": U_truth}
+
+
+def _g(x: float) -> str:
+    """Format a number for a sentence: 4 significant digits, ``inf`` spelled out."""
+    return "inf" if math.isinf(x) else f"{x:.4g}"
+
+
+def step_through(market: Market, i: int, variant: str = "paper") -> list[dict]:
+    r"""Algorithm 2 for client ``i``, one frame per candidate, with the numbers of each test.
+
+    The frames follow :func:`mechanism.explain` (the greedy rule's order: threshold
+    :math:`N^{Th}_{ij}` descending, ties to the lower index); each adds the sentences
+    the page shows, written here so that the page does no arithmetic:
+
+    * ``price``: :math:`w_{ij} = c_j + \lambda \frac{N_j}{N_i} d_{ij}` (eqs. (4), (8))
+      with its numbers;
+    * ``test``: the threshold test :math:`n + N_j < N^{Th}_{ij}` with its numbers
+      (``n`` the data imported so far);
+    * ``gain``: the same test read as marginal gain against price,
+      :math:`g_i(n + N_j) - g_i(n) > w_{ij}`;
+    * ``before`` and ``after``: the candidates accepted before and after the frame.
+
+    Returns
+    -------
+    list of dict
+        One per candidate: the :class:`mechanism.explain.Step` fields plus ``price``,
+        ``test``, ``gain``, ``passed`` (bool, ``None`` when not tried), ``before``,
+        ``after``.
+
+    Examples
+    --------
+    >>> mk = Market(N=[100, 300, 50], c=[0.5, 0.5, 5.0], K=[400, 400, 400])
+    >>> [f["test"] for f in step_through(mk, 0)]
+    ['n + N_1 = 0 + 300 = 300 < N^Th_01 = 407.8', 'n + N_2 = 300 + 50 = 350 >= N^Th_02 = 0']
+    """
+    ex = explain(market, i, variant=variant)
+    c, N, d, lam = market.c, market.N, market.d, market.lam
+    frames, taken = [], []
+    for s in ex.steps:
+        j = s.j
+        if math.isinf(c[j]):
+            price = f"w_{i}{j} = inf: client {j} is a pure buyer (c_{j} = inf) and sells to nobody"
+        else:
+            price = (f"w_{i}{j} = c_{j} + lambda N_{j}/N_{i} d_{i}{j} = {_g(c[j])} + "
+                     f"{_g(lam)} x {_g(N[j])}/{_g(N[i])} x {_g(d[i, j])} = {_g(s.w)}")
+        before = list(taken)
+        if s.action == "not tried":
+            test, gain, passed = "not tested: Algorithm 2 stopped at an earlier candidate", "", None
+        else:
+            passed = s.action == "accept"
+            rel, grel = ("<", ">") if passed else (">=", "<=")
+            test = (f"n + N_{j} = {s.total_before:g} + {s.N_j:g} = {s.total_before + s.N_j:g} "
+                    f"{rel} N^Th_{i}{j} = {_g(s.threshold)}")
+            gain = (f"g_{i}(n + N_{j}) - g_{i}(n) = {_g(s.marginal_gain)} {grel} "
+                    f"w_{i}{j} = {_g(s.w)}")
+            if passed:
+                taken.append(j)
+        frames.append({**s.to_dict(), "price": price, "test": test, "gain": gain,
+                       "passed": passed, "before": before, "after": list(taken)})
+    return frames
+
+
+def liar_report(market: Market, liar: Mapping) -> tuple[Market, int, dict[str, float]]:
+    """Return the market the mechanism sees when ``liar["client"]`` misreports.
+
+    ``liar`` is ``{"client": i, "N": x, "c": y, "K": z}`` (each factor optional,
+    default 1): client ``i`` reports ``x`` times its true ``N`` and so on, as the
+    training config's ``liar_N``, ``liar_c``, ``liar_K`` (:mod:`training.profiles`).
+
+    Returns
+    -------
+    (Market, int, dict)
+        The reported market, the liar's index and the factors used.
+
+    Raises
+    ------
+    ValueError
+        Naming the field and value (``liar.client = 9 is not a client index ...``,
+        ``liar.N = -1.0 must be finite and > 0``).
+    """
+    from mechanism.market_dict import number
+
+    raw = liar.get("client")
+    i = None
+    if isinstance(raw, int | np.integer) and not isinstance(raw, bool):
+        i = int(raw)
+    elif isinstance(raw, str) and raw.strip().isdigit():
+        i = int(raw)
+    if i is None or not 0 <= i < market.m:
+        raise ValueError(f"liar.client = {raw!r} is not a client index (0 <= i < {market.m})")
+    factors: dict[str, float] = {}
+    for f in ("N", "c", "K"):
+        if liar.get(f) in (None, ""):
+            continue
+        x = number(liar[f], f"liar.{f}")
+        if not math.isfinite(x) or x <= 0:
+            raise ValueError(f"liar.{f} = {x!r} must be finite and > 0 (a factor of the truth)")
+        factors[f] = x
+    report = {f: float(getattr(market, f)[i]) * x for f, x in factors.items()}
+    try:
+        return market.with_report(i, **report), i, factors
+    except ValueError as exc:
+        raise ValueError(f"liar: the report is not a valid market ({exc})") from None
+
+
+def _liar_box(true: Market, seen: Market, i: int, factors: dict[str, float],
+              variant: str) -> dict:
+    """Return the liar's true utility lying (graph and bill from ``seen``) and truthful."""
+    A_lie, A_true = greedy_graph(seen, variant), greedy_graph(true, variant)
+    lying = liar_utility(true, seen, i, A_lie)
+    truthful = liar_utility(true, true, i, A_true)
+    return {"client": i, "factors": factors,
+            "true": {f: _num(float(getattr(true, f)[i])) for f in ("N", "c", "K")},
+            "reported": {f: _num(float(getattr(seen, f)[i])) for f in ("N", "c", "K")},
+            "lying": lying, "truthful": truthful,
+            "believed_U": float(utilities(seen, A_lie)[i]),
+            "imports_lying": np.flatnonzero(A_lie[i]).tolist(),
+            "imports_truthful": np.flatnonzero(A_true[i]).tolist(),
+            "importers_lying": np.flatnonzero(A_lie[:, i]).tolist(),
+            "importers_truthful": np.flatnonzero(A_true[:, i]).tolist(),
+            "gain_from_lying": lying["U"] - truthful["U"],
+            "pays": bool(lying["U"] > truthful["U"] + 1e-9 * max(1.0, abs(truthful["U"])))}
 
 
 def compute(form: Mapping) -> dict:
@@ -143,9 +280,22 @@ def compute(form: Mapping) -> dict:
         i = 0
     i = min(max(i, 0), market.m - 1)
     field = form.get("misreport", "c") if form.get("misreport") in ("c", "N") else "c"
+    true, lie = market, None
+    if isinstance(form.get("liar"), Mapping):
+        try:
+            market, li, factors = liar_report(true, form["liar"])
+        except ValueError as exc:
+            return {"ok": False, "errors": [{"field": field_of(str(exc)), "message": str(exc)}]}
+        lie = _liar_box(true, market, li, factors, variant)
     A_g = greedy_graph(market, variant)
     opt = exact_graph(market, solver="bruteforce")
     angles = np.pi / 2 - 2 * np.pi * np.arange(market.m) / market.m
+    report = None
+    if lie is not None and lie["client"] == i and field in lie["factors"]:
+        report = float(getattr(market, field)[i])
+    curve = misreport_curve(true, i, field, variant, include=report)
+    if report is not None:
+        curve["report"] = _num(report)
     return {
         "ok": True, "m": market.m, "client": i, "variant": variant,
         "roles": list(market.roles), "N": _jsonable(market.N), "c": _jsonable(market.c),
@@ -153,7 +303,8 @@ def compute(form: Mapping) -> dict:
         "weights": _jsonable(market.weights), "thresholds": _jsonable(thresholds(market)),
         "layout": np.column_stack([np.cos(angles), np.sin(angles)]).tolist(),
         "trace": explain(market, i, variant=variant).to_dict(),
+        "steps": step_through(market, i, variant),
         "greedy": _outcome(market, A_g), "exact": _outcome(market, opt.A),
         "exact_status": opt.message,
-        "misreport": misreport_curve(market, i, field, variant),
+        "misreport": curve, "liar": lie,
     }
