@@ -19,6 +19,10 @@ utility of every client is measured with its true profile, i.e.
 with the bills :math:`p_i` computed from the reports. This is how a liar's gain from
 lying is measured (Table 2 of the paper).
 
+Defences (issue 24, :mod:`mechanism.defence`). ``defence="estimate"`` keeps the graph
+on the reports but bills eq. (10) on an estimate of each client's effective data size;
+the quit loop runs on those bills. ``"none"`` (the default) is the paper's mechanism.
+
 Baselines have no market: :func:`sharing_utilities` scores their actual sharing
 graph with eq. (1)'s gain and sharing cost and no payments (:math:`p = 0`).
 
@@ -35,8 +39,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .defence import DEFENCES, check_estimate
 from .market import Market, require_market
-from .payments import check_graph, payments, sharing_costs
+from .payments import check_graph, sharing_costs
 from .solvers import solve_graph
 
 __all__ = ["IR_TOL", "Settlement", "settle", "sharing_utilities", "submarket"]
@@ -86,7 +91,8 @@ def _true_utilities(true: Market, A: NDArray, p: NDArray) -> NDArray[np.float64]
 
 
 def settle(market: Market, budget: ArrayLike | None = None, *, solver: str = "paper",
-           true: Market | None = None) -> Settlement:
+           true: Market | None = None, defence: str = "none",
+           estimate: ArrayLike | None = None) -> Settlement:
     r"""Settle one round: graph, bills, quits, utilities (Algorithm 1, eqs. (1), (10)).
 
     Parameters
@@ -99,6 +105,12 @@ def settle(market: Market, budget: ArrayLike | None = None, *, solver: str = "pa
         Graph solver of :func:`mechanism.solve_graph` (``"paper"``, ``"skip"``, ``"exact"``).
     true : Market, optional
         The same clients' true profiles; utilities are measured with them.
+    defence : {"none", "estimate"}
+        How the bills are computed (:data:`mechanism.DEFENCES`): ``"none"``, eq. (10)
+        on the reports (the paper); ``"estimate"``, eq. (10) on ``estimate`` on the
+        same graph (:mod:`mechanism.defence`).
+    estimate : array_like, shape (m,), optional
+        The estimated effective data sizes (``defence="estimate"`` only).
 
     Returns
     -------
@@ -121,6 +133,8 @@ def settle(market: Market, budget: ArrayLike | None = None, *, solver: str = "pa
         raise ValueError(f"settle: budget must be {m} numbers (inf = unlimited), got {budget!r}")
     if true is not None and (not isinstance(true, Market) or true.m != m):
         raise ValueError(f"settle: true must be a Market of the same {m} clients")
+    est = check_estimate("settle", defence, estimate, m)
+    bill = DEFENCES[defence]
     stays = np.ones(m, dtype=bool)
     A = np.zeros((m, m), dtype=np.int8)
     r, p = np.zeros((m, m)), np.zeros(m)
@@ -131,7 +145,7 @@ def settle(market: Market, budget: ArrayLike | None = None, *, solver: str = "pa
             break
         sub = submarket(market, idx)
         A_sub = solve_graph(sub, solver)
-        pay = payments(sub, A_sub)
+        pay = bill(sub, A_sub, None if est is None else est[idx])
         A[np.ix_(idx, idx)], r[np.ix_(idx, idx)], p[idx] = A_sub, pay.r, pay.p
         refuse = pay.p > b[idx]
         if not refuse.any():

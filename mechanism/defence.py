@@ -1,0 +1,121 @@
+r"""Defences against misreported data sizes: which sizes eq. (10)'s bills are computed on.
+
+The paper's mechanism (``"none"``) bills every import on the reported data sizes.
+Issue 24 measured over-reporting :math:`N_i` paying: importers pay for phantom data,
+and the liar's own imports are billed on its flatter reported gain curve.
+
+``"estimate"`` keeps Algorithm 2's graph on the reports but computes eq. (10)'s bills
+on the market's estimate :math:`\hat N` of each client's effective data size, for
+importers and exporters alike:
+
+.. math::
+
+    r_{ij} = a_{ij}\,\big[\hat g_i(\hat n_i) - \hat g_i(\hat n_i - \hat N_j)
+             - \lambda \tfrac{\hat N_j}{\hat N_i} d_{ij}\big],\qquad
+    \hat n_i = \textstyle\sum_j a_{ij} \hat N_j,
+
+with :math:`\hat g_i` the gain of eq. (2) at :math:`\hat N_i` and the reported
+:math:`K_i`; :math:`p_i = \sum_j r_{ij} - \sum_j r_{ji}` as in eq. (10), so the bills
+still sum to zero. With :math:`\hat N` equal to the reports the bills are eq. (10)'s.
+The estimate must not depend on the reports (a ``min(report, estimate)`` cap would
+hand an over-reporter the estimate's upside noise); where it comes from is the
+caller's business (docs/defence.md: the training runs draw it around the true size).
+
+Every defence is a function ``bill(market, A, estimate) -> Payments`` in
+:data:`DEFENCES`, called by :func:`mechanism.settle` inside its quit loop.
+
+References
+----------
+Zhang et al., "Incentivizing Inclusive Contributions in Model Sharing Markets",
+arXiv:2505.02462, eqs. (1), (2), (10); issue 24 of this package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from .market import DOMAIN, Market, require_market
+from .payments import Payments, payments
+
+__all__ = ["DEFENCES", "check_estimate", "defended_payments"]
+
+Bill = Callable[[Market, NDArray[np.int8], NDArray[np.float64] | None], Payments]
+
+
+def _paper(market: Market, A: NDArray[np.int8], estimate: NDArray[np.float64] | None) -> Payments:
+    return payments(market, A)
+
+
+def _estimate(market: Market, A: NDArray[np.int8],
+              estimate: NDArray[np.float64] | None) -> Payments:
+    return payments(market.replace(N=estimate), A)
+
+
+#: defence name -> bill(market, A, estimate); ``"none"`` is the paper's eq. (10)
+DEFENCES: dict[str, Bill] = {"none": _paper, "estimate": _estimate}
+#: the defences that need an estimate of every client's effective data size
+NEEDS_ESTIMATE = frozenset({"estimate"})
+
+
+def check_estimate(where: str, defence: str, estimate: ArrayLike | None,
+                   m: int) -> NDArray[np.float64] | None:
+    """Validate a defence name and its estimate for ``m`` clients; return the estimate.
+
+    Raises
+    ------
+    ValueError
+        An unknown defence, an estimate given to ``"none"`` or missing for
+        ``"estimate"``, of the wrong shape, or an entry outside ``N``'s domain (naming
+        the index and the value).
+    """
+    if defence not in DEFENCES:
+        raise ValueError(f"{where}: defence = {defence!r} is not one of {sorted(DEFENCES)}")
+    if defence not in NEEDS_ESTIMATE:
+        if estimate is not None:
+            raise ValueError(f"{where}: defence = {defence!r} takes no estimate")
+        return None
+    if estimate is None:
+        raise ValueError(f"{where}: defence = {defence!r} needs an estimate of the "
+                         f"{m} clients' data sizes")
+    est = np.asarray(estimate, dtype=float)
+    if est.shape != (m,):
+        raise ValueError(f"{where}: estimate has shape {est.shape}, expected ({m},)")
+    lo, hi = DOMAIN["N"]
+    bad = np.flatnonzero(~((est >= lo) & (est <= hi)))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"{where}: estimate[{i}] = {float(est[i])!r} is outside N's domain "
+                         f"[{lo:g}, {hi:g}]")
+    return est
+
+
+def defended_payments(market: Market, A: ArrayLike, defence: str = "none",
+                      estimate: ArrayLike | None = None) -> Payments:
+    r"""Return the bills of graph ``A`` under ``defence`` (eq. (10) on the priced sizes).
+
+    Parameters
+    ----------
+    market : Market
+        The reported market (its graph ``A`` was built from it).
+    A : array_like, (m, m)
+        The graph.
+    defence : {"none", "estimate"}
+        A key of :data:`DEFENCES`.
+    estimate : array_like, (m,), optional
+        The estimated effective data sizes (``"estimate"`` only).
+
+    Examples
+    --------
+    >>> mk = Market(N=[100, 3000], c=[0.5, 0.5], K=[400, 400])
+    >>> A = [[0, 1], [0, 0]]  # 0 imports 1, who reports 3,000 points but has 300
+    >>> round(float(defended_payments(mk, A).r[0, 1]), 4)  # g_0(3000) - g_0(0)
+    1.6408
+    >>> float(defended_payments(mk, A, "estimate", [100, 300]).r[0, 1])  # g_0(300)
+    1.0
+    """
+    require_market("defended_payments", market)
+    est = check_estimate("defended_payments", defence, estimate, market.m)
+    return DEFENCES[defence](market, np.asarray(A, dtype=np.int8), est)

@@ -1,0 +1,84 @@
+"""The defences of mechanism/defence.py and their place in settle (issue 24)."""
+
+import numpy as np
+import pytest
+
+from mechanism import DEFENCES, Market, defended_payments, greedy_graph, payments, settle
+from mechanism.defence import check_estimate
+
+MK = Market(N=[100, 200, 300, 50], c=[0.1, 0.2, 0.1, 0.3], K=[4e4, 2e4, 3e4, 5e3],
+            d=[[0, .1, .2, .3], [.1, 0, .1, .2], [.2, .1, 0, .1], [.3, .2, .1, 0]])
+
+
+def test_registry_names_the_paper_and_the_estimate():
+    """One registry: the paper's mechanism under its own name and the defence."""
+    assert sorted(DEFENCES) == ["estimate", "none"]
+
+
+def test_estimate_equal_to_the_reports_is_the_paper():
+    """With the estimate equal to the reports the defended settlement is eq. (10)'s, bit for bit."""
+    # Execute
+    paper = settle(MK, solver="paper")
+    defended = settle(MK, solver="paper", defence="estimate", estimate=MK.N)
+    # Assert
+    for name in ("stays", "A", "r", "p", "U"):
+        np.testing.assert_array_equal(getattr(paper, name), getattr(defended, name))
+
+
+def test_estimate_bills_on_the_estimate_and_keeps_the_graph():
+    """The graph is the reports'; the bills are eq. (10) on the estimated sizes."""
+    # Prepare: client 1 reports ten times its 20 points
+    est = np.array([100.0, 20.0, 300.0, 50.0])
+    # Execute
+    s = settle(MK, defence="estimate", estimate=est)
+    # Assert
+    A = greedy_graph(MK)
+    np.testing.assert_array_equal(s.A, A)
+    np.testing.assert_allclose(s.r, payments(MK.replace(N=est), A).r)
+    assert s.r[:, 1].sum() < payments(MK, A).r[:, 1].sum()  # paid less for phantom data
+    assert abs(s.p.sum()) < 1e-12
+
+
+def test_defence_changes_only_money_not_true_utility_of_graph():
+    """U = true gain - true cost - defended bill (true profiles as for the paper)."""
+    true = MK.replace(N=[100.0, 20.0, 300.0, 50.0])
+    s = settle(MK, true=true, defence="estimate", estimate=true.N)
+    gains = true.gain.value(s.A @ true.N, true.N, true.K)
+    cost = s.A.sum(axis=0) * true.c
+    np.testing.assert_allclose(s.U, gains - cost - s.p)
+
+
+def test_quit_loop_runs_on_defended_bills():
+    """A client whose defended bill exceeds its budget quits (the paper's rule, new bills)."""
+    est = np.array([100.0, 20.0, 300.0, 50.0])
+    bills = settle(MK, defence="estimate", estimate=est).p
+    payer = int(np.argmax(bills))
+    budget = np.full(4, np.inf)
+    budget[payer] = bills[payer] / 2
+    s = settle(MK, budget, defence="estimate", estimate=est)
+    assert not s.stays[payer]
+    assert abs(s.p.sum()) < 1e-12
+
+
+@pytest.mark.parametrize(("defence", "estimate", "match"), [
+    ("nope", None, r"^settle: defence = 'nope' is not one of \['estimate', 'none'\]$"),
+    ("none", [1, 2, 3, 4], r"^settle: defence = 'none' takes no estimate$"),
+    ("estimate", None, r"^settle: defence = 'estimate' needs an estimate of the 4 clients"),
+    ("estimate", [1, 2, 3], r"^settle: estimate has shape \(3,\), expected \(4,\)$"),
+    ("estimate", [1, 2, float("nan"), 4], r"^settle: estimate\[2\] = nan is outside N's domain"),
+    ("estimate", [1, 0, 3, 4], r"^settle: estimate\[1\] = 0\.0 is outside N's domain"),
+])
+def test_bad_defence_input_is_one_line_naming_it(defence, estimate, match):
+    """Bad input is refused naming the field, the index and the value."""
+    with pytest.raises(ValueError, match=match):
+        settle(MK, defence=defence, estimate=estimate)
+
+
+def test_check_estimate_returns_floats():
+    assert check_estimate("x", "estimate", [1, 2], 2).dtype == np.float64
+    assert check_estimate("x", "none", None, 2) is None
+
+
+def test_defended_payments_default_is_eq10():
+    A = greedy_graph(MK)
+    np.testing.assert_array_equal(defended_payments(MK, A).r, payments(MK, A).r)
