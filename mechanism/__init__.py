@@ -9,7 +9,7 @@ Pure numpy/scipy (networkx and pulp for drawing and exact solving); never torch.
 True
 """
 
-from .defence import DEFENCES, defended_payments
+from .defence import DEFENCES, defended_payments, priced_market
 from .exact import ExactResult, exact_graph, optimal_social_welfare
 from .explain import Explanation, explain
 from .gain import GAINS, Gain, LogGain, SqrtGain, get_gain
@@ -56,6 +56,7 @@ __all__ = [
     "objective",
     "optimal_social_welfare",
     "payments",
+    "priced_market",
     "random_market",
     "settle",
     "sharing_costs",

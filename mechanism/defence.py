@@ -1,12 +1,13 @@
-r"""Defences against misreported data sizes: which sizes eq. (10)'s bills are computed on.
+r"""Defences against misreported data sizes: which sizes the market is run on.
 
-The paper's mechanism (``"none"``) bills every import on the reported data sizes.
-Issue 24 measured over-reporting :math:`N_i` paying: importers pay for phantom data,
-and the liar's own imports are billed on its flatter reported gain curve.
+The paper's mechanism (``"none"``) runs Algorithm 2 and eq. (10) on the reported data
+sizes. Issue 24 measured over-reporting :math:`N_i` paying: importers pay for phantom
+data, the liar's own imports are billed on its flatter reported gain curve, and the
+importers' graphs are distorted (they import the liar instead of real data).
 
-``"estimate"`` keeps Algorithm 2's graph on the reports but computes eq. (10)'s bills
-on the market's estimate :math:`\hat N` of each client's effective data size, for
-importers and exporters alike:
+``"estimate"`` runs the whole market (Algorithm 2's graph, eq. (10)'s bills, the quit
+rule) on the market's estimate :math:`\hat N` of each client's effective data size in
+place of the reports:
 
 .. math::
 
@@ -15,19 +16,20 @@ importers and exporters alike:
     \hat n_i = \textstyle\sum_j a_{ij} \hat N_j,
 
 with :math:`\hat g_i` the gain of eq. (2) at :math:`\hat N_i` and the reported
-:math:`K_i`; :math:`p_i = \sum_j r_{ij} - \sum_j r_{ji}` as in eq. (10), so the bills
-still sum to zero. With :math:`\hat N` equal to the reports the bills are eq. (10)'s.
-The estimate must not depend on the reports (a ``min(report, estimate)`` cap would
-hand an over-reporter the estimate's upside noise); where it comes from is the
-caller's business (docs/defence.md: the training runs draw it around the true size).
+:math:`K_i`, :math:`c_i`; the graph is Algorithm 2's on the same sizes, so Theorem 1's
+argument applies to the estimated market and the bills sum to zero (eq. (10)). With
+:math:`\hat N` equal to the reports it is the paper's mechanism, bit for bit. The
+estimate must not depend on the reports (a ``min(report, estimate)`` cap would hand an
+over-reporter the estimate's upside noise); where it comes from is the caller's
+business (docs/defence.md: the training runs draw it around the true size).
 
-Every defence is a function ``bill(market, A, estimate) -> Payments`` in
-:data:`DEFENCES`, called by :func:`mechanism.settle` inside its quit loop.
+Every defence is a function ``priced(market, estimate) -> Market`` in
+:data:`DEFENCES`: the market the mechanism runs on; :func:`mechanism.settle` calls it.
 
 References
 ----------
 Zhang et al., "Incentivizing Inclusive Contributions in Model Sharing Markets",
-arXiv:2505.02462, eqs. (1), (2), (10); issue 24 of this package.
+arXiv:2505.02462, Algorithm 2, eqs. (1), (2), (10); issue 24 of this package.
 """
 
 from __future__ import annotations
@@ -40,22 +42,22 @@ from numpy.typing import ArrayLike, NDArray
 from .market import DOMAIN, Market, require_market
 from .payments import Payments, payments
 
-__all__ = ["DEFENCES", "check_estimate", "defended_payments"]
+__all__ = ["DEFENCES", "check_estimate", "defended_payments", "priced_market"]
 
-Bill = Callable[[Market, NDArray[np.int8], NDArray[np.float64] | None], Payments]
-
-
-def _paper(market: Market, A: NDArray[np.int8], estimate: NDArray[np.float64] | None) -> Payments:
-    return payments(market, A)
+Priced = Callable[[Market, NDArray[np.float64] | None], Market]
 
 
-def _estimate(market: Market, A: NDArray[np.int8],
-              estimate: NDArray[np.float64] | None) -> Payments:
-    return payments(market.replace(N=estimate), A)
+def _paper(market: Market, estimate: NDArray[np.float64] | None) -> Market:
+    return market
 
 
-#: defence name -> bill(market, A, estimate); ``"none"`` is the paper's eq. (10)
-DEFENCES: dict[str, Bill] = {"none": _paper, "estimate": _estimate}
+def _estimate(market: Market, estimate: NDArray[np.float64] | None) -> Market:
+    return market.replace(N=estimate)
+
+
+#: defence name -> priced(market, estimate): the market Algorithm 2 and eq. (10) run on;
+#: ``"none"`` is the paper's (the reports)
+DEFENCES: dict[str, Priced] = {"none": _paper, "estimate": _estimate}
 #: the defences that need an estimate of every client's effective data size
 NEEDS_ESTIMATE = frozenset({"estimate"})
 
@@ -92,14 +94,29 @@ def check_estimate(where: str, defence: str, estimate: ArrayLike | None,
     return est
 
 
+def priced_market(market: Market, defence: str = "none",
+                  estimate: ArrayLike | None = None) -> Market:
+    """Return the market the mechanism runs on under ``defence`` (the reports, or the estimate).
+
+    Examples
+    --------
+    >>> mk = Market(N=[100, 3000], c=[0.5, 0.5], K=[400, 400])
+    >>> priced_market(mk, "estimate", [100, 300]).N.tolist()
+    [100.0, 300.0]
+    """
+    require_market("priced_market", market)
+    est = check_estimate("priced_market", defence, estimate, market.m)
+    return DEFENCES[defence](market, est)
+
+
 def defended_payments(market: Market, A: ArrayLike, defence: str = "none",
                       estimate: ArrayLike | None = None) -> Payments:
-    r"""Return the bills of graph ``A`` under ``defence`` (eq. (10) on the priced sizes).
+    r"""Return eq. (10)'s bills of graph ``A`` on the sizes ``defence`` prices.
 
     Parameters
     ----------
     market : Market
-        The reported market (its graph ``A`` was built from it).
+        The reported market.
     A : array_like, (m, m)
         The graph.
     defence : {"none", "estimate"}
@@ -117,5 +134,4 @@ def defended_payments(market: Market, A: ArrayLike, defence: str = "none",
     1.0
     """
     require_market("defended_payments", market)
-    est = check_estimate("defended_payments", defence, estimate, market.m)
-    return DEFENCES[defence](market, np.asarray(A, dtype=np.int8), est)
+    return payments(priced_market(market, defence, estimate), A)

@@ -19,9 +19,10 @@ utility of every client is measured with its true profile, i.e.
 with the bills :math:`p_i` computed from the reports. This is how a liar's gain from
 lying is measured (Table 2 of the paper).
 
-Defences (issue 24, :mod:`mechanism.defence`). ``defence="estimate"`` keeps the graph
-on the reports but bills eq. (10) on an estimate of each client's effective data size;
-the quit loop runs on those bills. ``"none"`` (the default) is the paper's mechanism.
+Defences (issue 24, :mod:`mechanism.defence`). ``defence="estimate"`` runs the whole
+round (graph, bills, quits) on an estimate of each client's effective data size instead
+of the reports; utilities are still measured with the true profiles. ``"none"`` (the
+default) is the paper's mechanism.
 
 Baselines have no market: :func:`sharing_utilities` scores their actual sharing
 graph with eq. (1)'s gain and sharing cost and no payments (:math:`p = 0`).
@@ -41,7 +42,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .defence import DEFENCES, check_estimate
 from .market import Market, require_market
-from .payments import check_graph, sharing_costs
+from .payments import check_graph, payments, sharing_costs
 from .solvers import solve_graph
 
 __all__ = ["IR_TOL", "Settlement", "settle", "sharing_utilities", "submarket"]
@@ -64,6 +65,9 @@ class Settlement:
         Remittances (m, m) and net payments (m,) of eq. (10); 0 for quitters.
     U : ndarray, (m,)
         Utilities of eq. (1), measured with the true profiles when given; 0 for quitters.
+    N : ndarray, (m,) or None
+        The data sizes the round ran on under a defence (the estimate); None: the
+        reports (the paper's mechanism).
     """
 
     stays: NDArray[np.bool_]
@@ -71,6 +75,7 @@ class Settlement:
     r: NDArray[np.float64]
     p: NDArray[np.float64]
     U: NDArray[np.float64]
+    N: NDArray[np.float64] | None = None
 
     @property
     def ir(self) -> NDArray[np.bool_]:
@@ -106,9 +111,8 @@ def settle(market: Market, budget: ArrayLike | None = None, *, solver: str = "pa
     true : Market, optional
         The same clients' true profiles; utilities are measured with them.
     defence : {"none", "estimate"}
-        How the bills are computed (:data:`mechanism.DEFENCES`): ``"none"``, eq. (10)
-        on the reports (the paper); ``"estimate"``, eq. (10) on ``estimate`` on the
-        same graph (:mod:`mechanism.defence`).
+        Which sizes the round runs on (:data:`mechanism.DEFENCES`): ``"none"``, the
+        reports (the paper); ``"estimate"``, ``estimate`` (:mod:`mechanism.defence`).
     estimate : array_like, shape (m,), optional
         The estimated effective data sizes (``defence="estimate"`` only).
 
@@ -134,7 +138,7 @@ def settle(market: Market, budget: ArrayLike | None = None, *, solver: str = "pa
     if true is not None and (not isinstance(true, Market) or true.m != m):
         raise ValueError(f"settle: true must be a Market of the same {m} clients")
     est = check_estimate("settle", defence, estimate, m)
-    bill = DEFENCES[defence]
+    priced = DEFENCES[defence](market, est)
     stays = np.ones(m, dtype=bool)
     A = np.zeros((m, m), dtype=np.int8)
     r, p = np.zeros((m, m)), np.zeros(m)
@@ -143,9 +147,9 @@ def settle(market: Market, budget: ArrayLike | None = None, *, solver: str = "pa
         A[:], r[:], p[:] = 0, 0.0, 0.0
         if len(idx) < 2:
             break
-        sub = submarket(market, idx)
+        sub = submarket(priced, idx)
         A_sub = solve_graph(sub, solver)
-        pay = bill(sub, A_sub, None if est is None else est[idx])
+        pay = payments(sub, A_sub)
         A[np.ix_(idx, idx)], r[np.ix_(idx, idx)], p[idx] = A_sub, pay.r, pay.p
         refuse = pay.p > b[idx]
         if not refuse.any():
@@ -153,7 +157,8 @@ def settle(market: Market, budget: ArrayLike | None = None, *, solver: str = "pa
         stays[idx[refuse]] = False
     U = _true_utilities(true if true is not None else market, A, p)
     U[~stays] = 0.0
-    return Settlement(stays=stays, A=A, r=r, p=p, U=U)
+    return Settlement(stays=stays, A=A, r=r, p=p, U=U,
+                      N=None if priced is market else priced.N)
 
 
 def sharing_utilities(market: Market, A: ArrayLike) -> NDArray[np.float64]:

@@ -25,18 +25,33 @@ def test_estimate_equal_to_the_reports_is_the_paper():
         np.testing.assert_array_equal(getattr(paper, name), getattr(defended, name))
 
 
-def test_estimate_bills_on_the_estimate_and_keeps_the_graph():
-    """The graph is the reports'; the bills are eq. (10) on the estimated sizes."""
+def test_estimate_runs_graph_and_bills_on_the_estimate():
+    """Graph and bills are the paper's on the estimated sizes; the report is not used."""
     # Prepare: client 1 reports ten times its 20 points
     est = np.array([100.0, 20.0, 300.0, 50.0])
     # Execute
     s = settle(MK, defence="estimate", estimate=est)
     # Assert
-    A = greedy_graph(MK)
+    A = greedy_graph(MK.replace(N=est))
     np.testing.assert_array_equal(s.A, A)
-    np.testing.assert_allclose(s.r, payments(MK.replace(N=est), A).r)
-    assert s.r[:, 1].sum() < payments(MK, A).r[:, 1].sum()  # paid less for phantom data
+    np.testing.assert_array_equal(s.r, payments(MK.replace(N=est), A).r)
+    np.testing.assert_array_equal(s.N, est)
     assert abs(s.p.sum()) < 1e-12
+
+
+def test_a_report_of_N_changes_nothing_under_the_estimate():
+    """Any report of N_1 gives the same defended settlement (the report is not priced)."""
+    est = np.array([100.0, 20.0, 300.0, 50.0])
+    true = MK.replace(N=est)
+    base = settle(MK, true=true, defence="estimate", estimate=est)
+    for report in (2.0, 200.0, 2e4):
+        s = settle(MK.with_report(1, N=report), true=true, defence="estimate", estimate=est)
+        for name in ("stays", "A", "r", "p", "U"):
+            np.testing.assert_array_equal(getattr(s, name), getattr(base, name))
+
+
+def test_the_paper_settlement_records_no_sizes():
+    assert settle(MK).N is None
 
 
 def test_defence_changes_only_money_not_true_utility_of_graph():

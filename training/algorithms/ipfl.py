@@ -28,6 +28,7 @@ chosen" gives the table. In short, on digits (20 clients, 15 rounds):
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, ClassVar
 
 import numpy as np
@@ -61,6 +62,11 @@ class IPFL(Algorithm):
         "distance": Param("sqeuclidean_mean", choices=tuple(sorted(DISTANCES))),
         "d_scale": Param("median", choices=D_SCALES),
         "solver": Param("paper", choices=("exact", "paper", "skip")),
+        "defence": Param("none", choices=("estimate", "none"),
+                         doc="market on the reported data sizes (none: the paper) or on an "
+                             "estimate of effective data size (docs/defence.md)"),
+        "estimate_noise": Param(0.0, lo=0.0, hi=10.0,
+                                doc="log-normal error of the simulated size estimate"),
     }
 
     #: ``lam_prox`` when not given, per distance: eq. (7)'s weight is measured in the
@@ -95,7 +101,9 @@ class IPFL(Algorithm):
             return None
         hp = self.hp
         return ipfl_market(inp.reports, inp.uploads, lam=hp["lam"], distance=hp["distance"],
-                           d_scale=hp["d_scale"], solver=hp["solver"], true=inp.true)
+                           d_scale=hp["d_scale"], solver=hp["solver"], true=inp.true,
+                           defence=hp["defence"], estimate_noise=hp["estimate_noise"],
+                           seed=inp.seed)
 
     def server_step(self, inp: ServerInput, state: State,
                     settlement: Settlement | None = None) -> tuple[ServerOutput, State]:
@@ -105,5 +113,8 @@ class IPFL(Algorithm):
             out.columns["eta"] = np.full(inp.k, np.nan)
             return out, state
         hp = self.hp
-        return ipfl_messages(inp.reports, inp.uploads, settlement, lam_prox=hp["lam_prox"],
+        reports = inp.reports  # under a defence the centres weigh the sizes the market priced
+        if settlement.N is not None:
+            reports = dataclasses.replace(reports, N=settlement.N)
+        return ipfl_messages(reports, inp.uploads, settlement, lam_prox=hp["lam_prox"],
                              eta=hp["eta"], distance=hp["distance"]), state
