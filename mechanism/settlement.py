@@ -21,8 +21,9 @@ lying is measured (Table 2 of the paper).
 
 Defences (issue 24, :mod:`mechanism.defence`). ``defence="estimate"`` runs the whole
 round (graph, bills, quits) on an estimate of each client's effective data size instead
-of the reports; utilities are still measured with the true profiles. ``"none"`` (the
-default) is the paper's mechanism.
+of the reports, ``"checked"`` on the reports that agree with the estimate (within a
+band) and the estimate elsewhere; utilities are still measured with the true profiles.
+``"none"`` (the default) is the paper's mechanism.
 
 Baselines have no market: :func:`sharing_utilities` scores their actual sharing
 graph with eq. (1)'s gain and sharing cost and no payments (:math:`p = 0`).
@@ -97,7 +98,7 @@ def _true_utilities(true: Market, A: NDArray, p: NDArray) -> NDArray[np.float64]
 
 def settle(market: Market, budget: ArrayLike | None = None, *, solver: str = "paper",
            true: Market | None = None, defence: str = "none",
-           estimate: ArrayLike | None = None) -> Settlement:
+           estimate: ArrayLike | None = None, band: float = 0.0) -> Settlement:
     r"""Settle one round: graph, bills, quits, utilities (Algorithm 1, eqs. (1), (10)).
 
     Parameters
@@ -110,11 +111,15 @@ def settle(market: Market, budget: ArrayLike | None = None, *, solver: str = "pa
         Graph solver of :func:`mechanism.solve_graph` (``"paper"``, ``"skip"``, ``"exact"``).
     true : Market, optional
         The same clients' true profiles; utilities are measured with them.
-    defence : {"none", "estimate"}
+    defence : {"none", "estimate", "checked"}
         Which sizes the round runs on (:data:`mechanism.DEFENCES`): ``"none"``, the
-        reports (the paper); ``"estimate"``, ``estimate`` (:mod:`mechanism.defence`).
+        reports (the paper); ``"estimate"``, ``estimate``; ``"checked"``, each report
+        within a factor ``exp(band)`` of its estimate, else the estimate
+        (:mod:`mechanism.defence`).
     estimate : array_like, shape (m,), optional
-        The estimated effective data sizes (``defence="estimate"`` only).
+        The estimated effective data sizes (every defence but ``"none"``).
+    band : float
+        ``"checked"``: the tolerated :math:`|\ln(N_i/\hat N_i)|`.
 
     Returns
     -------
@@ -137,8 +142,8 @@ def settle(market: Market, budget: ArrayLike | None = None, *, solver: str = "pa
         raise ValueError(f"settle: budget must be {m} numbers (inf = unlimited), got {budget!r}")
     if true is not None and (not isinstance(true, Market) or true.m != m):
         raise ValueError(f"settle: true must be a Market of the same {m} clients")
-    est = check_estimate("settle", defence, estimate, m)
-    priced = DEFENCES[defence](market, est)
+    est = check_estimate("settle", defence, estimate, m, band)
+    priced = DEFENCES[defence](market, est, band)
     stays = np.ones(m, dtype=bool)
     A = np.zeros((m, m), dtype=np.int8)
     r, p = np.zeros((m, m)), np.zeros(m)

@@ -143,8 +143,11 @@ class Exchange:
         Market only: how the bills were computed (:data:`mechanism.DEFENCES`; ``"none"``,
         the paper's, is not written to the file, so older files read as ``"none"``).
     estimate : ndarray (k,) or None
-        Market only, ``defence = "estimate"``: the estimated effective data sizes the
-        bills were computed on (``inputs.estimate``).
+        Market only, under a defence: the estimated effective data sizes
+        (``inputs.estimate``).
+    band : float
+        Market only, ``defence = "checked"``: the tolerated log-ratio of report to
+        estimate (``inputs.band``).
     distance, d_scale : str or None
         Sharing only: how ``d`` was measured and scaled.
     """
@@ -170,6 +173,7 @@ class Exchange:
     d_scale: str | None = None
     defence: str = "none"
     estimate: NDArray[np.float64] | None = None
+    band: float = 0.0
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Exchange):
@@ -195,7 +199,7 @@ class Exchange:
     def market_round(cls, *, round: int, clients: ArrayLike, roles: list[str],
                      market: Market, budget: ArrayLike, solver: str,
                      true: Market | None, settlement: Any, defence: str = "none",
-                     estimate: ArrayLike | None = None) -> Exchange:
+                     estimate: ArrayLike | None = None, band: float = 0.0) -> Exchange:
         """Return a market round's exchange from its market, budgets and settlement."""
         return cls(round=int(round), clients=tuple(int(i) for i in clients),
                    roles=tuple(roles), kind="market", N=np.asarray(market.N, dtype=float),
@@ -212,7 +216,8 @@ class Exchange:
                                                    "c": np.asarray(true.c, dtype=float),
                                                    "K": np.asarray(true.K, dtype=float)},
                    defence=str(defence),
-                   estimate=None if estimate is None else np.asarray(estimate, dtype=float))
+                   estimate=None if estimate is None else np.asarray(estimate, dtype=float),
+                   band=float(band))
 
     # ----- views ---------------------------------------------------------------------------
     @property
@@ -258,6 +263,8 @@ class Exchange:
             inputs["defence"] = self.defence
             if self.estimate is not None:
                 inputs["estimate"] = self.estimate.tolist()
+            if self.band:
+                inputs["band"] = self.band
         return {**head, "inputs": inputs,
                 "outputs": {"stays": self.stays.tolist(), "A": self.A.tolist(),
                             "r": self.r.tolist(), "p": self.p.tolist(), "U": self.U.tolist()}}
@@ -295,7 +302,8 @@ class Exchange:
                          "K": _array(true["K"], "true K")},
                      defence=str(ins.get("defence", "none")),
                      estimate=None if ins.get("estimate") is None
-                     else _array(ins["estimate"], "estimate"))
+                     else _array(ins["estimate"], "estimate"),
+                     band=float(ins.get("band", 0.0)))
             return _check_shapes(ex)
         except KeyError as exc:
             raise ValueError(f"lacks {exc}") from None

@@ -57,6 +57,7 @@ import torch
 from numpy.typing import NDArray
 
 from mechanism import DEFENCES, Market, Settlement, settle
+from mechanism.defence import NEEDS_ESTIMATE
 from mechanism.market import DOMAIN
 
 from .algorithms.base import MarketCall, ServerOutput
@@ -165,26 +166,30 @@ def prox_weights(theta: torch.Tensor, A: NDArray, N: NDArray, *, eta: float, lam
 def ipfl_market(reports: Reports, theta: torch.Tensor, *, lam: float,
                 distance: str = "sqeuclidean_mean", d_scale: str = "median",
                 solver: str = "paper", true: Reports | None = None, defence: str = "none",
-                estimate_noise: float = 0.0, seed: int = 0) -> MarketCall:
+                estimate_noise: float = 0.0, estimate_band: float = 0.0,
+                seed: int = 0) -> MarketCall:
     r"""Return the market of one round of Algorithm 1 on ``k`` clients' reports and uploads.
 
     The distances between the uploads (``distance``, scaled by :func:`market_distances`)
     price each import at ``lam`` (eqs. (4), (8), (10)); the session settles it
     (:func:`mechanism.settle`). ``true``: the true profiles, when someone lied.
-    ``defence = "estimate"`` (docs/defence.md) runs the market on :func:`estimate_sizes`
-    of the true data sizes with log-normal error ``estimate_noise``, drawn from ``seed``.
+    A defence (docs/defence.md, :data:`mechanism.DEFENCES`) runs the market on
+    :func:`estimate_sizes` of the true data sizes with log-normal error
+    ``estimate_noise``, drawn from ``seed`` (``"checked"``: on the reports within a factor
+    ``exp(estimate_band)`` of it).
     """
     th = theta.detach().to(torch.float64)
     d = market_distances(get_distance(distance).pairwise(th).numpy(), d_scale)
     market = Market(N=reports.N, c=reports.c, K=reports.K, d=d, lam=lam)
     truth = None if true is None else market.replace(N=true.N, c=true.c, K=true.K)
-    estimate = None
-    if defence == "estimate":
-        estimate = estimate_sizes((reports if true is None else true).N, estimate_noise, seed)
-    elif defence not in DEFENCES:
+    if defence not in DEFENCES:
         raise ValueError(f"ipfl_market: defence = {defence!r} is not one of {sorted(DEFENCES)}")
+    estimate = None
+    if defence in NEEDS_ESTIMATE:
+        estimate = estimate_sizes((reports if true is None else true).N, estimate_noise, seed)
     return MarketCall(market=market, budget=reports.budget, solver=solver, truth=truth,
-                      defence=defence, estimate=estimate)
+                      defence=defence, estimate=estimate,
+                      band=estimate_band if defence == "checked" else 0.0)
 
 
 def estimate_sizes(N_true: NDArray, noise: float, seed: int) -> NDArray[np.float64]:
@@ -248,7 +253,8 @@ def ipfl_messages(reports: Reports, theta: torch.Tensor, settlement: Settlement,
 def ipfl_server_step(reports: Reports, theta: torch.Tensor, *, lam: float, lam_prox: float,
                      eta: float, distance: str = "sqeuclidean_mean", d_scale: str = "median",
                      solver: str = "paper", true: Reports | None = None,
-                     defence: str = "none", estimate_noise: float = 0.0, seed: int = 0,
+                     defence: str = "none", estimate_noise: float = 0.0,
+                     estimate_band: float = 0.0, seed: int = 0,
                      ) -> tuple[ServerOutput, Settlement]:
     r"""Run one server round of Algorithm 1 by hand: market, settlement, messages.
 
@@ -262,9 +268,9 @@ def ipfl_server_step(reports: Reports, theta: torch.Tensor, *, lam: float, lam_p
     """
     call = ipfl_market(reports, theta, lam=lam, distance=distance, d_scale=d_scale,
                        solver=solver, true=true, defence=defence,
-                       estimate_noise=estimate_noise, seed=seed)
+                       estimate_noise=estimate_noise, estimate_band=estimate_band, seed=seed)
     s = settle(call.market, call.budget, solver=call.solver, true=call.truth,
-               defence=call.defence, estimate=call.estimate)
+               defence=call.defence, estimate=call.estimate, band=call.band)
     if s.N is not None:  # under a defence the centres weigh the sizes the market priced
         reports = Reports(N=s.N, c=reports.c, K=reports.K, budget=reports.budget)
     return ipfl_messages(reports, theta, s, lam_prox=lam_prox, eta=eta, distance=distance), s

@@ -12,7 +12,7 @@ MK = Market(N=[100, 200, 300, 50], c=[0.1, 0.2, 0.1, 0.3], K=[4e4, 2e4, 3e4, 5e3
 
 def test_registry_names_the_paper_and_the_estimate():
     """One registry: the paper's mechanism under its own name and the defence."""
-    assert sorted(DEFENCES) == ["estimate", "none"]
+    assert sorted(DEFENCES) == ["checked", "estimate", "none"]
 
 
 def test_estimate_equal_to_the_reports_is_the_paper():
@@ -76,7 +76,7 @@ def test_quit_loop_runs_on_defended_bills():
 
 
 @pytest.mark.parametrize(("defence", "estimate", "match"), [
-    ("nope", None, r"^settle: defence = 'nope' is not one of \['estimate', 'none'\]$"),
+    ("nope", None, r"^settle: defence = 'nope' is not one of \['checked', 'estimate', 'none'\]$"),
     ("none", [1, 2, 3, 4], r"^settle: defence = 'none' takes no estimate$"),
     ("estimate", None, r"^settle: defence = 'estimate' needs an estimate of the 4 clients"),
     ("estimate", [1, 2, 3], r"^settle: estimate has shape \(3,\), expected \(4,\)$"),
@@ -97,3 +97,26 @@ def test_check_estimate_returns_floats():
 def test_defended_payments_default_is_eq10():
     A = greedy_graph(MK)
     np.testing.assert_array_equal(defended_payments(MK, A).r, payments(MK, A).r)
+
+
+def test_checked_prices_agreeing_reports_and_the_estimate_elsewhere():
+    """'checked': a report within exp(band) of its estimate is priced, a farther one lower."""
+    # Prepare: client 1 reports 200 but has 20 (a factor 10, ln 10 = 2.3 > 0.5)
+    est = np.array([110.0, 20.0, 290.0, 50.0])
+    # Execute
+    s = settle(MK, defence="checked", estimate=est, band=0.5)
+    # Assert: 1 is priced at the smallest size the estimate allows, 20 exp(-0.5)
+    np.testing.assert_array_equal(s.N, [100.0, 20.0 * np.exp(-0.5), 300.0, 50.0])
+    np.testing.assert_array_equal(s.A, greedy_graph(MK.replace(N=s.N)))
+
+
+def test_checked_with_a_wide_band_is_the_paper():
+    est = np.array([110.0, 20.0, 290.0, 50.0])
+    s, paper = settle(MK, defence="checked", estimate=est, band=10.0), settle(MK)
+    np.testing.assert_array_equal(s.r, paper.r)
+
+
+@pytest.mark.parametrize("band", [-0.1, float("nan"), float("inf"), True])
+def test_bad_band_is_refused_naming_it(band):
+    with pytest.raises(ValueError, match=r"^settle: band = .* must be a finite number >= 0$"):
+        settle(MK, defence="checked", estimate=MK.N, band=band)

@@ -179,7 +179,9 @@ class MarketCall:
     defence : str
         How the bills are computed (:data:`mechanism.DEFENCES`; ``"none"``: the paper's).
     estimate : ndarray (k,) or None
-        The estimated effective data sizes the bills use (``defence = "estimate"``).
+        The estimated effective data sizes (every defence but ``"none"``).
+    band : float
+        ``defence = "checked"``: the tolerated log-ratio of report to estimate.
     """
 
     market: Market
@@ -188,6 +190,7 @@ class MarketCall:
     truth: Market | None = None
     defence: str = "none"
     estimate: NDArray[np.float64] | None = None
+    band: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -62,11 +62,14 @@ class IPFL(Algorithm):
         "distance": Param("sqeuclidean_mean", choices=tuple(sorted(DISTANCES))),
         "d_scale": Param("median", choices=D_SCALES),
         "solver": Param("paper", choices=("exact", "paper", "skip")),
-        "defence": Param("none", choices=("estimate", "none"),
+        "defence": Param("none", choices=("checked", "estimate", "none"),
                          doc="market on the reported data sizes (none: the paper) or on an "
                              "estimate of effective data size (docs/defence.md)"),
         "estimate_noise": Param(0.0, lo=0.0, hi=10.0,
                                 doc="log-normal error of the simulated size estimate"),
+        "estimate_band": Param(0.5, lo=0.0, hi=10.0,
+                               doc="checked: largest |ln(report / estimate)| priced as "
+                                   "reported"),
     }
 
     #: ``lam_prox`` when not given, per distance: eq. (7)'s weight is measured in the
@@ -103,7 +106,7 @@ class IPFL(Algorithm):
         return ipfl_market(inp.reports, inp.uploads, lam=hp["lam"], distance=hp["distance"],
                            d_scale=hp["d_scale"], solver=hp["solver"], true=inp.true,
                            defence=hp["defence"], estimate_noise=hp["estimate_noise"],
-                           seed=inp.seed)
+                           estimate_band=hp["estimate_band"], seed=inp.seed)
 
     def server_step(self, inp: ServerInput, state: State,
                     settlement: Settlement | None = None) -> tuple[ServerOutput, State]:
