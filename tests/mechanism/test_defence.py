@@ -120,3 +120,17 @@ def test_checked_with_a_wide_band_is_the_paper():
 def test_bad_band_is_refused_naming_it(band):
     with pytest.raises(ValueError, match=r"^settle: band = .* must be a finite number >= 0$"):
         settle(MK, defence="checked", estimate=MK.N, band=band)
+
+
+def test_explain_shows_the_defence_and_traces_the_priced_market():
+    """explain() under a defence: the trace is Algorithm 2's on the priced sizes."""
+    from mechanism import explain, priced_market
+
+    est = np.array([110.0, 20.0, 290.0, 50.0])
+    ex = explain(MK, 0, defence="checked", estimate=est, band=0.5)
+    priced = priced_market(MK, "checked", est, 0.5)
+    assert ex.imports == explain(priced, 0).imports
+    assert ex.reported == tuple(MK.N.tolist())
+    assert ex.to_dict()["priced"] == priced.N.tolist()
+    assert ex.text().startswith("defence 'checked' (issue 24): the round runs on the priced")
+    assert explain(MK, 0).defence == "none" and "defence" not in explain(MK, 0).text()

@@ -37,7 +37,7 @@ function readForm() {
   if (dtext) market.d = dtext.split("\n").map((r) => r.trim().split(/[\s,]+/));
   else market.points = points;
   return { market, client: $("client").value || 0, variant: $("variant").value,
-           misreport: $("misreport").value };
+           misreport: $("misreport").value, defence: $("defence").value };
 }
 
 function clearErrors() {
