@@ -78,12 +78,23 @@ class IPFL(Algorithm):
     LAM_PROX_DEFAULT: ClassVar[dict[str, float]] = {
         "sqeuclidean_mean": 100.0, "sqeuclidean": 0.02, "cosine": 1.0}
 
+    #: issue 24's keys (docs/defence.md): written to the config only when given, so the
+    #: paper's runs keep the configs (and run-store hashes) they always had, and a run
+    #: written before them resumes and verifies unchanged
+    DEFENCE_KEYS: ClassVar[tuple[str, ...]] = ("defence", "estimate_noise", "estimate_band")
+
     @classmethod
     def fill_defaults(cls, given: dict[str, Any]) -> dict[str, Any]:
-        """Fill the declared defaults; ``lam_prox`` by distance unless given."""
+        """Fill the declared defaults; ``lam_prox`` by distance unless given.
+
+        The defence keys are filled only when one of them is given.
+        """
         out = super().fill_defaults(given)
         if "lam_prox" not in given:
             out["lam_prox"] = cls.LAM_PROX_DEFAULT[out["distance"]]
+        if not any(k in given for k in cls.DEFENCE_KEYS):
+            for k in cls.DEFENCE_KEYS:
+                del out[k]
         return out
 
     def max_prox(self, reports: Reports, theta0: torch.Tensor) -> float:
@@ -105,8 +116,9 @@ class IPFL(Algorithm):
         hp = self.hp
         return ipfl_market(inp.reports, inp.uploads, lam=hp["lam"], distance=hp["distance"],
                            d_scale=hp["d_scale"], solver=hp["solver"], true=inp.true,
-                           defence=hp["defence"], estimate_noise=hp["estimate_noise"],
-                           estimate_band=hp["estimate_band"], seed=inp.seed)
+                           defence=hp.get("defence", "none"),
+                           estimate_noise=hp.get("estimate_noise", 0.0),
+                           estimate_band=hp.get("estimate_band", 0.0), seed=inp.seed)
 
     def server_step(self, inp: ServerInput, state: State,
                     settlement: Settlement | None = None) -> tuple[ServerOutput, State]:
