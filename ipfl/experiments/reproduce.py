@@ -190,7 +190,7 @@ def _defended_csv(root: Path, preset: str) -> tuple[Path, str] | None:
     return None
 
 
-def _defence_section(root: Path, preset: str) -> list[str]:
+def _defence_section(root: Path, preset: str, shown: str) -> list[str]:
     """Return the section on the defended markets of issue 24 (docs/defence.md)."""
     from .truthfulness import DEFENCES, defence_targets
 
@@ -199,11 +199,13 @@ def _defence_section(root: Path, preset: str) -> list[str]:
     if found is None:
         return [*lines, "(not yet run: `ipfl experiment truthfulness --quick`)", ""]
     path, name = found
+    where = (f"{shown}/truthfulness" if name == preset
+             else f"{Path(shown).parent.as_posix()}/quick/truthfulness")
     rows = [_renamed(r) for r in read_csv(path)]
     seeds = sorted({int(r["seed"]) for r in rows})
     lines += [
         f"**Preset `--{name}`** (`ipfl experiment truthfulness --{name}`, seeds "
-        f"{', '.join(map(str, seeds))}; {path.parent.as_posix()}): "
+        f"{', '.join(map(str, seeds))}; {where}): "
         + ("the repro preset's truthfulness runs above predate the defences, so these rows "
            "come from the quick preset (digits, 10 clients, 8 rounds) and are not comparable "
            "number for number with the table above. " if name != preset else "")
@@ -336,7 +338,7 @@ def build(root: str | Path, preset: str = "repro", shown: str | None = None) -> 
         if cells and 0 < sum(_holds(r) for r in cells) < len(cells):
             verdict += "; turns with lam and c (see below)"
         lines.append(f"| {k} | {src} | {claim} | {text} | {verdict} | {cmd} |")
-    lines += ["", *_where_section(root, preset, shown), *_defence_section(root, preset)]
+    lines += ["", *_where_section(root, preset, shown), *_defence_section(root, preset, shown)]
     return "\n".join(lines)
 
 
