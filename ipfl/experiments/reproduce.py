@@ -226,7 +226,17 @@ def _defence_section(root: Path, preset: str, shown: str) -> list[str]:
         lines.append(f"| {label} | {lie} x{x:g} | {fmt([r['d_liar_cum_U'] for r in g])} "
                      f"({paid}/{len(g)}) | {fmt([r['d_honest_cum_U'] for r in g])} | "
                      f"{fmt([r['honest_negative'] for r in g])} |")
-    return [*lines, "", *defence_targets(rows)[2:]]
+    lines += ["", *defence_targets(rows)[2:]]
+    extra = root.parent / "repro-defence" / "truthfulness.csv"
+    if name != "repro" and extra.is_file():
+        sup = [_renamed(r) for r in read_csv(extra)]
+        lines += [
+            f"**Supplementary, preset `--repro`** ({Path(shown).parent.as_posix()}/"
+            "repro-defence, `python docs/defence_repro.py`): the paper's market and `checked` "
+            "all honest, and `checked` under N x10, seeds "
+            f"{', '.join(str(s) for s in sorted({int(r['seed']) for r in sup}))}.", "",
+            *defence_targets(sup)[2:]]
+    return lines
 
 
 def _roles(root: Path) -> tuple[str, str]:
