@@ -4,7 +4,7 @@ The paper's market all honest, and the defence ``checked`` (sigma 0.25, b 0.5) a
 and under client 0's report of ten times its data size, seeds 0-2; writes
 ``experiments-out/repro-defence/truthfulness.csv`` and ``summary.md`` (the issue's
 targets) through the truthfulness experiment's own specs and measures. Run from the
-repository root: ``.venv/bin/python docs/defence_repro.py`` (about an hour on 2 cores).
+repository root: ``.venv/bin/python docs/defence_repro.py`` (nine repro-preset runs).
 """
 
 from __future__ import annotations
