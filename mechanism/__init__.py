@@ -9,6 +9,7 @@ Pure numpy/scipy (networkx and pulp for drawing and exact solving); never torch.
 True
 """
 
+from .defence import DEFENCES, defended_payments, priced_market
 from .exact import ExactResult, exact_graph, optimal_social_welfare
 from .explain import Explanation, explain
 from .gain import GAINS, Gain, LogGain, SqrtGain, get_gain
@@ -31,6 +32,7 @@ from .solvers import GRAPH_SOLVERS, solve_graph
 from .thresholds import thresholds
 
 __all__ = [
+    "DEFENCES",
     "ExactResult",
     "Explanation",
     "GAINS",
@@ -44,6 +46,7 @@ __all__ = [
     "SqrtGain",
     "VARIANTS",
     "check_graph",
+    "defended_payments",
     "exact_graph",
     "explain",
     "get_gain",
@@ -53,6 +56,7 @@ __all__ = [
     "objective",
     "optimal_social_welfare",
     "payments",
+    "priced_market",
     "random_market",
     "settle",
     "sharing_costs",

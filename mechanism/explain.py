@@ -32,7 +32,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from .defence import priced_market
 from .graph import VARIANTS, greedy_order
 from .market import Market, require_market
 from .thresholds import thresholds
@@ -97,6 +99,11 @@ class Explanation:
         Its objective.
     exact_status : str or None
         The exact solver's status (``"optimal"`` when certified).
+    defence : str
+        The defence the round runs under (:data:`mechanism.DEFENCES`; ``"none"``: the
+        paper's). Under a defence ``market`` is the priced market (:func:`priced_market`).
+    reported : tuple of float or None
+        Under a defence: the reported data sizes the priced ones replaced.
     """
 
     market: Market
@@ -108,11 +115,17 @@ class Explanation:
     exact_imports: tuple[int, ...] | None = None
     exact_phi: float | None = None
     exact_status: str | None = None
+    defence: str = "none"
+    reported: tuple[float, ...] | None = None
 
     def text(self) -> str:
         """Render the trace as a plain-text table with one line per candidate."""
         mk, i = self.market, self.i
-        lines = [
+        lines = [] if self.reported is None else [
+            f"defence '{self.defence}' (issue 24): the round runs on the priced data sizes "
+            f"N = [{', '.join(f'{x:g}' for x in mk.N)}], not the reports "
+            f"[{', '.join(f'{x:g}' for x in self.reported)}]; the trace below uses them."]
+        lines += [
             f"Algorithm 2 (variant '{self.variant}') for client {i}: N_{i} = {mk.N[i]:g}, "
             f"K_{i} = {mk.K[i]:g}, role {mk.roles[i]}; candidates by threshold, largest first.",
             f"{'step':>4} {'j':>3} {'N_j':>8} {'w_ij':>9} {'threshold':>10} {'n before':>9} "
@@ -142,11 +155,15 @@ class Explanation:
             "imports": list(self.imports), "phi": self.phi,
             "exact_imports": None if self.exact_imports is None else list(self.exact_imports),
             "exact_phi": self.exact_phi, "exact_status": self.exact_status,
+            "defence": self.defence,
+            "reported": None if self.reported is None else list(self.reported),
+            "priced": None if self.reported is None else self.market.N.tolist(),
         }
 
 
 def explain(market: Market, i: int, *, variant: str = "paper", exact: bool = False,
-            exact_solver: str = "bruteforce") -> Explanation:
+            exact_solver: str = "bruteforce", defence: str = "none",
+            estimate: ArrayLike | None = None, band: float = 0.0) -> Explanation:
     r"""Return Algorithm 2's trace for client ``i`` (and the exact optimum if asked).
 
     Parameters
@@ -161,6 +178,9 @@ def explain(market: Market, i: int, *, variant: str = "paper", exact: bool = Fal
     exact_solver : str
         Solver for :func:`mechanism.exact.exact_row` (``"bruteforce"`` for
         ``m <= 16``, else use ``"milp"``).
+    defence, estimate, band
+        As in :func:`mechanism.settle`: under a defence the trace runs on the priced
+        market (:func:`mechanism.priced_market`), whose sizes replace the reports.
 
     Returns
     -------
@@ -179,6 +199,13 @@ def explain(market: Market, i: int, *, variant: str = "paper", exact: bool = Fal
     [(1, 'accept'), (2, 'stop')]
     >>> ex.imports
     (1,)
+
+    Under the defence ``"checked"``, client 1's report of 300 disagrees with an estimate
+    of 30 and is priced at :math:`30 e^{-0.5}`:
+
+    >>> ex = explain(mk, 0, defence="checked", estimate=[100, 30, 50], band=0.5)
+    >>> round(float(ex.market.N[1]), 2), ex.imports
+    (18.2, ())
     """
     require_market("explain", market)
     if not isinstance(market, Market):
@@ -187,6 +214,8 @@ def explain(market: Market, i: int, *, variant: str = "paper", exact: bool = Fal
         raise ValueError(f"explain: i = {i!r} is not a client index (0 <= i < {market.m})")
     if variant not in VARIANTS:
         raise ValueError(f"explain: variant = {variant!r} is not one of {VARIANTS}")
+    reported = market.N
+    market = priced_market(market, defence, estimate, band)
     i = int(i)
     th = thresholds(market)[i]
     w = market.weights[i]
@@ -222,6 +251,8 @@ def explain(market: Market, i: int, *, variant: str = "paper", exact: bool = Fal
         row = exact_row(market, i, solver=exact_solver)
         out |= {"exact_imports": tuple(int(j) for j in np.flatnonzero(row.a)),
                 "exact_phi": float(row.objective), "exact_status": row.status}
+    if defence != "none":
+        out |= {"defence": defence, "reported": tuple(float(x) for x in reported)}
     return Explanation(market, i, variant, tuple(steps), **out)
 
 

@@ -19,6 +19,12 @@ utility of every client is measured with its true profile, i.e.
 with the bills :math:`p_i` computed from the reports. This is how a liar's gain from
 lying is measured (Table 2 of the paper).
 
+Defences (issue 24, :mod:`mechanism.defence`). ``defence="estimate"`` runs the whole
+round (graph, bills, quits) on an estimate of each client's effective data size instead
+of the reports, ``"checked"`` on the reports that agree with the estimate (within a
+band) and the estimate elsewhere; utilities are still measured with the true profiles.
+``"none"`` (the default) is the paper's mechanism.
+
 Baselines have no market: :func:`sharing_utilities` scores their actual sharing
 graph with eq. (1)'s gain and sharing cost and no payments (:math:`p = 0`).
 
@@ -35,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .defence import DEFENCES, check_estimate
 from .market import Market, require_market
 from .payments import check_graph, payments, sharing_costs
 from .solvers import solve_graph
@@ -59,6 +66,9 @@ class Settlement:
         Remittances (m, m) and net payments (m,) of eq. (10); 0 for quitters.
     U : ndarray, (m,)
         Utilities of eq. (1), measured with the true profiles when given; 0 for quitters.
+    N : ndarray, (m,) or None
+        The data sizes the round ran on under a defence (the estimate); None: the
+        reports (the paper's mechanism).
     """
 
     stays: NDArray[np.bool_]
@@ -66,6 +76,7 @@ class Settlement:
     r: NDArray[np.float64]
     p: NDArray[np.float64]
     U: NDArray[np.float64]
+    N: NDArray[np.float64] | None = None
 
     @property
     def ir(self) -> NDArray[np.bool_]:
@@ -86,7 +97,8 @@ def _true_utilities(true: Market, A: NDArray, p: NDArray) -> NDArray[np.float64]
 
 
 def settle(market: Market, budget: ArrayLike | None = None, *, solver: str = "paper",
-           true: Market | None = None) -> Settlement:
+           true: Market | None = None, defence: str = "none",
+           estimate: ArrayLike | None = None, band: float = 0.0) -> Settlement:
     r"""Settle one round: graph, bills, quits, utilities (Algorithm 1, eqs. (1), (10)).
 
     Parameters
@@ -99,6 +111,15 @@ def settle(market: Market, budget: ArrayLike | None = None, *, solver: str = "pa
         Graph solver of :func:`mechanism.solve_graph` (``"paper"``, ``"skip"``, ``"exact"``).
     true : Market, optional
         The same clients' true profiles; utilities are measured with them.
+    defence : {"none", "estimate", "checked"}
+        Which sizes the round runs on (:data:`mechanism.DEFENCES`): ``"none"``, the
+        reports (the paper); ``"estimate"``, ``estimate``; ``"checked"``, each report
+        within a factor ``exp(band)`` of its estimate, else the estimate
+        (:mod:`mechanism.defence`).
+    estimate : array_like, shape (m,), optional
+        The estimated effective data sizes (every defence but ``"none"``).
+    band : float
+        ``"checked"``: the tolerated :math:`|\ln(N_i/\hat N_i)|`.
 
     Returns
     -------
@@ -121,6 +142,8 @@ def settle(market: Market, budget: ArrayLike | None = None, *, solver: str = "pa
         raise ValueError(f"settle: budget must be {m} numbers (inf = unlimited), got {budget!r}")
     if true is not None and (not isinstance(true, Market) or true.m != m):
         raise ValueError(f"settle: true must be a Market of the same {m} clients")
+    est = check_estimate("settle", defence, estimate, m, band)
+    priced = DEFENCES[defence](market, est, band)
     stays = np.ones(m, dtype=bool)
     A = np.zeros((m, m), dtype=np.int8)
     r, p = np.zeros((m, m)), np.zeros(m)
@@ -129,7 +152,7 @@ def settle(market: Market, budget: ArrayLike | None = None, *, solver: str = "pa
         A[:], r[:], p[:] = 0, 0.0, 0.0
         if len(idx) < 2:
             break
-        sub = submarket(market, idx)
+        sub = submarket(priced, idx)
         A_sub = solve_graph(sub, solver)
         pay = payments(sub, A_sub)
         A[np.ix_(idx, idx)], r[np.ix_(idx, idx)], p[idx] = A_sub, pay.r, pay.p
@@ -139,7 +162,8 @@ def settle(market: Market, budget: ArrayLike | None = None, *, solver: str = "pa
         stays[idx[refuse]] = False
     U = _true_utilities(true if true is not None else market, A, p)
     U[~stays] = 0.0
-    return Settlement(stays=stays, A=A, r=r, p=p, U=U)
+    return Settlement(stays=stays, A=A, r=r, p=p, U=U,
+                      N=None if priced is market else priced.N)
 
 
 def sharing_utilities(market: Market, A: ArrayLike) -> NDArray[np.float64]:

@@ -25,7 +25,13 @@ from hypothesis import strategies as st
 from mechanism import Market
 
 from . import properties as P
-from .strategies import MAX_M, market_and_client, market_and_misreport, markets
+from .strategies import (
+    MAX_M,
+    market_and_client,
+    market_and_estimate,
+    market_and_misreport,
+    markets,
+)
 
 __all__ = [
     "CLAIMS",
@@ -166,6 +172,62 @@ CLAIMS: dict[str, Claim] = {
     ]
 }
 
+#: issue 24's defences checked by the audit, with their band (docs/defence.md's markets)
+DEFENCE_BANDS: dict[str, float] = {"estimate": 0.0, "checked": 0.5}
+#: the noisy claims' largest |ln(estimate / N)|: beyond ``checked``'s band, so that it acts
+NOISY_SPREAD = 1.0
+
+
+def _defended_estimate_check(fn: Callable, defence: str, claim: str) -> Callable:
+    def check(mech: P.Mechanism, drawn: tuple) -> P.Violation | None:
+        market, estimate = drawn
+        return fn(market, mech, defence, estimate, DEFENCE_BANDS[defence], claim=claim)
+
+    return check
+
+
+def _defended_lie_check(defence: str, claim: str) -> Callable:
+    def check(mech: P.Mechanism, drawn: tuple) -> P.Violation | None:
+        market, lie = drawn
+        return P.check_defended_misreport(market, mech, lie, defence, DEFENCE_BANDS[defence],
+                                          claim=claim)
+
+    return check
+
+
+def _defence_claims(defence: str) -> list[Claim]:
+    src = f"defence {defence!r} (issue 24, ours)"
+    d = defence
+    return [
+        Claim(f"{d}_ir_noisy", src,
+              "With the size estimate off by up to a factor e, every client's "
+              "true-profile U_i >= 0.",
+              lambda m: market_and_estimate(m, spread=NOISY_SPREAD),
+              _defended_estimate_check(P.check_defended_ir, d, f"{d}_ir_noisy")),
+        Claim(f"{d}_budget_balance", src,
+              "Payments sum to zero (to 1e-9), the estimate off by up to a factor e.",
+              lambda m: market_and_estimate(m, spread=NOISY_SPREAD),
+              _defended_estimate_check(P.check_defended_budget_balance, d,
+                                       f"{d}_budget_balance")),
+        Claim(f"{d}_N_over", src,
+              "With an exact size estimate, over-reporting N_i never raises i's utility.",
+              lambda m: market_and_misreport("N", "over", m),
+              _defended_lie_check(d, f"{d}_N_over")),
+        Claim(f"{d}_N_under", src,
+              "With an exact size estimate, under-reporting N_i never raises i's utility.",
+              lambda m: market_and_misreport("N", "under", m),
+              _defended_lie_check(d, f"{d}_N_under")),
+        Claim(f"{d}_c_over", src,
+              "With an exact size estimate, overstating c_i never raises i's utility "
+              "(Theorem 2 under the defence).",
+              lambda m: market_and_misreport("c", "over", m),
+              _defended_lie_check(d, f"{d}_c_over")),
+    ]
+
+
+CLAIMS.update({c.key: dataclasses.replace(c, family=in_default_family)
+               for d in DEFENCE_BANDS for c in _defence_claims(d)})
+
 _H, _R = "holds", "refuted"
 #: what each solver is expected to satisfy (verified by the audit and the test suite)
 SOLVER_CLAIMS: dict[str, dict[str, str]] = {
@@ -179,6 +241,17 @@ SOLVER_CLAIMS: dict[str, dict[str, str]] = {
               "eq9_add": _H, "budget_balance": _H, "misreport_N_under": _R,
               "misreport_N_over": _R, "misreport_K": _R},
 }
+
+
+#: what each solver is expected to satisfy under issue 24's defences (docs/defence.md)
+DEFENCE_EXPECTED: dict[str, str] = {
+    "estimate_ir_noisy": _R, "estimate_budget_balance": _H, "estimate_N_over": _H,
+    "estimate_N_under": _H, "estimate_c_over": _H,
+    "checked_ir_noisy": _R, "checked_budget_balance": _H, "checked_N_over": _R,
+    "checked_N_under": _R, "checked_c_over": _H,
+}
+for _solver in SOLVER_CLAIMS.values():
+    _solver.update(DEFENCE_EXPECTED)
 
 
 #: the built-in claims and solvers (run in worker processes; user ones run in-process)

@@ -10,12 +10,20 @@ the numbers printed here.
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 from mechanism import Market
 
 from .strategies import Misreport
 
 __all__ = [
     "REGRESSIONS",
+    "checked_N_over",
+    "checked_N_under",
+    "checked_ir_noisy",
+    "estimate_ir_noisy",
     "eq9_add_paper",
     "misreport_K_under",
     "misreport_N_over",
@@ -103,6 +111,64 @@ def misreport_K_under() -> tuple[Market, Misreport]:
     return Market(N=[1, 1], c=[0, 0], K=[1, 0], lam=0.0), Misreport(0, "K", 0.5, 0.5)
 
 
+def estimate_ir_noisy() -> tuple[Market, np.ndarray]:
+    r"""Defence ``"estimate"``: an estimate below the truth bills a buyer more than it gains.
+
+    ``N = [1, 1]``, ``c = [0, 0]``, ``K = [0, 1]``, :math:`\lambda = 0`; the estimate is
+    :math:`\hat N = [1, e^{-1}]`. Client 1 imports 0 and is billed on its gain curve at
+    :math:`\hat N_1 = 0.367879`: :math:`\sqrt{1/0.367879} - \sqrt{1/1.367879} = 0.793702`;
+    its true gain is :math:`1 - 1/\sqrt 2 = 0.292893`, so :math:`U_1 = -0.500808`
+    (all solvers).
+    """
+    return (Market(N=[1, 1], c=[0, 0], K=[0, 1], lam=0.0),
+            np.array([1.0, math.exp(-1.0)]))
+
+
+def checked_ir_noisy() -> tuple[Market, np.ndarray]:
+    r"""Defence ``"checked"`` (band 0.5): an estimate far above an honest report overbills.
+
+    ``N = [1, 1]``, ``c = [0, 0]``, ``K = [1, 0]``, :math:`\lambda = 0`;
+    :math:`\hat N = [1, e]`. Client 1's report disagrees with its estimate
+    (:math:`|\ln(1/e)| = 1 > 0.5`), so it is priced at :math:`e \cdot e^{-0.5} = 1.648721`;
+    client 0 imports it and pays :math:`1 - 1/\sqrt{2.648721} = 0.385557` for a true gain
+    of :math:`0.292893`: :math:`U_0 = -0.092663` (all solvers).
+    """
+    return (Market(N=[1, 1], c=[0, 0], K=[1, 0], lam=0.0),
+            np.array([1.0, math.e]))
+
+
+def _checked_lie(value: float) -> tuple[Market, Misreport]:
+    return (Market(N=[1e6, 1], c=[0, 0], K=[100, 0], lam=1.0,
+                   d=[[0, 0.005], [0.005, 0]]),
+            Misreport(0, "N", value, value / 1e6))
+
+
+def checked_N_over() -> tuple[Market, Misreport]:
+    r"""Defence ``"checked"`` (band 0.5, exact estimate): a caught over-report can pay.
+
+    ``N = [1e6, 1]``, ``c = [0, 0]``, ``K = [100, 0]``, :math:`\lambda = 1`,
+    :math:`d_{01} = 0.005`; client 0 reports :math:`2 \cdot 10^6`, twice its size, beyond
+    the band, so it is priced at :math:`10^6 e^{-0.5} = 606530.7`. Truthful, importing 1
+    is worth :math:`g_0(1) = 10(10^{-3} - (10^6 + 1)^{-1/2}) = 5.0 \cdot 10^{-9}` against
+    :math:`w_{01} = 0.005/10^6 = 5 \cdot 10^{-9}` (not more): no import, :math:`U_0 = 0`.
+    Priced low, the marginal gain on the steeper curve is :math:`1.0585 \cdot 10^{-8}`
+    against :math:`w_{01} = 8.244 \cdot 10^{-9}`: it imports, is billed the difference
+    :math:`2.341 \cdot 10^{-9}` and gains its true :math:`5.0 \cdot 10^{-9}`:
+    :math:`\hat U_0 = 2.66 \cdot 10^{-9} > 0`. Pricing a refuted report low is an
+    under-report, and under-reporting can pay (:func:`misreport_N_under`).
+    """
+    return _checked_lie(2e6)
+
+
+def checked_N_under() -> tuple[Market, Misreport]:
+    r"""Return the market of :func:`checked_N_over`, client 0 reporting half its size.
+
+    Refuted the same way: it is priced at :math:`10^6 e^{-0.5}` and gains
+    :math:`2.66 \cdot 10^{-9}`.
+    """
+    return _checked_lie(5e5)
+
+
 #: claim key -> committed counterexamples, each returning what the claim's strategy draws
 #: (a market, ``(market, client)`` or ``(market, Misreport)``). The audit replays them
 #: whenever its random search finds nothing, so a known refutation is never reported as
@@ -113,4 +179,8 @@ REGRESSIONS: dict[str, tuple] = {
     "misreport_N_under": (misreport_N_under,),
     "misreport_N_over": (misreport_N_over,),
     "misreport_K": (misreport_K_under,),
+    "estimate_ir_noisy": (estimate_ir_noisy,),
+    "checked_ir_noisy": (checked_ir_noisy,),
+    "checked_N_over": (checked_N_over,),
+    "checked_N_under": (checked_N_under,),
 }

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from mechanism import Market, Payments, payments, sharing_costs, solve_graph
+from mechanism import Market, Payments, payments, priced_market, sharing_costs, solve_graph
 from mechanism.market import DOMAIN
 
 from .strategies import Misreport
@@ -56,6 +56,9 @@ __all__ = [
     "Mechanism",
     "Violation",
     "check_budget_balance",
+    "check_defended_budget_balance",
+    "check_defended_ir",
+    "check_defended_misreport",
     "check_individual_rationality",
     "check_lemma1",
     "check_local_optimality_add",
@@ -63,6 +66,7 @@ __all__ = [
     "check_misreport",
     "check_theorem3",
     "check_truthfulness",
+    "defended_outcome",
     "liar_utility",
     "mechanism_for",
     "theorem3_bound",
@@ -425,3 +429,94 @@ def check_theorem3(market: Market, mech: Mechanism, i: int) -> Violation | None:
         f"sup g_{j} = {math.sqrt(market.K[j] / market.N[j]):.6g})",
         market, {"i": i, "N_big": N_big, "A": A.tolist(), "bound": bound},
     )
+
+
+# --------------------------------------------------------- defences (issue 24)
+
+
+def defended_outcome(market: Market, mech: Mechanism, defence: str,
+                     estimate: NDArray[np.float64], band: float = 0.0,
+                     true: Market | None = None) -> dict[str, NDArray]:
+    r"""One round under ``defence`` (:mod:`mechanism.defence`), as :func:`mechanism.settle` has it.
+
+    The mechanism's graph and bills run on the priced market
+    :math:`\tilde M` (reports replaced as ``defence`` says, given ``estimate``); the
+    utility is eq. (1) with the true profiles ``true`` (default: ``market``):
+    :math:`U_i = g_i(\sum_j a_{ij} N_j^{\text{true}}) - c_i^{\text{true}}
+    \sum_j a_{ji} - p_i(\tilde M, A)`. Returns ``A``, ``r``, ``p``, ``U``, ``gain``, ``cost``.
+    """
+    true = market if true is None else true
+    priced = priced_market(market, defence, estimate, band)
+    A = np.asarray(mech.graph(priced), dtype=np.int8)
+    pay = mech.pay(priced, A)
+    gain = true.gain.value(A @ true.N, true.N, true.K)
+    cost = sharing_costs(true, A)
+    return {"A": A, "r": pay.r, "p": pay.p, "gain": gain, "cost": cost,
+            "U": gain - cost - pay.p}
+
+
+def check_defended_ir(market: Market, mech: Mechanism, defence: str,
+                      estimate: NDArray[np.float64], band: float = 0.0,
+                      claim: str = "defence_ir") -> Violation | None:
+    r"""Individual rationality under a defence: true-profile :math:`U_i \ge 0` for all ``i``.
+
+    ``market`` holds the true, truthfully reported profiles; ``estimate`` is the
+    market's estimate of the data sizes (exact or not).
+    """
+    out = defended_outcome(market, mech, defence, estimate, band)
+    tol = RTOL * _scale(out["gain"], out["cost"], out["r"])
+    bad = np.flatnonzero(out["U"] < -tol)
+    if bad.size == 0:
+        return None
+    i = int(bad[np.argmin(out["U"][bad])])
+    return Violation(
+        claim, f"under defence {defence!r} with estimate {np.round(estimate, 6).tolist()}, "
+        f"client {i} has U = {out['U'][i]:.6g} < 0 (gain {out['gain'][i]:.6g}, sharing cost "
+        f"{out['cost'][i]:.6g}, payment {out['p'][i]:.6g})",
+        market, {"A": out["A"].tolist(), "client": i, "U": out["U"].tolist(),
+                 "estimate": np.asarray(estimate).tolist(), "defence": defence,
+                 "band": band})
+
+
+def check_defended_budget_balance(market: Market, mech: Mechanism, defence: str,
+                                  estimate: NDArray[np.float64], band: float = 0.0,
+                                  claim: str = "defence_budget_balance") -> Violation | None:
+    r"""Budget balance under a defence: :math:`\sum_i p_i = 0` (as Definition 4's check)."""
+    out = defended_outcome(market, mech, defence, estimate, band)
+    total = float(out["p"].sum())
+    if abs(total) <= BB_ATOL * max(1.0, _scale(out["r"])):
+        return None
+    return Violation(claim, f"under defence {defence!r}, sum of payments = {total:.6g} != 0",
+                     market, {"A": out["A"].tolist(), "p": out["p"].tolist(),
+                              "estimate": np.asarray(estimate).tolist()})
+
+
+def check_defended_misreport(market: Market, mech: Mechanism, lie: Misreport, defence: str,
+                             band: float = 0.0,
+                             claim: str = "defence_misreport") -> Violation | None:
+    r"""No misreport pays under a defence whose size estimate is exact (:math:`\hat N = N`).
+
+    Truthful: the round on ``market``; lying: the round on the reported market, both
+    with the estimate equal to the true sizes, utilities with the true profiles. Fails
+    when the liar's :math:`\hat U_i > U_i + \text{RTOL}\cdot\text{scale}`.
+    """
+    i = lie.i
+    reported = lie.apply(market)
+    before = defended_outcome(market, mech, defence, market.N, band)
+    after = defended_outcome(reported, mech, defence, market.N, band, true=market)
+    tol = RTOL * _scale(before["gain"][i], before["cost"][i], after["gain"][i],
+                        after["cost"][i], before["r"][i], before["r"][:, i], after["r"][i],
+                        after["r"][:, i])
+    if after["U"][i] - before["U"][i] <= tol:
+        return None
+    terms = ("gain", "cost", "p", "U")
+    return Violation(
+        claim,
+        f"under defence {defence!r} (exact estimate), {lie.describe(market)} and raises its "
+        f"utility from {before['U'][i]:.6g} to {after['U'][i]:.6g}",
+        market, {"misreport": {"i": i, "field": lie.field, "value": lie.value,
+                               "true": float(getattr(market, lie.field)[i])},
+                 "A": before["A"].tolist(), "A_hat": after["A"].tolist(),
+                 "before": {k: float(before[k][i]) for k in terms},
+                 "after": {k: float(after[k][i]) for k in terms},
+                 "defence": defence, "band": band})

@@ -41,6 +41,8 @@ from mechanism.gain import get_gain
 from mechanism.market import DOMAIN
 
 __all__ = [
+    "ESTIMATE_SPREAD",
+    "market_and_estimate",
     "MAX_M",
     "TINY",
     "Misreport",
@@ -243,6 +245,23 @@ def market_and_misreport(
     """Draw a market and a misreport of ``field`` in it (see :func:`misreports`)."""
     mk = draw(markets(max_m=max_m))
     return mk, draw(misreports(mk, field, direction))
+
+
+#: the largest |ln(estimate / N)| :func:`market_and_estimate` draws (a factor of 1.28)
+ESTIMATE_SPREAD = 0.25
+
+
+@st.composite
+def market_and_estimate(draw: st.DrawFn, max_m: int = MAX_M,
+                        spread: float = ESTIMATE_SPREAD) -> tuple[Market, np.ndarray]:
+    r"""Draw a market and an estimate of its data sizes off by at most a factor :math:`e^{s}`.
+
+    :math:`\hat N_i = N_i e^{u_i}`, :math:`u_i \in [-s, s]` (issue 24's defences); inside
+    ``N``'s domain by construction (the default family's ``N`` lies in ``[1, 1e7]``).
+    """
+    mk = draw(markets(max_m=max_m))
+    u = draw(st.lists(st.floats(-spread, spread), min_size=mk.m, max_size=mk.m))
+    return mk, mk.N * np.exp(np.asarray(u, dtype=float))
 
 
 @st.composite

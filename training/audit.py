@@ -60,7 +60,8 @@ def recompute_round(ex: Exchange) -> dict[str, np.ndarray]:
     The recomputation is :func:`mechanism.settle`, the same function the session
     called: the audit cannot drift from the run.
     """
-    s = settle(ex.market(), ex.budget, solver=ex.solver, true=ex.truth())
+    s = settle(ex.market(), ex.budget, solver=ex.solver, true=ex.truth(), defence=ex.defence,
+               estimate=ex.estimate, band=ex.band)
     return {"stays": s.stays, "A": s.A, "r": s.r, "p": s.p, "U": s.U}
 
 

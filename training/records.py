@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from mechanism import Market
+from mechanism import DEFENCES, Market
 
 __all__ = ["KINDS", "Exchange", "RoundRecord", "json_floats"]
 
@@ -88,11 +88,13 @@ def _check_shapes(ex: Exchange) -> Exchange:
     """Return ``ex`` if every array has the shape its ``k`` clients ask for; else ValueError."""
     k = len(ex.clients)
     want = {"N": (k,), "c": (k,), "K": (k,), "U": (k,), "A": (k, k), "d": (k, k),
-            "budget": (k,), "stays": (k,), "r": (k, k), "p": (k,)}
+            "budget": (k,), "stays": (k,), "r": (k, k), "p": (k,), "estimate": (k,)}
     for name, shape in want.items():
         a = getattr(ex, name)
         if a is not None and a.shape != shape:
             raise ValueError(f"{name} has shape {a.shape}, not {shape} for {k} clients")
+    if ex.kind == "market" and ex.defence not in DEFENCES:
+        raise ValueError(f"defence {ex.defence!r} is not one of {sorted(DEFENCES)}")
     if len(ex.roles) not in (0, k):
         raise ValueError(f"roles has {len(ex.roles)} entries, not {k}")
     for name, a in (ex.true or {}).items():
@@ -137,6 +139,15 @@ class Exchange:
         Market only: the graph solver (:func:`mechanism.solve_graph`).
     true : dict of ndarray or None
         Market only, when someone lied: the true ``N``, ``c``, ``K``.
+    defence : str
+        Market only: how the bills were computed (:data:`mechanism.DEFENCES`; ``"none"``,
+        the paper's, is not written to the file, so older files read as ``"none"``).
+    estimate : ndarray (k,) or None
+        Market only, under a defence: the estimated effective data sizes
+        (``inputs.estimate``).
+    band : float
+        Market only, ``defence = "checked"``: the tolerated log-ratio of report to
+        estimate (``inputs.band``).
     distance, d_scale : str or None
         Sharing only: how ``d`` was measured and scaled.
     """
@@ -160,6 +171,9 @@ class Exchange:
     true: dict[str, NDArray[np.float64]] | None = None
     distance: str | None = None
     d_scale: str | None = None
+    defence: str = "none"
+    estimate: NDArray[np.float64] | None = None
+    band: float = 0.0
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Exchange):
@@ -184,7 +198,8 @@ class Exchange:
     @classmethod
     def market_round(cls, *, round: int, clients: ArrayLike, roles: list[str],
                      market: Market, budget: ArrayLike, solver: str,
-                     true: Market | None, settlement: Any) -> Exchange:
+                     true: Market | None, settlement: Any, defence: str = "none",
+                     estimate: ArrayLike | None = None, band: float = 0.0) -> Exchange:
         """Return a market round's exchange from its market, budgets and settlement."""
         return cls(round=int(round), clients=tuple(int(i) for i in clients),
                    roles=tuple(roles), kind="market", N=np.asarray(market.N, dtype=float),
@@ -199,7 +214,10 @@ class Exchange:
                    solver=solver,
                    true=None if true is None else {"N": np.asarray(true.N, dtype=float),
                                                    "c": np.asarray(true.c, dtype=float),
-                                                   "K": np.asarray(true.K, dtype=float)})
+                                                   "K": np.asarray(true.K, dtype=float)},
+                   defence=str(defence),
+                   estimate=None if estimate is None else np.asarray(estimate, dtype=float),
+                   band=float(band))
 
     # ----- views ---------------------------------------------------------------------------
     @property
@@ -241,6 +259,12 @@ class Exchange:
         if self.true is not None:
             inputs["true"] = {"N": self.true["N"].tolist(), "c": json_floats(self.true["c"]),
                               "K": self.true["K"].tolist()}
+        if self.defence != "none":  # the paper's round files stay as every version wrote them
+            inputs["defence"] = self.defence
+            if self.estimate is not None:
+                inputs["estimate"] = self.estimate.tolist()
+            if self.band:
+                inputs["band"] = self.band
         return {**head, "inputs": inputs,
                 "outputs": {"stays": self.stays.tolist(), "A": self.A.tolist(),
                             "r": self.r.tolist(), "p": self.p.tolist(), "U": self.U.tolist()}}
@@ -275,7 +299,11 @@ class Exchange:
                      solver=str(ins["solver"]),
                      true=None if true is None else {
                          "N": _array(true["N"], "true N"), "c": _floats(true["c"], "true c"),
-                         "K": _array(true["K"], "true K")})
+                         "K": _array(true["K"], "true K")},
+                     defence=str(ins.get("defence", "none")),
+                     estimate=None if ins.get("estimate") is None
+                     else _array(ins["estimate"], "estimate"),
+                     band=float(ins.get("band", 0.0)))
             return _check_shapes(ex)
         except KeyError as exc:
             raise ValueError(f"lacks {exc}") from None

@@ -56,7 +56,8 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from mechanism import Market, Settlement, settle
+from mechanism import DEFENCES, Market, Settlement, settle
+from mechanism.defence import NEEDS_ESTIMATE
 from mechanism.market import DOMAIN
 
 from .algorithms.base import MarketCall, ServerOutput
@@ -164,18 +165,52 @@ def prox_weights(theta: torch.Tensor, A: NDArray, N: NDArray, *, eta: float, lam
 
 def ipfl_market(reports: Reports, theta: torch.Tensor, *, lam: float,
                 distance: str = "sqeuclidean_mean", d_scale: str = "median",
-                solver: str = "paper", true: Reports | None = None) -> MarketCall:
+                solver: str = "paper", true: Reports | None = None, defence: str = "none",
+                estimate_noise: float = 0.0, estimate_band: float = 0.0,
+                seed: int = 0) -> MarketCall:
     r"""Return the market of one round of Algorithm 1 on ``k`` clients' reports and uploads.
 
     The distances between the uploads (``distance``, scaled by :func:`market_distances`)
     price each import at ``lam`` (eqs. (4), (8), (10)); the session settles it
     (:func:`mechanism.settle`). ``true``: the true profiles, when someone lied.
+    A defence (docs/defence.md, :data:`mechanism.DEFENCES`) runs the market on
+    :func:`estimate_sizes` of the true data sizes with log-normal error
+    ``estimate_noise``, drawn from ``seed`` (``"checked"``: on the reports within a factor
+    ``exp(estimate_band)`` of it).
     """
     th = theta.detach().to(torch.float64)
     d = market_distances(get_distance(distance).pairwise(th).numpy(), d_scale)
     market = Market(N=reports.N, c=reports.c, K=reports.K, d=d, lam=lam)
     truth = None if true is None else market.replace(N=true.N, c=true.c, K=true.K)
-    return MarketCall(market=market, budget=reports.budget, solver=solver, truth=truth)
+    if defence not in DEFENCES:
+        raise ValueError(f"ipfl_market: defence = {defence!r} is not one of {sorted(DEFENCES)}")
+    estimate = None
+    if defence in NEEDS_ESTIMATE:
+        estimate = estimate_sizes((reports if true is None else true).N, estimate_noise, seed)
+    return MarketCall(market=market, budget=reports.budget, solver=solver, truth=truth,
+                      defence=defence, estimate=estimate,
+                      band=estimate_band if defence == "checked" else 0.0)
+
+
+def estimate_sizes(N_true: NDArray, noise: float, seed: int) -> NDArray[np.float64]:
+    r"""Return the server's estimate of each client's effective data size (simulated).
+
+    :math:`\hat N_i = N_i \exp(\sigma z_i)`, :math:`z_i \sim \mathcal N(0, 1)` drawn
+    from ``seed``, clipped to ``N``'s numeric domain. The package does not estimate data
+    size from observations: this stands for an estimator of log-normal error ``sigma``
+    (docs/defence.md). ``noise = 0`` returns the true sizes.
+
+    Examples
+    --------
+    >>> estimate_sizes(np.array([100.0, 50.0]), 0.0, seed=1).tolist()
+    [100.0, 50.0]
+    """
+    N_true = np.asarray(N_true, dtype=float)
+    if noise == 0:
+        return N_true.copy()
+    z = np.random.default_rng([int(seed), 24]).standard_normal(N_true.shape[0])
+    lo, hi = DOMAIN["N"]
+    return np.clip(N_true * np.exp(noise * z), lo, hi)
 
 
 def ipfl_messages(reports: Reports, theta: torch.Tensor, settlement: Settlement, *,
@@ -218,6 +253,8 @@ def ipfl_messages(reports: Reports, theta: torch.Tensor, settlement: Settlement,
 def ipfl_server_step(reports: Reports, theta: torch.Tensor, *, lam: float, lam_prox: float,
                      eta: float, distance: str = "sqeuclidean_mean", d_scale: str = "median",
                      solver: str = "paper", true: Reports | None = None,
+                     defence: str = "none", estimate_noise: float = 0.0,
+                     estimate_band: float = 0.0, seed: int = 0,
                      ) -> tuple[ServerOutput, Settlement]:
     r"""Run one server round of Algorithm 1 by hand: market, settlement, messages.
 
@@ -230,6 +267,10 @@ def ipfl_server_step(reports: Reports, theta: torch.Tensor, *, lam: float, lam_p
     (ServerOutput, mechanism.Settlement)
     """
     call = ipfl_market(reports, theta, lam=lam, distance=distance, d_scale=d_scale,
-                       solver=solver, true=true)
-    s = settle(call.market, call.budget, solver=call.solver, true=call.truth)
+                       solver=solver, true=true, defence=defence,
+                       estimate_noise=estimate_noise, estimate_band=estimate_band, seed=seed)
+    s = settle(call.market, call.budget, solver=call.solver, true=call.truth,
+               defence=call.defence, estimate=call.estimate, band=call.band)
+    if s.N is not None:  # under a defence the centres weigh the sizes the market priced
+        reports = Reports(N=s.N, c=reports.c, K=reports.K, budget=reports.budget)
     return ipfl_messages(reports, theta, s, lam_prox=lam_prox, eta=eta, distance=distance), s

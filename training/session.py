@@ -360,7 +360,8 @@ class Session:
         inp = self._server_input(t, idx)
         call = self.algo.market(inp, state.server)
         s = None if call is None else settle(call.market, call.budget, solver=call.solver,
-                                             true=call.truth)
+                                             true=call.truth, defence=call.defence,
+                                             estimate=call.estimate, band=call.band)
         out, plan.server = self.algo.server_step(inp, state.server, s)
         plan.out, plan.settlement = out, s
         plan.imports[idx], plan.importers[idx] = out.A.sum(axis=1), out.A.sum(axis=0)
@@ -391,7 +392,9 @@ class Session:
         if s is not None:
             return Exchange.market_round(round=t, clients=idx, roles=roles, market=call.market,
                                          budget=call.budget, solver=call.solver,
-                                         true=call.truth, settlement=s)
+                                         true=call.truth, settlement=s,
+                                         defence=call.defence, estimate=call.estimate,
+                                         band=call.band)
         if len(idx) < 2:
             return None
         name, scale = SHARING_DISTANCE

@@ -147,12 +147,13 @@ def _robust(root: Path) -> tuple[str, str]:
 def _truth(what: str) -> Callable[[Path], tuple[str, str]]:
     """Return the measure of "lying about ``what`` does not pay": the liar's and others' side."""
     def measure(root: Path) -> tuple[str, str]:
-        rows = read_csv(root / "truthfulness" / "truthfulness.csv")
+        rows = [_renamed(r) for r in read_csv(root / "truthfulness" / "truthfulness.csv")
+                if r.get("defence", "none") == "none"]  # the paper's market only
         parts, flags = [], []
         for (lie, x), g in group_by(rows, "lie", "factor").items():
             if lie == "honest":
                 parts.insert(0, f"honest: liar-to-be's cum. U {fmt([r['liar_cum_U'] for r in g])}"
-                             f", the others' welfare {fmt([r['honest_welfare'] for r in g])}")
+                             f", the others' welfare {fmt([r['honest_cum_U'] for r in g])}")
                 continue
             if lie != what:
                 continue
@@ -162,11 +163,80 @@ def _truth(what: str) -> Callable[[Path], tuple[str, str]]:
             parts.append(f"{lie} x{x:g}: liar's gain {fmt([r['d_liar_cum_U'] for r in g])} "
                          f"(paid in {paid}/{len(g)} seeds), Δ acc "
                          f"{fmt([r['d_liar_acc'] for r in g], 100)} pp; the others: Δ welfare "
-                         f"{fmt([r['d_honest_welfare'] for r in g])}, ending < 0 "
-                         f"{fmt([r['honest_below_zero'] for r in g])}, client-rounds < 0 "
+                         f"{fmt([r['d_honest_cum_U'] for r in g])}, ending < 0 "
+                         f"{fmt([r['honest_negative'] for r in g])}, client-rounds < 0 "
                          f"{fmt([r['honest_rounds_below_zero'] for r in g])}")
         return "; ".join(parts) + _regime_note(root, f"lie_{what}"), _verdict(flags)
     return measure
+
+
+def _renamed(r: dict[str, Any]) -> dict[str, Any]:
+    """Return a truthfulness.csv row with issue 24's column names (older CSVs: the old ones)."""
+    from .truthfulness import RENAMED
+
+    return {RENAMED.get(k, k): v for k, v in r.items()}
+
+
+def _defended_csv(root: Path, preset: str) -> tuple[Path, str] | None:
+    """Return the truthfulness.csv holding defended markets and its preset, or None.
+
+    ``root``'s own when it has defended rows, else the quick preset's beside it
+    (``<root>/../quick``): the repro preset's truthfulness runs predate the defences.
+    """
+    for path, name in ((root / "truthfulness" / "truthfulness.csv", preset),
+                       (root.parent / "quick" / "truthfulness" / "truthfulness.csv", "quick")):
+        if path.is_file() and any(r.get("defence", "none") != "none" for r in read_csv(path)):
+            return path, name
+    return None
+
+
+def _defence_section(root: Path, preset: str, shown: str) -> list[str]:
+    """Return the section on the defended markets of issue 24 (docs/defence.md)."""
+    from .truthfulness import DEFENCES, defence_targets
+
+    found = _defended_csv(root, preset)
+    lines = ["## Defended markets (issue 24, ours: not in the paper)", ""]
+    if found is None:
+        return [*lines, "(not yet run: `ipfl experiment truthfulness --quick`)", ""]
+    path, name = found
+    where = (f"{shown}/truthfulness" if name == preset
+             else f"{Path(shown).parent.as_posix()}/quick/truthfulness")
+    rows = [_renamed(r) for r in read_csv(path)]
+    seeds = sorted({int(r["seed"]) for r in rows})
+    lines += [
+        f"**Preset `--{name}`** (`ipfl experiment truthfulness --{name}`, seeds "
+        f"{', '.join(map(str, seeds))}; {where}): "
+        + ("the repro preset's truthfulness runs above predate the defences, so these rows "
+           "come from the quick preset (digits, 10 clients, 8 rounds) and are not comparable "
+           "number for number with the table above. " if name != preset else "")
+        + "The market runs on a simulated estimate of each client's effective data size "
+        "(log-normal error σ; `checked`: the report is priced where it agrees with the "
+        "estimate within a factor exp(b)); docs/defence.md gives the design, threat model "
+        "and limits. Δ is against the all-honest run of the same seed under the same market.",
+        "",
+        "| market | lie | liar's gain Δ cum. U (seeds where it paid) | honest clients' Δ "
+        "welfare | honest clients ending < 0 |",
+        "|---|---|---|---|---|"]
+    for (market, lie, x), g in group_by(rows, "defence", "lie", "factor").items():
+        if lie == "honest":
+            continue
+        _, noise, band = DEFENCES.get(market, ("", math.nan, math.nan))
+        label = market if market == "none" else f"{market} (σ {noise:g}, b {band:g})"
+        paid = sum(1 for r in g if r["d_liar_cum_U"] > 1e-9)
+        lines.append(f"| {label} | {lie} x{x:g} | {fmt([r['d_liar_cum_U'] for r in g])} "
+                     f"({paid}/{len(g)}) | {fmt([r['d_honest_cum_U'] for r in g])} | "
+                     f"{fmt([r['honest_negative'] for r in g])} |")
+    lines += ["", *defence_targets(rows)[2:]]
+    extra = root.parent / "repro-defence" / "truthfulness.csv"
+    if name != "repro" and extra.is_file():
+        sup = [_renamed(r) for r in read_csv(extra)]
+        lines += [
+            f"**Supplementary, preset `--repro`** ({Path(shown).parent.as_posix()}/"
+            "repro-defence, `python docs/defence_repro.py`): the paper's market and `checked` "
+            "all honest, and `checked` under N x10, seeds "
+            f"{', '.join(str(s) for s in sorted({int(r['seed']) for r in sup}))}.", "",
+            *defence_targets(sup)[2:]]
+    return lines
 
 
 def _roles(root: Path) -> tuple[str, str]:
@@ -278,7 +348,7 @@ def build(root: str | Path, preset: str = "repro", shown: str | None = None) -> 
         if cells and 0 < sum(_holds(r) for r in cells) < len(cells):
             verdict += "; turns with lam and c (see below)"
         lines.append(f"| {k} | {src} | {claim} | {text} | {verdict} | {cmd} |")
-    lines += ["", *_where_section(root, preset, shown)]
+    lines += ["", *_where_section(root, preset, shown), *_defence_section(root, preset, shown)]
     return "\n".join(lines)
 
 

@@ -26,17 +26,20 @@ from collections.abc import Mapping
 import numpy as np
 
 from mechanism import (
+    DEFENCES,
     Market,
     exact_graph,
     explain,
     greedy_graph,
     payments,
+    priced_market,
+    sharing_costs,
     social_welfare,
     thresholds,
     utilities,
 )
 from mechanism.market_dict import market_from_dict
-from proofs_checks.properties import liar_utility
+from proofs_checks.properties import defended_outcome, liar_utility, mechanism_for
 
 __all__ = ["MAX_CLIENTS", "compute", "field_of", "liar_report", "misreport_curve",
            "step_through"]
@@ -80,9 +83,11 @@ def _jsonable(a: object) -> object:
     return [_jsonable(r) for r in arr] if arr.ndim else _num(float(arr))
 
 
-def _outcome(market: Market, A: np.ndarray) -> dict:
-    pay = payments(market, A)
-    U = utilities(market, A)
+def _outcome(market: Market, A: np.ndarray, priced: Market | None = None) -> dict:
+    """Bills of ``A`` on the ``priced`` market (default: ``market``), U on ``market``."""
+    pay = payments(market if priced is None else priced, A)
+    U = utilities(market, A) if priced is None else (
+        market.gain.value(A @ market.N, market.N, market.K) - sharing_costs(market, A) - pay.p)
     return {"A": A.astype(int).tolist(), "r": _jsonable(pay.r), "p": _jsonable(pay.p),
             "paid": _jsonable(pay.paid), "received": _jsonable(pay.received),
             "U": _jsonable(U), "ir": [bool(u >= -1e-9) for u in U],
@@ -90,14 +95,18 @@ def _outcome(market: Market, A: np.ndarray) -> dict:
 
 
 def misreport_curve(market: Market, i: int, field: str, variant: str = "paper",
-                    points: int = CURVE_POINTS, include: float | None = None) -> dict:
+                    points: int = CURVE_POINTS, include: float | None = None,
+                    defence: str = "none", estimate: np.ndarray | None = None,
+                    band: float = 0.0) -> dict:
     r"""Client ``i``'s true utility when it reports another ``c`` or ``N`` (one round).
 
     Reports range over :math:`[v/4, 4v]` log-spaced around the true value
     ``v`` (``[0, 1]`` linearly when ``v = 0``), widened to take in ``include``
     (a liar's report) when given; the utility is
     :func:`proofs_checks.liar_utility`: the true gain and sharing cost under
-    the graph and bill computed from the report.
+    the graph and bill computed from the report. Under a defence the round runs on the
+    sizes it prices given ``estimate`` (default: the true sizes, an exact estimate), as
+    :func:`proofs_checks.properties.defended_outcome` has it.
 
     Returns
     -------
@@ -119,9 +128,14 @@ def misreport_curve(market: Market, i: int, field: str, variant: str = "paper",
         grid = np.linspace(0.0, max([1.0, *extra]), points)
     grid = np.unique(np.append(grid, [true, *extra]))
     U = []
+    est = market.N if estimate is None else estimate
     for v in grid:
         lie = market.with_report(i, **{field: float(v)})
-        U.append(liar_utility(market, lie, i, greedy_graph(lie, variant))["U"])
+        if defence == "none":
+            U.append(liar_utility(market, lie, i, greedy_graph(lie, variant))["U"])
+        else:
+            U.append(float(defended_outcome(lie, mechanism_for(variant), defence, est, band,
+                                            true=market)["U"][i]))
     U_truth = U[int(np.flatnonzero(grid == true)[0])]
     return {"field": field, "truth": true, "reports": grid.tolist(), "U": U,
             "U_truth": U_truth}
@@ -256,7 +270,10 @@ def compute(form: Mapping) -> dict:
     ----------
     form : mapping
         ``{"market": <ipfl.market/1 document>, "client": i, "variant": "paper"|"skip",
-        "misreport": "c"|"N"}``.
+        "misreport": "c"|"N", "defence": "none"|"estimate"|"checked", "estimate": [N̂_i]
+        (optional; default: the market's N, an exact estimate), "band": b}``. The market
+        document holds the true profiles; under a defence they are also the reports (the
+        misreport curve varies one of them).
     """
     doc = form.get("market") if isinstance(form, Mapping) else None
     if not isinstance(doc, Mapping):
@@ -287,13 +304,24 @@ def compute(form: Mapping) -> dict:
         except ValueError as exc:
             return {"ok": False, "errors": [{"field": field_of(str(exc)), "message": str(exc)}]}
         lie = _liar_box(true, market, li, factors, variant)
-    A_g = greedy_graph(market, variant)
+    defence = form.get("defence", "none")
+    if defence not in DEFENCES:
+        defence = "none"
+    try:
+        estimate = (None if defence == "none" else true.N if form.get("estimate") is None
+                    else np.asarray([float(x) for x in form["estimate"]], dtype=float))
+        band = float(form.get("band", 0.5 if defence == "checked" else 0.0))
+        priced = priced_market(market, defence, estimate, band)
+    except (TypeError, ValueError) as exc:
+        return {"ok": False, "errors": [{"field": "defence", "message": str(exc)}]}
+    A_g = greedy_graph(priced, variant)
     opt = exact_graph(market, solver="bruteforce")
     angles = np.pi / 2 - 2 * np.pi * np.arange(market.m) / market.m
     report = None
     if lie is not None and lie["client"] == i and field in lie["factors"]:
         report = float(getattr(market, field)[i])
-    curve = misreport_curve(true, i, field, variant, include=report)
+    curve = misreport_curve(true, i, field, variant, include=report, defence=defence,
+                            estimate=estimate, band=band)
     if report is not None:
         curve["report"] = _num(report)
     return {
@@ -302,9 +330,12 @@ def compute(form: Mapping) -> dict:
         "K": _jsonable(market.K), "d": _jsonable(market.d),
         "weights": _jsonable(market.weights), "thresholds": _jsonable(thresholds(market)),
         "layout": np.column_stack([np.cos(angles), np.sin(angles)]).tolist(),
-        "trace": explain(market, i, variant=variant).to_dict(),
+        "trace": explain(market, i, variant=variant, defence=defence, estimate=estimate,
+                         band=band).to_dict(),
         "steps": step_through(market, i, variant),
-        "greedy": _outcome(market, A_g), "exact": _outcome(market, opt.A),
-        "exact_status": opt.message,
+        "greedy": _outcome(market, A_g, None if defence == "none" else priced),
+        "exact": _outcome(market, opt.A),
+        "exact_status": opt.message, "defence": defence,
+        "priced_N": _jsonable(priced.N),
         "misreport": curve, "liar": lie,
     }

@@ -31,6 +31,8 @@ CALLS = {
     "compare_market": lambda bad: compare_market(bad),
     "market_table": lambda bad: market_table(bad, A2),
     "settle": lambda bad: mechanism.settle(bad),
+    "defended_payments": lambda bad: mechanism.defended_payments(bad, A2),
+    "priced_market": lambda bad: mechanism.priced_market(bad),
     "sharing_utilities": lambda bad: mechanism.sharing_utilities(bad, A2),
     "explain": lambda bad: mechanism.explain(bad, 0),
 }

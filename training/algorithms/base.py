@@ -176,12 +176,21 @@ class MarketCall:
     truth : mechanism.Market or None
         The same market with the true profiles (utilities are measured with them), or
         None when they equal the reports.
+    defence : str
+        How the bills are computed (:data:`mechanism.DEFENCES`; ``"none"``: the paper's).
+    estimate : ndarray (k,) or None
+        The estimated effective data sizes (every defence but ``"none"``).
+    band : float
+        ``defence = "checked"``: the tolerated log-ratio of report to estimate.
     """
 
     market: Market
     budget: NDArray[np.float64]
     solver: str = "paper"
     truth: Market | None = None
+    defence: str = "none"
+    estimate: NDArray[np.float64] | None = None
+    band: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ chosen" gives the table. In short, on digits (20 clients, 15 rounds):
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, ClassVar
 
 import numpy as np
@@ -61,6 +62,14 @@ class IPFL(Algorithm):
         "distance": Param("sqeuclidean_mean", choices=tuple(sorted(DISTANCES))),
         "d_scale": Param("median", choices=D_SCALES),
         "solver": Param("paper", choices=("exact", "paper", "skip")),
+        "defence": Param("none", choices=("checked", "estimate", "none"),
+                         doc="market on the reported data sizes (none: the paper) or on an "
+                             "estimate of effective data size (docs/defence.md)"),
+        "estimate_noise": Param(0.0, lo=0.0, hi=10.0,
+                                doc="log-normal error of the simulated size estimate"),
+        "estimate_band": Param(0.5, lo=0.0, hi=10.0,
+                               doc="checked: largest |ln(report / estimate)| priced as "
+                                   "reported"),
     }
 
     #: ``lam_prox`` when not given, per distance: eq. (7)'s weight is measured in the
@@ -69,12 +78,23 @@ class IPFL(Algorithm):
     LAM_PROX_DEFAULT: ClassVar[dict[str, float]] = {
         "sqeuclidean_mean": 100.0, "sqeuclidean": 0.02, "cosine": 1.0}
 
+    #: issue 24's keys (docs/defence.md): written to the config only when given, so the
+    #: paper's runs keep the configs (and run-store hashes) they always had, and a run
+    #: written before them resumes and verifies unchanged
+    DEFENCE_KEYS: ClassVar[tuple[str, ...]] = ("defence", "estimate_noise", "estimate_band")
+
     @classmethod
     def fill_defaults(cls, given: dict[str, Any]) -> dict[str, Any]:
-        """Fill the declared defaults; ``lam_prox`` by distance unless given."""
+        """Fill the declared defaults; ``lam_prox`` by distance unless given.
+
+        The defence keys are filled only when one of them is given.
+        """
         out = super().fill_defaults(given)
         if "lam_prox" not in given:
             out["lam_prox"] = cls.LAM_PROX_DEFAULT[out["distance"]]
+        if not any(k in given for k in cls.DEFENCE_KEYS):
+            for k in cls.DEFENCE_KEYS:
+                del out[k]
         return out
 
     def max_prox(self, reports: Reports, theta0: torch.Tensor) -> float:
@@ -95,7 +115,10 @@ class IPFL(Algorithm):
             return None
         hp = self.hp
         return ipfl_market(inp.reports, inp.uploads, lam=hp["lam"], distance=hp["distance"],
-                           d_scale=hp["d_scale"], solver=hp["solver"], true=inp.true)
+                           d_scale=hp["d_scale"], solver=hp["solver"], true=inp.true,
+                           defence=hp.get("defence", "none"),
+                           estimate_noise=hp.get("estimate_noise", 0.0),
+                           estimate_band=hp.get("estimate_band", 0.0), seed=inp.seed)
 
     def server_step(self, inp: ServerInput, state: State,
                     settlement: Settlement | None = None) -> tuple[ServerOutput, State]:
@@ -105,5 +128,8 @@ class IPFL(Algorithm):
             out.columns["eta"] = np.full(inp.k, np.nan)
             return out, state
         hp = self.hp
-        return ipfl_messages(inp.reports, inp.uploads, settlement, lam_prox=hp["lam_prox"],
+        reports = inp.reports  # under a defence the centres weigh the sizes the market priced
+        if settlement.N is not None:
+            reports = dataclasses.replace(reports, N=settlement.N)
+        return ipfl_messages(reports, inp.uploads, settlement, lam_prox=hp["lam_prox"],
                              eta=hp["eta"], distance=hp["distance"]), state

@@ -99,7 +99,7 @@ function readForm() {
   if (dtext) market.d = dtext.split("\n").map((r) => r.trim().split(/[\s,]+/));
   else market.points = points;
   const form = { market, client: $("client").value || 0, variant: $("variant").value,
-                 misreport: $("misreport").value };
+                 misreport: $("misreport").value, defence: $("defence").value };
   if ($("liar-client").value !== "") form.liar = { client: $("liar-client").value, N: $("liar-N").value };
   return form;
 }

@@ -313,3 +313,28 @@ def test_performance_reports_welfare_over_the_optimum(tiny_root, tmp_path):
     shutil.copytree((out / "runs" / "NIID-fedavg-s0").resolve(), run)
     (run / "chain.json").unlink()
     assert math.isnan(welfare_share(run))
+
+
+def test_truthfulness_reports_every_lie_under_every_market(tiny_root):
+    """Issue 24: one row per market x lie x seed, the issue's columns first, Δ within a market."""
+    from ipfl.experiments import truthfulness as T
+    from ipfl.experiments.core import read_csv
+
+    rows = read_csv(tiny_root / "truthfulness" / "truthfulness.csv")
+    assert list(rows[0])[:len(T.FIRST)] == list(T.FIRST)
+    assert len(rows) == len(T.DEFENCES) * len(T.LIES)  # one seed
+    honest = {r["defence"]: r for r in rows if r["lie"] == "honest"}
+    for r in rows:
+        h = honest[r["defence"]]
+        assert r["d_liar_cum_U"] == pytest.approx(r["liar_cum_U"] - h["liar_cum_U"], abs=1e-4)
+        assert r["d_honest_cum_U"] == pytest.approx(r["honest_cum_U"] - h["honest_cum_U"],
+                                                    abs=1e-4)
+    # 'estimate' never prices the report of N: every lie about N is the honest run
+    for r in rows:
+        if r["defence"] == "estimate" and r["lie"] == "N":
+            assert r["liar_cum_U"] == honest["estimate"]["liar_cum_U"]
+    summary = (tiny_root / "truthfulness" / "summary.md").read_text()
+    assert "## Issue 24's targets per defended market" in summary
+    md = build(tiny_root, preset="tiny")
+    assert "## Defended markets (issue 24, ours: not in the paper)" in md
+    assert "**Preset `--tiny`**" in md and "**checked**: (1) N x10 paid in" in md

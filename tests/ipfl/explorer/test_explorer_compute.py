@@ -89,3 +89,39 @@ def test_app_endpoints():
     assert bad == {"ok": False, "errors": [{"field": "market",
                                             "message": "the request body is not JSON"}]}
     assert client.post("/api/compute", json=[1, 2]).json()["ok"] is False
+
+
+@pytest.mark.parametrize("defence", ["estimate", "checked"])
+def test_compute_shows_a_defence(defence):
+    """Issue 24: under a defence the greedy graph and bills run on the priced sizes."""
+    from mechanism import priced_market
+    from proofs_checks.properties import defended_outcome, mechanism_for
+
+    doc = json.loads(EXAMPLE.read_text())
+    mk = market_from_dict(doc)
+    est = (mk.N * np.linspace(0.5, 3.0, mk.m)).tolist()  # some reports refuted
+    res = compute({"market": doc, "client": 1, "defence": defence, "estimate": est,
+                   "band": 0.5, "misreport": "N"})
+    assert res["ok"] and res["defence"] == defence
+    priced = priced_market(mk, defence, est, 0.5)
+    out = defended_outcome(mk, mechanism_for("paper"), defence, np.array(est), 0.5)
+    assert res["greedy"]["A"] == out["A"].tolist()
+    np.testing.assert_allclose(res["greedy"]["U"], out["U"])
+    assert res["priced_N"] == priced.N.tolist()
+    assert res["trace"]["defence"] == defence and res["trace"]["priced"] == priced.N.tolist()
+    json.dumps(res)
+
+
+def test_compute_estimate_defence_makes_the_N_curve_flat():
+    """With an exact estimate the report of N is not priced: the liar's curve is flat."""
+    doc = json.loads(EXAMPLE.read_text())
+    res = compute({"market": doc, "client": 0, "defence": "estimate", "misreport": "N"})
+    U = np.array(res["misreport"]["U"], dtype=float)
+    assert np.all(U == U[0])
+
+
+def test_compute_refuses_a_bad_estimate_naming_it():
+    doc = json.loads(EXAMPLE.read_text())
+    res = compute({"market": doc, "defence": "checked", "estimate": [1.0]})
+    assert not res["ok"] and res["errors"][0]["field"] == "defence"
+    assert "estimate has shape (1,)" in res["errors"][0]["message"]

@@ -1,0 +1,35 @@
+"""Supplementary check of docs/defence.md on the repro preset: nine iPFL runs.
+
+The paper's market all honest, and the defence ``checked`` (sigma 0.25, b 0.5) all honest
+and under client 0's report of ten times its data size, seeds 0-2; writes
+``experiments-out/repro-defence/truthfulness.csv`` and ``summary.md`` (the issue's
+targets) through the truthfulness experiment's own specs and measures. Run from the
+repository root: ``.venv/bin/python docs/defence_repro.py`` (nine repro-preset runs).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ipfl.experiments import check_request, truthfulness
+from ipfl.experiments.core import PRESETS, run_specs, write_csv, write_summary
+
+
+def main() -> None:
+    """Run (or resume) the nine runs and write the CSV and the summary."""
+    out = Path("experiments-out/repro-defence")
+    preset = PRESETS["repro"]
+    common = check_request("truthfulness", "repro")["common"]
+    keep = {("none", "honest"), ("checked", "honest"), ("checked", "N")}
+    specs = [s for s in truthfulness.specs(preset, [0, 1, 2], common)
+             if (s.keys["defence"], s.keys["lie"]) in keep
+             and s.keys["factor"] in (1.0, 10.0)]
+    rows = run_specs(specs, out, out / "run-store", progress=False)
+    table = truthfulness.table_rows(specs, rows)
+    write_csv(out / "truthfulness.csv", table)
+    write_summary(out, ["# Supplementary check (docs/defence.md), repro preset", "",
+                        *truthfulness.defence_targets(table)])
+
+
+if __name__ == "__main__":
+    main()
