@@ -75,10 +75,6 @@ def train(cfg: Config | None, run_dir: str | Path, *, resume: bool = False,
         passed and the data are loaded, before the first round (``ipfl train`` prints
         what will run, and where, from it).
 
-    Ctrl-C (``KeyboardInterrupt``) stops the run at once: the round in progress is
-    dropped (a commit under way is finished first), every committed round stays, and
-    the run resumes to the same metrics as an uninterrupted one.
-
     Raises
     ------
     ValueError
@@ -86,6 +82,12 @@ def train(cfg: Config | None, run_dir: str | Path, *, resume: bool = False,
         (:class:`~training.rundir.RunDirError`, :class:`~training.rundir.RunLocked` when
         another process writes the run); after a round whose numbers are not finite
         (:class:`NonFiniteRound`: nothing of that round is committed).
+
+    Notes
+    -----
+    Ctrl-C (``KeyboardInterrupt``) stops the run at once: the round in progress is
+    dropped (a commit under way is finished first), every committed round stays, and
+    the run resumes to the same metrics as an uninterrupted one.
     """
     rd = RunDir(run_dir)
     if resume:

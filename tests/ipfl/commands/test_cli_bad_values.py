@@ -53,7 +53,8 @@ BAD = [
      "'--clients' / '-m': '\u0661\u0662' is not an integer"),
     (["market", "--clients", "1_000"], "'--clients' / '-m': '1_000' is not an integer"),
     (["market", "--lam", "nan"], "'--lam': 'nan' is not a finite number"),
-    (["market", "--explain", "-3"], "'--explain': -3 is not in [0, 2000]"),
+    (["market", "--explain", "99"], "--explain: client 99 is not in 0..7"),
+    (["market", "--explain", "\u0661\u0662"], "--explain: '\u0661\u0662' is not a client index"),
     (["market", "--clients", "101", "--exact"], "--exact: m = 101 clients, more than the limit "
      "of 100"),
     (["experiment", "performance", "--seeds", "1e20"], "'--seeds': '1e20' is not an integer"),

@@ -81,5 +81,5 @@ def test_liar_preset_is_a_tenfold_over_report_of_N():
 
 
 def test_presets_endpoint():
-    client = TestClient(create_app())
+    client = TestClient(create_app(), base_url="http://127.0.0.1:8765")
     assert client.get("/api/presets").json() == presets()
