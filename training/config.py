@@ -30,7 +30,7 @@ per client 55 % train, 15 % validation, 30 % test).
   :mod:`training.algorithms.ipfl`, which gives the measurements they were chosen from.
 
 These numbers were picked on the demo setting with seed 0 and then checked on seeds
-0, 1, 2 (all reported in the README); no seed was selected.
+0, 1, 2 (reported in the documentation, docs/); no seed was selected.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ EXACT_MAX = 100
 
 @click.command(name="market")
 @click.option("--file", "path", type=click.Path(dir_okay=False), default=None,
-              help="Market file (.json, schema ipfl.market/1, or .csv); see the README.")
+              help="Market file (.json, schema ipfl.market/1, or .csv); see docs/teaching.md.")
 @click.option("--clients", "-m", default=8, show_default=True, type=Int(2, MAX_CLIENTS),
               help="Number of clients (random market).")
 @click.option("--seed", default=0, show_default=True, type=Int(0, SEED_MAX),

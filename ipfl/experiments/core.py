@@ -76,7 +76,7 @@ class Preset:
 
 
 #: The presets. ``repro`` was fixed (and committed, docs/experiments-repro-preset.md)
-#: before any of its runs was made; see the README's "The paper's experiments".
+#: before any of its runs was made; see docs/experiments.md.
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(
         "tiny", {"dataset": "synthetic", "clients": 4, "rounds": 2, "epochs": 1, "hidden": 16,
