@@ -245,11 +245,25 @@ def liar_report(market: Market, liar: Mapping) -> tuple[Market, int, dict[str, f
 
 
 def _liar_box(true: Market, seen: Market, i: int, factors: dict[str, float],
-              variant: str) -> dict:
-    """Return the liar's true utility lying (graph and bill from ``seen``) and truthful."""
-    A_lie, A_true = greedy_graph(seen, variant), greedy_graph(true, variant)
-    lying = liar_utility(true, seen, i, A_lie)
-    truthful = liar_utility(true, true, i, A_true)
+              variant: str, defence: str = "none", estimate: np.ndarray | None = None,
+              band: float = 0.0) -> dict:
+    """Return the liar's true utility lying (graph and bill from ``seen``) and truthful.
+
+    Under a defence both rounds run as :func:`proofs_checks.properties.defended_outcome`
+    has it: graph and bills on the market the defence prices given ``estimate`` (the
+    true sizes, before the liar's report, by default), utility on the true profiles.
+    """
+    if defence == "none":
+        A_lie, A_true = greedy_graph(seen, variant), greedy_graph(true, variant)
+        lying = liar_utility(true, seen, i, A_lie)
+        truthful = liar_utility(true, true, i, A_true)
+    else:
+        est = true.N if estimate is None else estimate
+        outs = [defended_outcome(m, mechanism_for(variant), defence, est, band, true=true)
+                for m in (seen, true)]
+        A_lie, A_true = outs[0]["A"], outs[1]["A"]
+        lying, truthful = ({k: float(o[k][i]) for k in ("gain", "cost", "p", "U")}
+                           for o in outs)
     return {"client": i, "factors": factors,
             "true": {f: _num(float(getattr(true, f)[i])) for f in ("N", "c", "K")},
             "reported": {f: _num(float(getattr(seen, f)[i])) for f in ("N", "c", "K")},
@@ -271,7 +285,8 @@ def compute(form: Mapping) -> dict:
     form : mapping
         ``{"market": <ipfl.market/1 document>, "client": i, "variant": "paper"|"skip",
         "misreport": "c"|"N", "defence": "none"|"estimate"|"checked", "estimate": [N̂_i]
-        (optional; default: the market's N, an exact estimate), "band": b}``. The market
+        (optional; default: the true N, before a liar's report: an exact estimate),
+        "band": b}``. The market
         document holds the true profiles; under a defence they are also the reports (the
         misreport curve varies one of them).
     """
@@ -303,7 +318,6 @@ def compute(form: Mapping) -> dict:
             market, li, factors = liar_report(true, form["liar"])
         except ValueError as exc:
             return {"ok": False, "errors": [{"field": field_of(str(exc)), "message": str(exc)}]}
-        lie = _liar_box(true, market, li, factors, variant)
     defence = form.get("defence", "none")
     if defence not in DEFENCES:
         defence = "none"
@@ -314,6 +328,8 @@ def compute(form: Mapping) -> dict:
         priced = priced_market(market, defence, estimate, band)
     except (TypeError, ValueError) as exc:
         return {"ok": False, "errors": [{"field": "defence", "message": str(exc)}]}
+    if market is not true:
+        lie = _liar_box(true, market, li, factors, variant, defence, estimate, band)
     A_g = greedy_graph(priced, variant)
     opt = exact_graph(market, solver="bruteforce")
     angles = np.pi / 2 - 2 * np.pi * np.arange(market.m) / market.m
@@ -332,7 +348,7 @@ def compute(form: Mapping) -> dict:
         "layout": np.column_stack([np.cos(angles), np.sin(angles)]).tolist(),
         "trace": explain(market, i, variant=variant, defence=defence, estimate=estimate,
                          band=band).to_dict(),
-        "steps": step_through(market, i, variant),
+        "steps": step_through(priced, i, variant),
         "greedy": _outcome(market, A_g, None if defence == "none" else priced),
         "exact": _outcome(market, opt.A),
         "exact_status": opt.message, "defence": defence,

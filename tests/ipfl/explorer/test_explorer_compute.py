@@ -125,3 +125,27 @@ def test_compute_refuses_a_bad_estimate_naming_it():
     res = compute({"market": doc, "defence": "checked", "estimate": [1.0]})
     assert not res["ok"] and res["errors"][0]["field"] == "defence"
     assert "estimate has shape (1,)" in res["errors"][0]["message"]
+
+
+@pytest.mark.parametrize("defence", ["estimate", "checked"])
+def test_liar_box_and_step_through_follow_the_defence(defence):
+    """Under a defence the liar's box is the defended round's true utility, and the
+    step-through walks the priced market (the one the trace and the graph use)."""
+    from ipfl.explorer.compute import step_through
+    from mechanism.defence import priced_market
+    from proofs_checks.properties import defended_outcome, mechanism_for
+
+    form = {"market": DEFAULT_MARKET, "client": 0, "variant": "paper", "misreport": "N",
+            "defence": defence, "liar": {"client": 0, "N": 10}}
+    out = compute(form)
+    assert out["ok"]
+    true = market_from_dict(DEFAULT_MARKET)
+    seen = true.with_report(0, N=float(true.N[0]) * 10)
+    band = 0.5 if defence == "checked" else 0.0
+    lying = defended_outcome(seen, mechanism_for("paper"), defence, true.N, band, true=true)
+    truthful = defended_outcome(true, mechanism_for("paper"), defence, true.N, band, true=true)
+    assert out["liar"]["lying"]["U"] == pytest.approx(float(lying["U"][0]))
+    assert out["liar"]["gain_from_lying"] == pytest.approx(
+        float(lying["U"][0] - truthful["U"][0]))
+    priced = priced_market(seen, defence, true.N, band)
+    assert out["steps"] == step_through(priced, 0, "paper")
