@@ -4,7 +4,7 @@
 
 For each algorithm, one run on the CPU and one with ``device = "cuda"`` (the batched
 client step trains on the GPU; algorithms with their own client step use the
-per-client loop on the CPU, as the README says), on the bundled digits: 6 clients,
+per-client loop on the CPU, as docs/performance.md says), on the bundled digits: 6 clients,
 4 rounds. Printed per algorithm: which path trained, the largest difference of a
 client's accuracy and of its cumulative utility between the two devices, and the wall
 time of each. Equal up to floating-point rounding is expected, not bit-identity

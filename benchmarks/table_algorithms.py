@@ -1,4 +1,4 @@
-"""The nine algorithms on one setting, every seed reported: the README's algorithm table.
+"""The nine algorithms on one setting, every seed reported (docs/algorithms.md's table).
 
 iPFL is run twice: at its default ``lam = 1`` and at ``lam = 0`` (``ipfl(lam=0)``: the
 market prices no distance), since its utility verdict turns on ``lam``.

@@ -381,7 +381,7 @@ def _where_section(root: Path, preset: str, shown: str) -> list[str]:
 
 
 def verdicts(md: str) -> list[dict[str, Any]]:
-    """Return the rows of a REPRODUCTION.md text as dicts (for the README's headline)."""
+    """Return the rows of a REPRODUCTION.md text as dicts (for ``ipfl reproduce``'s summary)."""
     out = []
     for line in md.splitlines():
         cells = [c.strip() for c in line.strip("|").split("|")]

@@ -11,8 +11,8 @@ its local training on eq. (7), the model the paper's Fig. 2 reports.
 
 How the defaults were chosen
 ----------------------------
-``benchmarks/study_ipfl.py`` ran the sweep; the README's "How eta and lambda were
-chosen" gives the table. In short, on digits (20 clients, 15 rounds):
+``benchmarks/study_ipfl.py`` ran the sweep; docs/algorithms.md, "How eta and lambda were
+chosen", gives the table. In short, on digits (20 clients, 15 rounds):
 
 * ``lam = 1`` with ``d_scale = "median"`` (importing a model at the round's median
   distance costs 1, five times the default ``c = 0.2``): on the Cluster partition
