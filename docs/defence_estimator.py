@@ -8,8 +8,8 @@ the estimate ``inputs.estimate`` against the true sizes. Prints a markdown table
 per seed, the mean and sd over the ten clients of ln(N̂/N) in the honest run, the
 liar's estimate in the honest run and under its lie, and the largest change of any
 estimate between the two runs. Run from the repository root:
-``PYTHONPATH=$PWD .venv/bin/python docs/defence_estimator.py [SEED ...]`` (two short runs
-per seed).
+``PYTHONPATH=$PWD .venv/bin/python docs/defence_estimator.py [--repro] [SEED ...]`` (two
+short runs per seed; ``--repro``: the repro preset's configs instead of the quick one's).
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ def round1(cfg: object, where: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return np.array(true["N"]), np.array(ins["N"]), np.array(ins["estimate"])
 
 
-def main(seeds: list[int]) -> None:
-    """Run two short runs per seed and print the table."""
-    preset = PRESETS["quick"]
-    common = check_request("truthfulness", "quick")["common"]
+def main(seeds: list[int], name: str = "quick") -> None:
+    """Run two short runs per seed of preset ``name`` and print the table."""
+    preset = PRESETS[name]
+    common = check_request("truthfulness", name)["common"]
     specs = {(s.keys["lie"], s.keys["factor"], s.keys["seed"]): s.cfg
              for s in truthfulness.specs(preset, seeds, common)
              if s.keys["defence"] == "checked-displacement"}
@@ -59,4 +59,6 @@ def main(seeds: list[int]) -> None:
 
 
 if __name__ == "__main__":
-    main([int(a) for a in sys.argv[1:]] or [0, 1, 2])
+    args = sys.argv[1:]
+    name = "repro" if "--repro" in args else "quick"
+    main([int(a) for a in args if a != "--repro"] or [0, 1, 2], name)

@@ -1,10 +1,11 @@
 """Supplementary check of docs/defence.md on the repro preset: nine iPFL runs.
 
-The paper's market all honest, and the defence ``checked`` (sigma 0.25, b 0.5) all honest
-and under client 0's report of ten times its data size, seeds 0-2; writes
+The paper's market all honest, and the defences ``checked`` (oracle sigma 0.25, b 0.5) and
+``checked-displacement`` (the displacement estimator, b 0.7) all honest and under client
+0's report of ten times its data size, seeds 0-2; writes
 ``experiments-out/repro-defence/truthfulness.csv`` and ``summary.md`` (the issue's
 targets) through the truthfulness experiment's own specs and measures. Run from the
-repository root: ``.venv/bin/python docs/defence_repro.py`` (nine repro-preset runs).
+repository root: ``.venv/bin/python docs/defence_repro.py`` (15 repro-preset runs).
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from ipfl.experiments.core import PRESETS, run_specs, write_csv, write_summary
 
 
 def main() -> None:
-    """Run (or resume) the nine runs and write the CSV and the summary."""
+    """Run (or resume) the 15 runs and write the CSV and the summary."""
     out = Path("experiments-out/repro-defence")
     preset = PRESETS["repro"]
     common = check_request("truthfulness", "repro")["common"]
-    keep = {("none", "honest"), ("checked", "honest"), ("checked", "N")}
+    keep = {("none", "honest"), ("checked", "honest"), ("checked", "N"),
+            ("checked-displacement", "honest"), ("checked-displacement", "N")}
     specs = [s for s in truthfulness.specs(preset, [0, 1, 2], common)
              if (s.keys["defence"], s.keys["lie"]) in keep
              and s.keys["factor"] in (1.0, 10.0)]
