@@ -89,7 +89,7 @@ def _positive(x: ArrayLike, name: str) -> NDArray[np.float64]:
     bad = np.flatnonzero(~(np.isfinite(a) & (a > 0)))
     if bad.size:
         i = int(bad[0])
-        raise ValueError(f"size_from_displacement: {name}[{i}] = {a[i]!r} must be finite "
+        raise ValueError(f"size_from_displacement: {name}[{i}] = {float(a[i])!r} must be finite "
                          "and > 0")
     return a
 
