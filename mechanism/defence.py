@@ -35,7 +35,9 @@ argument applies to the priced market and the bills sum to zero (eq. (10)). With
 :math:`\hat N` equal to the reports both are the paper's mechanism, bit for bit. The
 estimate must not depend on the reports (a ``min(report, estimate)`` cap would hand an
 over-reporter the estimate's upside noise); where it comes from is the caller's
-business (docs/defence.md: the training runs draw it around the true size).
+business (docs/defence.md: training runs compute it with
+:func:`mechanism.size_from_displacement`, or draw it around the true size with the
+simulated oracle).
 
 Every defence is a function ``priced(market, estimate, band) -> Market`` in
 :data:`DEFENCES`: the market the mechanism runs on; :func:`mechanism.settle` calls it.

@@ -234,8 +234,8 @@ def _defence_section(root: Path, preset: str, shown: str) -> list[str]:
         sup = [_renamed(r) for r in read_csv(extra)]
         lines += [
             f"**Supplementary, preset `--repro`** ({Path(shown).parent.as_posix()}/"
-            "repro-defence, `python docs/defence_repro.py`): the paper's market and `checked` "
-            "all honest, and `checked` under N x10, seeds "
+            "repro-defence, `python docs/defence_repro.py`): the paper's market all honest; "
+            "`checked` (oracle) and `checked-displacement` all honest and under N x10; seeds "
             f"{', '.join(str(s) for s in sorted({int(r['seed']) for r in sup}))}.", "",
             *defence_targets(sup)[2:]]
     return lines
