@@ -12,8 +12,6 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 
-import numpy as np
-
 from ipfl.experiments import check_request, truthfulness
 from ipfl.experiments.core import PRESETS
 from mechanism import size_from_displacement
