@@ -10,6 +10,7 @@ True
 """
 
 from .defence import DEFENCES, defended_payments, priced_market
+from .estimator import ESTIMATORS, size_from_displacement
 from .exact import ExactResult, exact_graph, optimal_social_welfare
 from .explain import Explanation, explain
 from .gain import GAINS, Gain, LogGain, SqrtGain, get_gain
@@ -33,6 +34,7 @@ from .thresholds import thresholds
 
 __all__ = [
     "DEFENCES",
+    "ESTIMATORS",
     "ExactResult",
     "Explanation",
     "GAINS",
@@ -59,6 +61,7 @@ __all__ = [
     "priced_market",
     "random_market",
     "settle",
+    "size_from_displacement",
     "sharing_costs",
     "sharing_utilities",
     "social_welfare",

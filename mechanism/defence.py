@@ -33,9 +33,12 @@ with :math:`\tilde g_i` the gain of eq. (2) at :math:`\tilde N_i` and the report
 :math:`K_i`, :math:`c_i`; the graph is Algorithm 2's on the same sizes, so Theorem 1's
 argument applies to the priced market and the bills sum to zero (eq. (10)). With
 :math:`\hat N` equal to the reports both are the paper's mechanism, bit for bit. The
-estimate must not depend on the reports (a ``min(report, estimate)`` cap would hand an
-over-reporter the estimate's upside noise); where it comes from is the caller's
-business (docs/defence.md: the training runs draw it around the true size).
+estimate of a client must not depend on that client's report (a ``min(report,
+estimate)`` cap would hand an over-reporter the estimate's upside noise); where it comes
+from is the caller's business (docs/defence.md: training runs compute it with
+:func:`mechanism.size_from_displacement`, which calibrates each client's estimate on the
+*other* clients' reports, so a report still moves the others' estimates; or draw it
+around the true size with the simulated oracle).
 
 Every defence is a function ``priced(market, estimate, band) -> Market`` in
 :data:`DEFENCES`: the market the mechanism runs on; :func:`mechanism.settle` calls it.

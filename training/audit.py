@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mechanism import Market, settle, sharing_utilities
+from mechanism import Market, settle, sharing_utilities, size_from_displacement
 
 from .audit_metrics import check_metrics
 from .keys import ChainKey
@@ -58,11 +58,25 @@ def recompute_round(ex: Exchange) -> dict[str, np.ndarray]:
     """Recompute a market round's outputs (stays, A, r, p, U) from its recorded inputs.
 
     The recomputation is :func:`mechanism.settle`, the same function the session
-    called: the audit cannot drift from the run.
+    called: the audit cannot drift from the run. Under ``estimator = "displacement"``
+    the estimate is recomputed too, from the recorded round-0 displacements and reports
+    (:func:`mechanism.size_from_displacement`; returned as ``"estimate"``), and the
+    market settled on the recomputed one. The displacements themselves are measured on
+    round 0's uploads, which the run directory does not keep: the audit takes them as
+    recorded (as it takes the distances ``d``). An ``"oracle"`` estimate is a simulated
+    draw and is taken as recorded.
     """
+    estimate = ex.estimate
+    if ex.estimator == "displacement":
+        if ex.observed is None:
+            raise ValueError("estimator 'displacement' without inputs.observed")
+        estimate = size_from_displacement(ex.observed, ex.N)
     s = settle(ex.market(), ex.budget, solver=ex.solver, true=ex.truth(), defence=ex.defence,
-               estimate=ex.estimate, band=ex.band)
-    return {"stays": s.stays, "A": s.A, "r": s.r, "p": s.p, "U": s.U}
+               estimate=estimate, band=ex.band)
+    out = {"stays": s.stays, "A": s.A, "r": s.r, "p": s.p, "U": s.U}
+    if ex.estimator == "displacement":
+        out["estimate"] = estimate
+    return out
 
 
 def audit_run(run_dir: str | Path, atol: float = 1e-9,
@@ -106,6 +120,11 @@ def audit_run(run_dir: str | Path, atol: float = 1e-9,
             problems.append(f"round {t}: inputs cannot be recomputed ({exc})")
             continue
         out = {"stays": ex.stays, "A": ex.A, "r": ex.r, "p": ex.p, "U": ex.U}
+        if "estimate" in got and (ex.estimate is None or ex.estimate.shape != got[
+                "estimate"].shape or not np.allclose(ex.estimate, got["estimate"],
+                                                     rtol=1e-12, atol=0)):
+            problems.append(f"round {t}: recorded estimate differs from the one recomputed "
+                            "from inputs.observed (mechanism.size_from_displacement)")
         for key in ("stays", "A", "r", "p", "U"):
             want = np.asarray(out[key], dtype=float)
             have = np.asarray(got[key], dtype=float)

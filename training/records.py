@@ -88,7 +88,8 @@ def _check_shapes(ex: Exchange) -> Exchange:
     """Return ``ex`` if every array has the shape its ``k`` clients ask for; else ValueError."""
     k = len(ex.clients)
     want = {"N": (k,), "c": (k,), "K": (k,), "U": (k,), "A": (k, k), "d": (k, k),
-            "budget": (k,), "stays": (k,), "r": (k, k), "p": (k,), "estimate": (k,)}
+            "budget": (k,), "stays": (k,), "r": (k, k), "p": (k,), "estimate": (k,),
+            "observed": (k,)}
     for name, shape in want.items():
         a = getattr(ex, name)
         if a is not None and a.shape != shape:
@@ -148,6 +149,15 @@ class Exchange:
     band : float
         Market only, ``defence = "checked"``: the tolerated log-ratio of report to
         estimate (``inputs.band``).
+    estimator : str
+        Market only, under a defence: where ``estimate`` came from
+        (``inputs.estimator``: ``"displacement"`` or ``"oracle"``; ``""`` in a file
+        written before the key existed, whose estimate is the simulated oracle's).
+    observed : ndarray (k,) or None
+        ``estimator = "displacement"``: each client's round-0 displacement
+        (``inputs.observed``); ``estimate`` is
+        :func:`mechanism.size_from_displacement` of it and the reports, which
+        ``ipfl audit-run`` recomputes.
     distance, d_scale : str or None
         Sharing only: how ``d`` was measured and scaled.
     """
@@ -174,6 +184,8 @@ class Exchange:
     defence: str = "none"
     estimate: NDArray[np.float64] | None = None
     band: float = 0.0
+    estimator: str = ""
+    observed: NDArray[np.float64] | None = None
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Exchange):
@@ -199,7 +211,8 @@ class Exchange:
     def market_round(cls, *, round: int, clients: ArrayLike, roles: list[str],
                      market: Market, budget: ArrayLike, solver: str,
                      true: Market | None, settlement: Any, defence: str = "none",
-                     estimate: ArrayLike | None = None, band: float = 0.0) -> Exchange:
+                     estimate: ArrayLike | None = None, band: float = 0.0,
+                     estimator: str = "", observed: ArrayLike | None = None) -> Exchange:
         """Return a market round's exchange from its market, budgets and settlement."""
         return cls(round=int(round), clients=tuple(int(i) for i in clients),
                    roles=tuple(roles), kind="market", N=np.asarray(market.N, dtype=float),
@@ -217,7 +230,8 @@ class Exchange:
                                                    "K": np.asarray(true.K, dtype=float)},
                    defence=str(defence),
                    estimate=None if estimate is None else np.asarray(estimate, dtype=float),
-                   band=float(band))
+                   band=float(band), estimator=str(estimator),
+                   observed=None if observed is None else np.asarray(observed, dtype=float))
 
     # ----- views ---------------------------------------------------------------------------
     @property
@@ -265,6 +279,10 @@ class Exchange:
                 inputs["estimate"] = self.estimate.tolist()
             if self.band:
                 inputs["band"] = self.band
+            if self.estimator:
+                inputs["estimator"] = self.estimator
+            if self.observed is not None:
+                inputs["observed"] = self.observed.tolist()
         return {**head, "inputs": inputs,
                 "outputs": {"stays": self.stays.tolist(), "A": self.A.tolist(),
                             "r": self.r.tolist(), "p": self.p.tolist(), "U": self.U.tolist()}}
@@ -303,7 +321,10 @@ class Exchange:
                      defence=str(ins.get("defence", "none")),
                      estimate=None if ins.get("estimate") is None
                      else _array(ins["estimate"], "estimate"),
-                     band=float(ins.get("band", 0.0)))
+                     band=float(ins.get("band", 0.0)),
+                     estimator=str(ins.get("estimator", "")),
+                     observed=None if ins.get("observed") is None
+                     else _array(ins["observed"], "observed"))
             return _check_shapes(ex)
         except KeyError as exc:
             raise ValueError(f"lacks {exc}") from None

@@ -56,7 +56,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from mechanism import DEFENCES, Market, Settlement, settle
+from mechanism import DEFENCES, ESTIMATORS, Market, Settlement, settle, size_from_displacement
 from mechanism.defence import NEEDS_ESTIMATE
 from mechanism.market import DOMAIN
 
@@ -64,8 +64,9 @@ from .algorithms.base import MarketCall, ServerOutput
 from .distance import get_distance
 from .profiles import Reports
 
-__all__ = ["D_MAX", "D_SCALES", "ipfl_market", "ipfl_messages", "ipfl_server_step",
-           "market_distances", "own_weights", "prox_centers", "prox_weights"]
+__all__ = ["D_MAX", "D_SCALES", "displacements", "estimate_sizes", "ipfl_market",
+           "ipfl_messages", "ipfl_server_step", "market_distances", "own_weights",
+           "prox_centers", "prox_weights"]
 
 #: how the market's distances are scaled each round
 D_SCALES = ("median", "none")
@@ -167,16 +168,21 @@ def ipfl_market(reports: Reports, theta: torch.Tensor, *, lam: float,
                 distance: str = "sqeuclidean_mean", d_scale: str = "median",
                 solver: str = "paper", true: Reports | None = None, defence: str = "none",
                 estimate_noise: float = 0.0, estimate_band: float = 0.0,
-                seed: int = 0) -> MarketCall:
+                seed: int = 0, estimator: str = "oracle",
+                observed: NDArray | None = None) -> MarketCall:
     r"""Return the market of one round of Algorithm 1 on ``k`` clients' reports and uploads.
 
     The distances between the uploads (``distance``, scaled by :func:`market_distances`)
     price each import at ``lam`` (eqs. (4), (8), (10)); the session settles it
     (:func:`mechanism.settle`). ``true``: the true profiles, when someone lied.
-    A defence (docs/defence.md, :data:`mechanism.DEFENCES`) runs the market on
-    :func:`estimate_sizes` of the true data sizes with log-normal error
-    ``estimate_noise``, drawn from ``seed`` (``"checked"``: on the reports within a factor
-    ``exp(estimate_band)`` of it).
+    A defence (docs/defence.md, :data:`mechanism.DEFENCES`) runs the market on an
+    estimate of each client's effective data size (``"checked"``: on the reports within a
+    factor ``exp(estimate_band)`` of it), from ``estimator``:
+
+    * ``"displacement"``: :func:`mechanism.size_from_displacement` of ``observed``
+      (each client's round-0 displacement, :func:`displacements`) and the reports;
+    * ``"oracle"``: a simulation, :func:`estimate_sizes` of the *true* data sizes with
+      log-normal error ``estimate_noise`` drawn from ``seed`` (no server has the truth).
     """
     th = theta.detach().to(torch.float64)
     d = market_distances(get_distance(distance).pairwise(th).numpy(), d_scale)
@@ -184,21 +190,50 @@ def ipfl_market(reports: Reports, theta: torch.Tensor, *, lam: float,
     truth = None if true is None else market.replace(N=true.N, c=true.c, K=true.K)
     if defence not in DEFENCES:
         raise ValueError(f"ipfl_market: defence = {defence!r} is not one of {sorted(DEFENCES)}")
-    estimate = None
-    if defence in NEEDS_ESTIMATE:
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"ipfl_market: estimator = {estimator!r} is not one of "
+                         f"{sorted(ESTIMATORS)}")
+    estimate = obs = None
+    if defence in NEEDS_ESTIMATE and estimator == "displacement":
+        if observed is None:
+            raise ValueError("ipfl_market: estimator = 'displacement' needs observed (the "
+                             "clients' round-0 displacements)")
+        # a client that did not move at all (uploaded theta0) is estimated at the least size
+        obs = np.maximum(np.asarray(observed, dtype=float), np.finfo(float).tiny)
+        estimate = size_from_displacement(obs, reports.N)
+    elif defence in NEEDS_ESTIMATE:
         estimate = estimate_sizes((reports if true is None else true).N, estimate_noise, seed)
     return MarketCall(market=market, budget=reports.budget, solver=solver, truth=truth,
                       defence=defence, estimate=estimate,
-                      band=estimate_band if defence == "checked" else 0.0)
+                      band=estimate_band if defence == "checked" else 0.0,
+                      estimator=estimator if defence in NEEDS_ESTIMATE else "",
+                      observed=obs)
+
+
+def displacements(uploads: torch.Tensor, theta0: torch.Tensor) -> NDArray[np.float64]:
+    r"""Return each upload's Euclidean distance from the common initial model.
+
+    :math:`\delta_i = \lVert\theta_i - \theta^0\rVert_2`, computed in float64 on the
+    shared parameters: on round 0's uploads, the observation
+    :func:`mechanism.size_from_displacement` estimates data size from.
+
+    Examples
+    --------
+    >>> displacements(torch.tensor([[3.0, 4.0], [0.0, 1.0]]), torch.zeros(2)).tolist()
+    [5.0, 1.0]
+    """
+    th = uploads.detach().to(torch.float64)
+    return (th - theta0.detach().to(torch.float64)[None, :]).norm(dim=1).numpy()
 
 
 def estimate_sizes(N_true: NDArray, noise: float, seed: int) -> NDArray[np.float64]:
-    r"""Return the server's estimate of each client's effective data size (simulated).
+    r"""Return a simulated estimate of each client's effective data size: the ``"oracle"``.
 
     :math:`\hat N_i = N_i \exp(\sigma z_i)`, :math:`z_i \sim \mathcal N(0, 1)` drawn
-    from ``seed``, clipped to ``N``'s numeric domain. The package does not estimate data
-    size from observations: this stands for an estimator of log-normal error ``sigma``
-    (docs/defence.md). ``noise = 0`` returns the true sizes.
+    from ``seed``, clipped to ``N``'s numeric domain: a noisy oracle of the truth, which
+    a server does not have; it stands for an estimator of log-normal error ``sigma``
+    (docs/defence.md; the estimator from observations is ``"displacement"``).
+    ``noise = 0`` returns the true sizes.
 
     Examples
     --------

@@ -394,7 +394,8 @@ class Session:
                                          budget=call.budget, solver=call.solver,
                                          true=call.truth, settlement=s,
                                          defence=call.defence, estimate=call.estimate,
-                                         band=call.band)
+                                         band=call.band, estimator=call.estimator,
+                                         observed=call.observed)
         if len(idx) < 2:
             return None
         name, scale = SHARING_DISTANCE

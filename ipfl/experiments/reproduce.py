@@ -192,7 +192,7 @@ def _defended_csv(root: Path, preset: str) -> tuple[Path, str] | None:
 
 def _defence_section(root: Path, preset: str, shown: str) -> list[str]:
     """Return the section on the defended markets of issue 24 (docs/defence.md)."""
-    from .truthfulness import DEFENCES, defence_targets
+    from .truthfulness import defence_targets, market_name
 
     found = _defended_csv(root, preset)
     lines = ["## Defended markets (issue 24, ours: not in the paper)", ""]
@@ -209,9 +209,12 @@ def _defence_section(root: Path, preset: str, shown: str) -> list[str]:
         + ("the repro preset's truthfulness runs above predate the defences, so these rows "
            "come from the quick preset (digits, 10 clients, 8 rounds) and are not comparable "
            "number for number with the table above. " if name != preset else "")
-        + "The market runs on a simulated estimate of each client's effective data size "
-        "(log-normal error σ; `checked`: the report is priced where it agrees with the "
-        "estimate within a factor exp(b)); docs/defence.md gives the design, threat model "
+        + "The market runs on an estimate of each client's effective data size: "
+        "`*-displacement`, the server's estimator (each client's round-0 displacement, "
+        "calibrated on the other clients' reports); the others, a simulated noisy oracle "
+        "of the true size (log-normal error σ), kept to show what an estimator of that "
+        "accuracy would buy. `checked`: the report is priced where it agrees with the "
+        "estimate within a factor exp(b). docs/defence.md gives the design, threat model "
         "and limits. Δ is against the all-honest run of the same seed under the same market.",
         "",
         "| market | lie | liar's gain Δ cum. U (seeds where it paid) | honest clients' Δ "
@@ -220,8 +223,7 @@ def _defence_section(root: Path, preset: str, shown: str) -> list[str]:
     for (market, lie, x), g in group_by(rows, "defence", "lie", "factor").items():
         if lie == "honest":
             continue
-        _, noise, band = DEFENCES.get(market, ("", math.nan, math.nan))
-        label = market if market == "none" else f"{market} (σ {noise:g}, b {band:g})"
+        label = market_name(market)
         paid = sum(1 for r in g if r["d_liar_cum_U"] > 1e-9)
         lines.append(f"| {label} | {lie} x{x:g} | {fmt([r['d_liar_cum_U'] for r in g])} "
                      f"({paid}/{len(g)}) | {fmt([r['d_honest_cum_U'] for r in g])} | "
@@ -232,8 +234,8 @@ def _defence_section(root: Path, preset: str, shown: str) -> list[str]:
         sup = [_renamed(r) for r in read_csv(extra)]
         lines += [
             f"**Supplementary, preset `--repro`** ({Path(shown).parent.as_posix()}/"
-            "repro-defence, `python docs/defence_repro.py`): the paper's market and `checked` "
-            "all honest, and `checked` under N x10, seeds "
+            "repro-defence, `python docs/defence_repro.py`): the paper's market all honest; "
+            "`checked` (oracle) and `checked-displacement` all honest and under N x10; seeds "
             f"{', '.join(str(s) for s in sorted({int(r['seed']) for r in sup}))}.", "",
             *defence_targets(sup)[2:]]
     return lines

@@ -15,10 +15,12 @@ below zero and their client-rounds below zero are measured too (a lie about N ma
 them pay for data that does not exist).
 
 Every lie runs under each market of :data:`DEFENCES` (issue 24, docs/defence.md): the
-paper's (``none``) and the defences of :mod:`mechanism.defence` with a simulated
-estimate of effective data size; a lie's differences are taken against the all-honest
-run of the same seed *under the same market*, and the all-honest run of a defence
-against the paper's all-honest run (what the defence costs an honest market).
+paper's (``none``) and the defences of :mod:`mechanism.defence`, with the size estimate
+of :func:`mechanism.size_from_displacement` (each client's round-0 displacement,
+``*-displacement``) or the simulated noisy oracle (the others); a lie's differences
+are taken against the all-honest run of the same seed *under the same market*, and
+the all-honest run of a defence against the paper's all-honest run (what the defence
+costs an honest market).
 
 Outputs: ``truthfulness.csv`` (one row per run: the market (``defence``, ``noise``,
 ``band``), the liar's last-round and best-validation accuracy, its cumulative true
@@ -41,18 +43,37 @@ NEG_TOL = 1e-9
 TITLE = "Table 2: a liar's accuracy and utility over a run"
 LIAR = 0
 #: keys the specs set run by run: who lies and by how much, under which market
-PER_RUN = ("liar", "liar_N", "liar_c", "liar_K", "ipfl.defence", "ipfl.estimate_noise",
-           "ipfl.estimate_band")
+PER_RUN = ("liar", "liar_N", "liar_c", "liar_K", "ipfl.defence", "ipfl.estimator",
+           "ipfl.estimate_noise", "ipfl.estimate_band")
 LIES = (("honest", 1.0), ("N", 0.1), ("N", 0.5), ("N", 10.0), ("c", 2.0), ("c", 5.0),
         ("c", 10.0))
 #: the markets every lie runs under: label -> (defence, estimate noise sigma, band);
-#: fixed in docs/defence.md before the runs
+#: sigma is the simulated oracle's; fixed in docs/defence.md before the runs
 DEFENCES: dict[str, tuple[str, float, float]] = {
     "none": ("none", 0.0, 0.0),
     "estimate": ("estimate", 0.25, 0.0),
     "checked": ("checked", 0.25, 0.5),
     "checked-0.1": ("checked", 0.1, 0.2),
+    "estimate-displacement": ("estimate", 0.0, 0.0),
+    "checked-displacement": ("checked", 0.0, 0.7),
 }
+
+
+def estimator_of(label: str) -> str:
+    """Return the size estimator of market ``label``: ``""`` (none), displacement or oracle."""
+    if DEFENCES[label][0] == "none":
+        return ""
+    return "displacement" if label.endswith("-displacement") else "oracle"
+
+
+def market_name(label: str) -> str:
+    """Return how summaries name market ``label`` (the estimator, its σ, the band)."""
+    defence, noise, band = DEFENCES.get(label, ("none", 0.0, 0.0))
+    if defence == "none":
+        return label
+    if estimator_of(label) == "displacement":
+        return f"{label} (b {band:g})" if defence == "checked" else label
+    return f"{label} (oracle σ {noise:g}, b {band:g})"
 
 
 def specs(preset: Preset, seeds: list[int], common: dict[str, Any]) -> list[Spec]:
@@ -65,14 +86,18 @@ def specs(preset: Preset, seeds: list[int], common: dict[str, Any]) -> list[Spec
             for seed in seeds:
                 keys = {**common, **setting_keys("NIID", preset), "algorithm": "ipfl",
                         "seed": seed, **preset.extra.get(NAME, {})}
-                if defence != "none":
+                if estimator_of(label) == "displacement":
+                    keys["ipfl"] = {"defence": defence, "estimator": "displacement",
+                                    "estimate_band": band}
+                elif defence != "none":  # the oracle's configs as they were written
                     keys["ipfl"] = {"defence": defence, "estimate_noise": noise,
                                     "estimate_band": band}
                 if what != "honest":
                     keys.update({"liar": [LIAR], f"liar_{what}": x})
                 run = f"{what}x{x:g}-s{seed}"
                 out.append(Spec(run if defence == "none" else f"{label}-{run}",
-                                {"defence": label, "noise": noise, "band": band, "lie": what,
+                                {"defence": label, "estimator": estimator_of(label),
+                                 "noise": noise, "band": band, "lie": what,
                                  "factor": x, "seed": seed}, Config.from_dict(keys)))
     return out
 
@@ -148,7 +173,8 @@ def analyse(out: Path, specs_: list[Spec], rows: dict[str, list[dict]],
     lines = [f"# {TITLE}", "", f"Preset `{preset.name}`, NIID, iPFL, client {LIAR} lies; mean ± "
              "sd over seeds; Δ = lie minus the honest run of the same seed under the same "
              "market; accuracies in %. Markets: `none` is the paper's; the others are the "
-             "defences of docs/defence.md (σ: the size estimate's log-normal error, b: the "
+             "defences of docs/defence.md (size estimate: `displacement`, from each client's "
+             "round-0 displacement, or the simulated oracle of log-normal error σ; b: the "
              "band).", "",
              "| market | lie | factor | liar's acc (last) | liar's cum. U (true profile) | "
              "Δ cum. U | seeds where lying paid | honest clients' welfare | Δ honest "
@@ -157,8 +183,7 @@ def analyse(out: Path, specs_: list[Spec], rows: dict[str, list[dict]],
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for (market, lie, x), g in group_by(table, "defence", "lie", "factor").items():
         paid = sum(1 for r in g if r["d_liar_cum_U"] > NEG_TOL)
-        _, noise, band = DEFENCES.get(market, ("", 0.0, 0.0))
-        name = market if market == "none" else f"{market} (σ {noise:g}, b {band:g})"
+        name = market_name(market)
         lines.append(f"| {name} | {lie} | {x:g} | {fmt([r['liar_acc'] for r in g], 100)} | "
                      f"{fmt([r['liar_cum_U'] for r in g], digits=2)} | "
                      f"{fmt([r['d_liar_cum_U'] for r in g], digits=2)} | {paid} of {len(g)} | "

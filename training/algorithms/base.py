@@ -182,6 +182,12 @@ class MarketCall:
         The estimated effective data sizes (every defence but ``"none"``).
     band : float
         ``defence = "checked"``: the tolerated log-ratio of report to estimate.
+    estimator : str
+        Under a defence, where ``estimate`` came from (:data:`mechanism.ESTIMATORS`;
+        ``""``: the simulated oracle of a run configured before the key existed).
+    observed : ndarray (k,) or None
+        ``estimator = "displacement"``: each client's round-0 displacement, from which
+        :func:`mechanism.size_from_displacement` computed ``estimate``.
     """
 
     market: Market
@@ -191,6 +197,8 @@ class MarketCall:
     defence: str = "none"
     estimate: NDArray[np.float64] | None = None
     band: float = 0.0
+    estimator: str = ""
+    observed: NDArray[np.float64] | None = None
 
 
 @dataclass(frozen=True)

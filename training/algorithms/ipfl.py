@@ -34,12 +34,13 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from mechanism import Settlement
+from mechanism import ESTIMATORS, Settlement
+from mechanism.defence import NEEDS_ESTIMATE
 
 from ..distance import DISTANCES, get_distance
 from ..hyper import Param
 from ..profiles import Reports
-from ..server import D_SCALES, ipfl_market, ipfl_messages
+from ..server import D_SCALES, displacements, ipfl_market, ipfl_messages
 from .base import Algorithm, MarketCall, ServerInput, ServerOutput, State, register
 
 __all__ = ["IPFL"]
@@ -65,8 +66,13 @@ class IPFL(Algorithm):
         "defence": Param("none", choices=("checked", "estimate", "none"),
                          doc="market on the reported data sizes (none: the paper) or on an "
                              "estimate of effective data size (docs/defence.md)"),
+        "estimator": Param("displacement", choices=ESTIMATORS,
+                           doc="where the size estimate comes from: each client's round-0 "
+                               "displacement (displacement) or a simulated noisy oracle of "
+                               "the true size (oracle)"),
         "estimate_noise": Param(0.0, lo=0.0, hi=10.0,
-                                doc="log-normal error of the simulated size estimate"),
+                                doc="estimator = oracle: log-normal error of the simulated "
+                                    "size estimate"),
         "estimate_band": Param(0.5, lo=0.0, hi=10.0,
                                doc="checked: largest |ln(report / estimate)| priced as "
                                    "reported"),
@@ -81,13 +87,25 @@ class IPFL(Algorithm):
     #: issue 24's keys (docs/defence.md): written to the config only when given, so the
     #: paper's runs keep the configs (and run-store hashes) they always had, and a run
     #: written before them resumes and verifies unchanged
-    DEFENCE_KEYS: ClassVar[tuple[str, ...]] = ("defence", "estimate_noise", "estimate_band")
+    DEFENCE_KEYS: ClassVar[tuple[str, ...]] = ("defence", "estimator", "estimate_noise",
+                                               "estimate_band")
 
     @classmethod
     def fill_defaults(cls, given: dict[str, Any]) -> dict[str, Any]:
         """Fill the declared defaults; ``lam_prox`` by distance unless given.
 
-        The defence keys are filled only when one of them is given.
+        The defence keys are filled only when one of them is given. ``estimator`` is then
+        ``"displacement"`` unless given, except in a config that gives
+        ``estimate_noise`` without ``estimator``: every config written before the key
+        existed, whose runs used the simulated oracle; there it stays absent (read as
+        ``"oracle"``), so those configs, their run-store hashes and run directories are
+        unchanged.
+
+        Raises
+        ------
+        ValueError
+            ``estimate_noise`` > 0 with ``estimator = "displacement"`` (it is the
+            oracle's parameter).
         """
         out = super().fill_defaults(given)
         if "lam_prox" not in given:
@@ -95,7 +113,18 @@ class IPFL(Algorithm):
         if not any(k in given for k in cls.DEFENCE_KEYS):
             for k in cls.DEFENCE_KEYS:
                 del out[k]
+        elif "estimator" not in given and "estimate_noise" in given:
+            del out["estimator"]
+        elif out["estimator"] == "displacement" and out["estimate_noise"] != 0:
+            raise ValueError(f"config: [ipfl] estimate_noise = {out['estimate_noise']!r} "
+                             "applies to estimator = 'oracle' only; with estimator = "
+                             "'displacement' leave it out")
         return out
+
+    def _observes(self) -> bool:
+        """Whether this run's market needs the round-0 displacements."""
+        return (self.hp.get("defence", "none") in NEEDS_ESTIMATE
+                and self.hp.get("estimator", "oracle") == "displacement")
 
     def max_prox(self, reports: Reports, theta0: torch.Tensor) -> float:
         r"""Return the worst case of eq. (7)'s weight: every client imports every other.
@@ -118,11 +147,37 @@ class IPFL(Algorithm):
                            d_scale=hp["d_scale"], solver=hp["solver"], true=inp.true,
                            defence=hp.get("defence", "none"),
                            estimate_noise=hp.get("estimate_noise", 0.0),
-                           estimate_band=hp.get("estimate_band", 0.0), seed=inp.seed)
+                           estimate_band=hp.get("estimate_band", 0.0), seed=inp.seed,
+                           estimator=hp.get("estimator", "oracle"),
+                           observed=self._observed(inp, state) if self._observes() else None)
+
+    @staticmethod
+    def _observed(inp: ServerInput, state: State) -> np.ndarray:
+        r"""Return the round-0 displacements of the clients in ``inp`` (docs/defence.md).
+
+        Round 1's uploads are round 0's, all trained from :math:`\theta^0`: measured then
+        (:func:`training.server.displacements`) and kept in the server state
+        (``size_obs``, one entry per client) for every later round.
+        """
+        if "size_obs" in state:
+            return state["size_obs"].numpy()[inp.clients]
+        if inp.round != 1:
+            raise ValueError(f"round {inp.round}: the server state has no round-0 "
+                             "displacements (size_obs) for estimator = 'displacement'")
+        return displacements(inp.uploads, inp.theta0)
 
     def server_step(self, inp: ServerInput, state: State,
                     settlement: Settlement | None = None) -> tuple[ServerOutput, State]:
-        """Return the prox-centres and weights of the settled graph (a lone client: its own)."""
+        """Return the prox-centres and weights of the settled graph (a lone client: its own).
+
+        Under ``estimator = "displacement"`` the first call (round 1) keeps the round-0
+        displacements in the returned state (``size_obs``; 0 for a client not in).
+        """
+        if self._observes() and "size_obs" not in state:
+            obs = torch.zeros(inp.m, dtype=torch.float64)
+            obs[torch.as_tensor(inp.clients, dtype=torch.long)] = torch.as_tensor(
+                self._observed(inp, state))
+            state = {**state, "size_obs": obs}
         if settlement is None:  # a lone client has no market: it trains on its own
             out = ServerOutput.plain(inp.uploads.clone(), own=1.0)
             out.columns["eta"] = np.full(inp.k, np.nan)
