@@ -214,7 +214,7 @@ for sig in (signal.SIGTERM, signal.SIGKILL):
             os.kill(p, sig)
         except OSError:
             pass
-    end = time.monotonic() + 5
+    end = time.monotonic() + 3
     while pids and time.monotonic() < end and ours():
         time.sleep(0.1)
 shutil.rmtree(tmp, ignore_errors=True)
@@ -299,14 +299,24 @@ def connect(address: str, cpus: int | None = None) -> Iterator[Any]:
             watchdog.stdin.close()
             try:
                 watchdog.wait(timeout=30)
-            except subprocess.TimeoutExpired:  # pragma: no cover (the watchdog sleeps 10 s at most)
+            except subprocess.TimeoutExpired:  # pragma: no cover (the watchdog waits 6 s at most)
                 watchdog.kill()
                 watchdog.wait()
 
 
-def _make_probe(store: Path) -> tuple[str, str]:
+def _make_probe(store: Path) -> tuple[str, str] | None:
+    """Write this driver's probe file into the store; remove probes of dead drivers here.
+
+    A probe is named ``.ray-probe-<host>-<pid>-<token>``; one left by a driver of this
+    host that no longer runs (``kill -9``) is removed.
+    """
+    host = socket.gethostname()
+    for old in store.glob(f".ray-probe-{host}-*"):
+        pid = old.name[len(f".ray-probe-{host}-"):].split("-")[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            old.unlink(missing_ok=True)
     token = secrets.token_hex(16)
-    path = store.resolve() / f".ray-probe-{token}"
+    path = store.resolve() / f".ray-probe-{host}-{os.getpid()}-{token}"
     path.write_text(token)
     return str(path), token
 

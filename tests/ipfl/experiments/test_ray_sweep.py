@@ -1,0 +1,219 @@
+"""Tests of ``ipfl experiment NAME --ray ADDRESS`` (ipfl/experiments/ray_sweep.py, issue 23).
+
+The fast tests need no Ray cluster: the address checks, the missing-Ray message and a
+run returned as an archive. The ``slow`` ones start ``--ray local`` (Ray's start alone
+takes seconds on 2 cores): CSVs byte-identical to ``--jobs 1``, no Ray process left
+behind, a sweep killed with ``kill -9`` resumed without redoing its finished runs.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ipfl.cli import main
+from ipfl.experiments import ray_sweep, run_experiment
+from ipfl.experiments.core import STORE_VERSION, config_hash, run_one
+
+ROOT = Path(__file__).resolve().parents[3]
+IPFL = [sys.executable, "-c", "from ipfl.cli import main; main()"]
+
+
+def _tiny_spec():
+    from ipfl.experiments import check_request
+    from ipfl.experiments.core import PRESETS
+    from ipfl.experiments.market import specs
+
+    return specs(PRESETS["tiny"], [0], check_request("market", "tiny")["common"])[0]
+
+
+def _one_line_error(result, *needles: str) -> None:
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2, result.output
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    assert "Traceback" not in result.output
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("value", ["nowhere", "host:0", "host:99999", "10.0.0.1:63 79",
+                                   "http://host:6379", "", ":6379", "-x:1"])
+def test_a_malformed_address_is_one_line_naming_ray_before_any_work(tmp_path, value):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["experiment", "market", "--tiny", "--seeds", "1",
+                                       "--out", str(out), "--ray", value])
+    _one_line_error(result, "--ray", repr(value))
+    assert not out.exists()
+
+
+def test_an_address_nothing_answers_at_is_one_line_naming_it(tmp_path):
+    pytest.importorskip("ray")
+    import socket
+
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "out"
+    t0 = time.monotonic()
+    result = CliRunner().invoke(main, ["experiment", "market", "--tiny", "--seeds", "1",
+                                       "--out", str(out), "--ray", f"127.0.0.1:{port}"])
+    _one_line_error(result, "--ray", f"'127.0.0.1:{port}'", "nothing answers")
+    assert time.monotonic() - t0 < 30  # ray.init alone would retry for minutes
+    assert not out.exists()
+
+
+def test_without_ray_the_error_names_the_install_command(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "ray" else real(name, *a))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["experiment", "market", "--tiny", "--seeds", "1",
+                                       "--out", str(out), "--ray", "local"])
+    _one_line_error(result, "--ray", "pip install 'ipfl[flower-sim]'")
+    assert not out.exists()
+
+
+def test_a_run_returned_by_a_task_is_the_run_trained_in_place(tmp_path):
+    """The results-returned path (no shared store), without Ray: the task function itself."""
+    spec = _tiny_spec()
+    here = tmp_path / "a" / config_hash(spec.cfg)
+    run_one(spec.cfg, here)
+    data = ray_sweep.run_task(spec.cfg, str(tmp_path / "b" / here.name), None, STORE_VERSION)
+    assert isinstance(data, bytes)
+    with tarfile.open(fileobj=BytesIO(data)) as tar:
+        names = tar.getnames()
+    assert "done.json" in names and "metrics.jsonl" in names and "run.lock" not in names
+    assert all(not n.startswith(("/", "..")) for n in names)
+    there = tmp_path / "b" / here.name
+    there.parent.mkdir()
+    ray_sweep.unpack(data, there)
+    for name in ("metrics.jsonl", "config.json"):
+        assert (here / name).read_bytes() == (there / name).read_bytes(), name
+    assert sorted(p.name for p in there.parent.iterdir()) == [f".{here.name}.lock", here.name]
+
+
+def test_an_unfinished_archive_is_refused_and_nothing_is_left(tmp_path):
+    buf = BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("metrics.jsonl")
+        tar.addfile(info, BytesIO(b""))
+    with pytest.raises(RuntimeError, match="came back unfinished"):
+        ray_sweep.unpack(buf.getvalue(), tmp_path / "abc")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_node_with_other_training_code_refuses_the_run(tmp_path):
+    with pytest.raises(RuntimeError, match="install the same ipfl on every node"):
+        ray_sweep.run_task(_tiny_spec().cfg, str(tmp_path / "x"), None, STORE_VERSION + 1)
+
+
+# ----- with Ray ---------------------------------------------------------------------------------
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+
+
+def _left_behind(driver: int) -> list[int]:
+    """PIDs of live processes of the Ray that ``driver`` started (its temporary folder)."""
+    prefix = f"RAY_TMPDIR=/tmp/ipfl-ray-{driver}-".encode()
+    pids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                env = Path(f"/proc/{d}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if any(e.startswith(prefix) for e in env):
+                pids.append(int(d))
+    return pids
+
+
+def _csvs(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob("*.csv"))
+
+
+def _same_outputs(a: Path, b: Path) -> None:
+    names = _csvs(a)
+    assert names and names == _csvs(b)
+    match, mismatch, errors = filecmp.cmpfiles(a, b, [*names, "summary.md"], shallow=False)
+    assert not mismatch and not errors, (mismatch, errors)
+
+
+@pytest.mark.slow
+def test_ray_local_writes_the_csvs_of_jobs_1_and_leaves_no_ray_process(tmp_path):
+    pytest.importorskip("ray")
+    args = ["experiment", "market", "--tiny", "--seeds", "1", "--quiet"]
+    subprocess.run([*IPFL, *args, "--out", str(tmp_path / "j1" / "market")], check=True,
+                   env=_env(), capture_output=True, cwd=tmp_path)
+    proc = subprocess.Popen([*IPFL, *args, "--out", str(tmp_path / "ray" / "market"),
+                             "--ray", "local"], env=_env(), cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, output
+    assert "as Ray tasks on this machine" in output
+    _same_outputs(tmp_path / "j1" / "market", tmp_path / "ray" / "market")
+    assert _left_behind(proc.pid) == []
+    assert not list(Path("/tmp").glob(f"ipfl-ray-{proc.pid}-*"))
+    assert not list((tmp_path / "ray" / "run-store").glob(".ray-probe-*"))
+
+
+@pytest.mark.slow
+def test_runs_returned_to_the_driver_give_the_same_csvs(tmp_path, monkeypatch):
+    """No probe: every task trains in its node's temporary folder and returns the run."""
+    pytest.importorskip("ray")
+    monkeypatch.setattr(ray_sweep, "_make_probe", lambda store: None)
+    kw = {"seeds": 1, "progress": False}
+    run_experiment("market", "tiny", out=tmp_path / "j1" / "market", **kw)
+    run_experiment("market", "tiny", out=tmp_path / "ray" / "market", ray="local", jobs=2, **kw)
+    _same_outputs(tmp_path / "j1" / "market", tmp_path / "ray" / "market")
+    assert _left_behind(os.getpid()) == []
+    assert not list((tmp_path / "ray" / "run-store").glob(".incoming-*"))
+
+
+@pytest.mark.slow
+def test_a_killed_sweep_resumes_without_redoing_finished_runs(tmp_path):
+    """kill -9 the driver after its first finished run: Ray goes too; the same command ends it."""
+    pytest.importorskip("ray")
+    args = ["experiment", "performance", "--tiny", "--seeds", "1", "--methods", "fedavg,ipfl",
+            "--settings", "NIID,Skew", "--set", "rounds=12", "--quiet"]
+    ray_args = [*args, "--out", str(tmp_path / "ray" / "performance"), "--ray", "local",
+                "--jobs", "1"]
+    store = tmp_path / "ray" / "run-store"
+    proc = subprocess.Popen([*IPFL, *ray_args], env=_env(), cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while not list(store.glob("*/done.json")) and time.monotonic() < deadline:
+        assert proc.poll() is None, "the sweep ended before it could be killed"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished = {p.parent.name: p.stat().st_mtime_ns for p in store.glob("*/done.json")}
+    assert 1 <= len(finished) < 4, "kill -9 came too late to interrupt the sweep"
+    deadline = time.monotonic() + 20  # the watchdog: SIGTERM, 3 s, SIGKILL
+    while (_left_behind(proc.pid) or list(Path("/tmp").glob(f"ipfl-ray-{proc.pid}-*"))) \
+            and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _left_behind(proc.pid) == []
+    assert not list(Path("/tmp").glob(f"ipfl-ray-{proc.pid}-*"))
+    again = subprocess.Popen([*IPFL, *ray_args], env=_env(), cwd=tmp_path, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output, _ = again.communicate(timeout=300)
+    assert again.returncode == 0, output
+    assert {k: (store / k / "done.json").stat().st_mtime_ns for k in finished} == finished
+    assert len(list(store.glob("*/done.json"))) == 4
+    assert _left_behind(again.pid) == []
+    subprocess.run([*IPFL, *args, "--out", str(tmp_path / "j1" / "performance")], check=True,
+                   env=_env(), capture_output=True, cwd=tmp_path)
+    _same_outputs(tmp_path / "j1" / "performance", tmp_path / "ray" / "performance")
+    assert not list(store.glob(".ray-probe-*"))
