@@ -217,3 +217,57 @@ def test_a_killed_sweep_resumes_without_redoing_finished_runs(tmp_path):
                    env=_env(), capture_output=True, cwd=tmp_path)
     _same_outputs(tmp_path / "j1" / "performance", tmp_path / "ray" / "performance")
     assert not list(store.glob(".ray-probe-*"))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_a_sweep_on_a_running_cluster_writes_the_csvs_of_jobs_1(tmp_path):
+    """``ray start --head`` (loopback only), then ``--ray 127.0.0.1:PORT``; the head is stopped
+    by the test through the marker its processes inherit."""
+    pytest.importorskip("ray")
+    import secrets
+
+    ray_bin = Path(sys.executable).with_name("ray")
+    if not ray_bin.is_file():
+        pytest.skip("no `ray` command next to this Python")
+    token = secrets.token_hex(8)
+    head_tmp = Path(f"/tmp/ipfl-head-{token}")
+    port = _free_port()
+    env = {**_env(), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+    try:
+        subprocess.run([str(ray_bin), "start", "--head", "--port", str(port), "--num-cpus", "2",
+                        "--include-dashboard", "false", "--disable-usage-stats",
+                        "--ray-client-server-port", str(_free_port()),
+                        "--temp-dir", str(head_tmp)], check=True, capture_output=True,
+                       env={**env, ray_sweep.MARKER: token}, timeout=120, cwd=tmp_path)
+        args = ["experiment", "market", "--tiny", "--seeds", "1", "--quiet"]
+        proc = subprocess.Popen([*IPFL, *args, "--out", str(tmp_path / "ray" / "market"),
+                                 "--ray", f"127.0.0.1:{port}"], env=env, cwd=tmp_path, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        output, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, output
+        assert f"as Ray tasks on 127.0.0.1:{port}" in output
+        subprocess.run([*IPFL, *args, "--out", str(tmp_path / "j1" / "market")], check=True,
+                       env=_env(), capture_output=True, cwd=tmp_path)
+        _same_outputs(tmp_path / "j1" / "market", tmp_path / "ray" / "market")
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in ray_sweep.ray_processes(token):
+                try:
+                    os.kill(pid, sig)
+                except OSError:
+                    pass
+            deadline = time.monotonic() + 5
+            while ray_sweep.ray_processes(token) and time.monotonic() < deadline:
+                time.sleep(0.2)
+        import shutil
+
+        shutil.rmtree(head_tmp, ignore_errors=True)
+    assert ray_sweep.ray_processes(token) == []
