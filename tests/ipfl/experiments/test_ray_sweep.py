@@ -219,6 +219,34 @@ def test_a_killed_sweep_resumes_without_redoing_finished_runs(tmp_path):
     assert not list(store.glob(".ray-probe-*"))
 
 
+@pytest.mark.slow
+def test_ctrl_c_stops_the_sweep_and_its_ray_and_says_how_to_resume(tmp_path):
+    pytest.importorskip("ray")
+    store = tmp_path / "run-store"
+    # a shell's background job ignores SIGINT: restore the default before exec
+    start = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+             "os.execv(sys.executable, [sys.executable, '-c', "
+             "'from ipfl.cli import main; main()', *sys.argv[1:]])")
+    proc = subprocess.Popen([sys.executable, "-c", start, "experiment", "performance", "--tiny",
+                             "--seeds", "1", "--methods", "fedavg,ipfl", "--settings",
+                             "NIID,Skew", "--set", "rounds=12", "--quiet", "--out",
+                             str(tmp_path / "performance"), "--ray", "local", "--jobs", "1"],
+                            env=_env(), cwd=tmp_path, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 240
+    while not list(store.glob("*/done.json")) and time.monotonic() < deadline:
+        assert proc.poll() is None, "the sweep ended before it could be stopped"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, output
+    assert "stopped; finished runs are kept; resume with: ipfl experiment performance" in output
+    assert "--ray local" in output and "Traceback" not in output
+    assert _left_behind(proc.pid) == []
+    assert not list(Path("/tmp").glob(f"ipfl-ray-{proc.pid}-*"))
+    assert not list(store.glob(".ray-probe-*"))
+
+
 def _free_port() -> int:
     import socket
 
