@@ -141,7 +141,15 @@ def unpack(data: bytes, target: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".incoming-{target.name}-", dir=target.parent))
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
-            tar.extractall(tmp, filter="data")
+            for m in tar.getmembers():  # what a run directory holds, and nothing outside it
+                parts = Path(m.name).parts
+                if not (m.isfile() or m.isdir()) or m.name.startswith("/") or ".." in parts:
+                    raise RuntimeError(f"--ray: the run {target.name} came back with "
+                                       f"{m.name!r}, which is not part of a run directory")
+            if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4
+                tar.extractall(tmp, filter="data")
+            else:  # pragma: no cover
+                tar.extractall(tmp)  # noqa: S202 (every member was checked above)
         if not (tmp / "done.json").is_file() and not (tmp / "failed.json").is_file():
             raise RuntimeError(f"--ray: the run {target.name} came back unfinished")
         with open(target.parent / f".{target.name}.lock", "w") as lock:
@@ -283,13 +291,20 @@ def connect(address: str, cpus: int | None = None) -> Iterator[Any]:
                 raise ValueError("--ray: Ray is already initialised in this process")
             common = {"include_dashboard": False, "log_to_driver": False,
                       "configure_logging": False, "namespace": "ipfl-experiment"}
-            if local:
-                ray.init(num_cpus=cpus or os.cpu_count() or 1, _temp_dir=str(tmp),
-                         object_store_memory=_OBJECT_STORE, **common)
-            else:
+            if not local:
                 reachable(address)
                 del common["include_dashboard"]  # a driver joining a cluster starts none
-                ray.init(address=address, **common)
+            try:
+                if local:
+                    ray.init(num_cpus=cpus or os.cpu_count() or 1, _temp_dir=str(tmp),
+                             object_store_memory=_OBJECT_STORE, **common)
+                else:
+                    ray.init(address=address, **common)
+            except Exception as exc:  # noqa: BLE001 (Ray's errors run over many lines)
+                ray.shutdown()  # whatever it started (and, for local, the watchdog after it)
+                first = (str(exc).strip().splitlines() or [""])[0][:300]
+                raise ValueError(f"--ray = {address!r}: Ray did not start or connect: "
+                                 f"{type(exc).__name__}: {first}") from None
             try:
                 yield ray
             finally:
