@@ -114,6 +114,24 @@ def test_an_unfinished_archive_is_refused_and_nothing_is_left(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("name,kind", [("../escape", tarfile.REGTYPE),
+                                       ("/abs/done.json", tarfile.REGTYPE),
+                                       ("link", tarfile.SYMTYPE)])
+def test_an_archive_reaching_outside_a_run_directory_is_refused(tmp_path, name, kind):
+    buf = BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.addfile(tarfile.TarInfo("done.json"), BytesIO(b""))
+        bad = tarfile.TarInfo(name)
+        bad.type = kind
+        bad.linkname = "/etc/passwd" if kind == tarfile.SYMTYPE else ""
+        tar.addfile(bad, BytesIO(b""))
+    store = tmp_path / "store"
+    store.mkdir()
+    with pytest.raises(RuntimeError, match="not part of a run directory"):
+        ray_sweep.unpack(buf.getvalue(), store / "abc")
+    assert list(store.iterdir()) == [] and sorted(tmp_path.iterdir()) == [store]
+
+
 def test_a_node_with_other_training_code_refuses_the_run(tmp_path):
     with pytest.raises(RuntimeError, match="install the same ipfl on every node"):
         ray_sweep.run_task(_tiny_spec().cfg, str(tmp_path / "x"), None, STORE_VERSION + 1)
