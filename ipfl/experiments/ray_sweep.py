@@ -88,11 +88,21 @@ def require_ray() -> None:
         raise ValueError(f"--ray needs Ray, which is not installed: {INSTALL}")
 
 
-def reachable(address: str, timeout: float = 5.0) -> None:
-    """Refuse (:class:`ValueError` naming ``--ray``) a cluster address nothing answers at.
+#: seconds a Ray head has to answer :func:`reachable`'s question (it answers in about one)
+GCS_WAIT = 20.0
 
-    ``ray.init`` retries an unreachable address for minutes; a TCP connection to the
-    head's port says at once whether anything listens there.
+#: asks the head for its cluster id, as ``ray health-check`` does
+_ASK_GCS = "import sys, ray._raylet as r; r.GcsClient(address=sys.argv[1]).cluster_id"
+
+
+def reachable(address: str, timeout: float = 5.0) -> None:
+    """Refuse (:class:`ValueError` naming ``--ray``) a cluster address no Ray head answers at.
+
+    ``ray.init`` retries such an address for many minutes. First a TCP connection to the
+    port says whether anything listens there; then (``HOST:PORT``, not Ray Client's
+    ``ray://``) a child process asks it for its cluster id, as ``ray health-check`` does,
+    and is stopped after :data:`GCS_WAIT` seconds: a port where another service listens
+    is refused in that time.
     """
     where = check_address(address)
     if where is None:
@@ -106,6 +116,19 @@ def reachable(address: str, timeout: float = 5.0) -> None:
         raise ValueError(f"--ray = {address!r}: nothing answers at {host}:{port} ({why}); "
                          "start the head there with `ray start --head --port "
                          f"{port}`, or use --ray local") from None
+    if address.startswith("ray://"):
+        return
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    try:
+        done = subprocess.run([sys.executable, "-c", _ASK_GCS, f"{host}:{port}"], env=env,
+                              capture_output=True, timeout=GCS_WAIT, check=False)
+    except subprocess.TimeoutExpired:
+        done = None
+    if done is None or b"RpcError" in done.stderr:
+        raise ValueError(f"--ray = {address!r}: something listens at {host}:{port}, but no Ray "
+                         f"head answered within {GCS_WAIT:g} s; give the port of `ray start "
+                         "--head --port PORT` (6379 by default)")
+    # any other failure (this Ray without the call, say) is left to ray.init to report
 
 
 # ----- the task (runs on a Ray worker) -----------------------------------------------------

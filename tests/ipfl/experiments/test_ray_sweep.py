@@ -72,6 +72,47 @@ def test_an_address_nothing_answers_at_is_one_line_naming_it(tmp_path):
     assert not out.exists()
 
 
+def test_a_port_where_no_ray_head_answers_is_one_line_naming_it(tmp_path, monkeypatch):
+    """Something listens (a bare TCP server), but it is no Ray head: refused in GCS_WAIT s."""
+    pytest.importorskip("ray")
+    import socket
+    import threading
+
+    monkeypatch.setattr(ray_sweep, "GCS_WAIT", 4.0)
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    port = server.getsockname()[1]
+    stop = threading.Event()
+
+    def serve() -> None:
+        held = []
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                pass
+        for c in held:
+            c.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    out = tmp_path / "out"
+    try:
+        t0 = time.monotonic()
+        result = CliRunner().invoke(main, ["experiment", "market", "--tiny", "--seeds", "1",
+                                           "--out", str(out), "--ray", f"127.0.0.1:{port}"])
+        took = time.monotonic() - t0
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+    _one_line_error(result, "--ray", f"'127.0.0.1:{port}'", "no Ray head answered within 4 s")
+    assert took < 30
+    assert not out.exists()
+
+
 def test_without_ray_the_error_names_the_install_command(tmp_path, monkeypatch):
     import importlib.util
 
