@@ -22,10 +22,11 @@ Where a run directory is written (:func:`run_task`):
 machine's CPUs; no dashboard UI, usage statistics off, every address on 127.0.0.1, a
 128 MiB object store, its temporary folder ``/tmp/ipfl-ray-<pid>-*``) and stops it at the
 end. Nothing Ray starts outlives the driver, even a ``kill -9`` of it: a small watchdog
-process, started first in its own session, waits for the driver's end (its stdin pipe
-closes, however the driver ends), then stops every process whose environment holds this
-sweep's token (``IPFL_RAY_SWEEP``, inherited by every Ray process) and removes the
-temporary folder.
+process (:mod:`ipfl.experiments._ray_watchdog`), started first in its own session, notes
+the processes Ray starts while the driver runs, waits for the driver's end (its stdin
+pipe closes, however the driver ends), then stops them and every process whose
+environment holds this sweep's token (``IPFL_RAY_SWEEP``) and removes the temporary
+folder.
 """
 
 from __future__ import annotations
@@ -223,35 +224,6 @@ def run_task(cfg: Any, path: str, probe: tuple[str, str] | None,
 
 
 # ----- the driver -----------------------------------------------------------------------------
-_WATCHDOG = r"""
-import os, shutil, signal, sys, time
-marker, tmp, driver = sys.argv[1].encode(), sys.argv[2], int(sys.argv[3])
-sys.stdin.buffer.read()  # returns at EOF: the driver has ended or closed the pipe
-def ours():
-    pids = []
-    for d in os.listdir("/proc"):
-        if d.isdigit() and int(d) not in (os.getpid(), driver):
-            try:
-                with open(f"/proc/{d}/environ", "rb") as f:
-                    if marker in f.read().split(b"\0"):
-                        pids.append(int(d))
-            except OSError:
-                pass
-    return pids
-for sig in (signal.SIGTERM, signal.SIGKILL):
-    pids = ours()
-    for p in pids:
-        try:
-            os.kill(p, sig)
-        except OSError:
-            pass
-    end = time.monotonic() + 3
-    while pids and time.monotonic() < end and ours():
-        time.sleep(0.1)
-shutil.rmtree(tmp, ignore_errors=True)
-"""
-
-
 def ray_processes(token: str) -> list[int]:
     """Return the PIDs of the live processes whose environment holds ``IPFL_RAY_SWEEP=token``."""
     marker = f"{MARKER}={token}".encode()
@@ -299,7 +271,8 @@ def connect(address: str, cpus: int | None = None) -> Iterator[Any]:
     if local:
         tmp = Path(tempfile.mkdtemp(prefix=f"ipfl-ray-{os.getpid()}-", dir="/tmp"))
         watchdog = subprocess.Popen(
-            [sys.executable, "-c", _WATCHDOG, f"{MARKER}={token}", str(tmp), str(os.getpid())],
+            [sys.executable, str(Path(__file__).with_name("_ray_watchdog.py")),
+             f"{MARKER}={token}", str(tmp), str(os.getpid())],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True, env={k: v for k, v in os.environ.items() if k != MARKER})
         # every Ray process inherits these: the marker the watchdog looks for, and loopback

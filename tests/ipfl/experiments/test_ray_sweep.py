@@ -183,18 +183,33 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
 
 
-def _left_behind(driver: int) -> list[int]:
-    """PIDs of live processes of the Ray that ``driver`` started (its temporary folder)."""
+def _alive(pid: str) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False
+
+
+def _left_behind(driver: int, cwd: Path) -> list[int]:
+    """PIDs of live processes of the Ray that ``driver`` started in the folder ``cwd``.
+
+    Two signs, since Ray's process titles can overwrite part of a process's environment:
+    ``RAY_TMPDIR`` naming the driver's temporary folder, or ``cwd`` (every process the
+    driver starts inherits it; each test drives from its own ``tmp_path``).
+    """
     prefix = f"RAY_TMPDIR=/tmp/ipfl-ray-{driver}-".encode()
+    cwd = cwd.resolve()
     pids = []
     for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                env = Path(f"/proc/{d}/environ").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if any(e.startswith(prefix) for e in env):
-                pids.append(int(d))
+        if not d.isdigit() or int(d) == os.getpid() or not _alive(d):
+            continue
+        try:
+            env = Path(f"/proc/{d}/environ").read_bytes().split(b"\0")
+            here = Path(os.readlink(f"/proc/{d}/cwd"))
+        except OSError:
+            continue
+        if any(e.startswith(prefix) for e in env) or here == cwd or cwd in here.parents:
+            pids.append(int(d))
     return pids
 
 
@@ -222,7 +237,7 @@ def test_ray_local_writes_the_csvs_of_jobs_1_and_leaves_no_ray_process(tmp_path)
     assert proc.returncode == 0, output
     assert "as Ray tasks on this machine" in output
     _same_outputs(tmp_path / "j1" / "market", tmp_path / "ray" / "market")
-    assert _left_behind(proc.pid) == []
+    assert _left_behind(proc.pid, tmp_path) == []
     assert not list(Path("/tmp").glob(f"ipfl-ray-{proc.pid}-*"))
     assert not list((tmp_path / "ray" / "run-store").glob(".ray-probe-*"))
 
@@ -232,11 +247,12 @@ def test_runs_returned_to_the_driver_give_the_same_csvs(tmp_path, monkeypatch):
     """No probe: every task trains in its node's temporary folder and returns the run."""
     pytest.importorskip("ray")
     monkeypatch.setattr(ray_sweep, "_make_probe", lambda store: None)
+    monkeypatch.chdir(tmp_path)  # Ray's processes inherit it: how _left_behind knows them
     kw = {"seeds": 1, "progress": False}
     run_experiment("market", "tiny", out=tmp_path / "j1" / "market", **kw)
     run_experiment("market", "tiny", out=tmp_path / "ray" / "market", ray="local", jobs=2, **kw)
     _same_outputs(tmp_path / "j1" / "market", tmp_path / "ray" / "market")
-    assert _left_behind(os.getpid()) == []
+    assert _left_behind(os.getpid(), tmp_path) == []
     assert not list((tmp_path / "ray" / "run-store").glob(".incoming-*"))
 
 
@@ -260,10 +276,10 @@ def test_a_killed_sweep_resumes_without_redoing_finished_runs(tmp_path):
     finished = {p.parent.name: p.stat().st_mtime_ns for p in store.glob("*/done.json")}
     assert 1 <= len(finished) < 4, "kill -9 came too late to interrupt the sweep"
     deadline = time.monotonic() + 20  # the watchdog: SIGTERM, 3 s, SIGKILL
-    while (_left_behind(proc.pid) or list(Path("/tmp").glob(f"ipfl-ray-{proc.pid}-*"))) \
+    while (_left_behind(proc.pid, tmp_path) or list(Path("/tmp").glob(f"ipfl-ray-{proc.pid}-*"))) \
             and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert _left_behind(proc.pid) == []
+    assert _left_behind(proc.pid, tmp_path) == []
     assert not list(Path("/tmp").glob(f"ipfl-ray-{proc.pid}-*"))
     again = subprocess.Popen([*IPFL, *ray_args], env=_env(), cwd=tmp_path, text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -271,7 +287,7 @@ def test_a_killed_sweep_resumes_without_redoing_finished_runs(tmp_path):
     assert again.returncode == 0, output
     assert {k: (store / k / "done.json").stat().st_mtime_ns for k in finished} == finished
     assert len(list(store.glob("*/done.json"))) == 4
-    assert _left_behind(again.pid) == []
+    assert _left_behind(again.pid, tmp_path) == []
     subprocess.run([*IPFL, *args, "--out", str(tmp_path / "j1" / "performance")], check=True,
                    env=_env(), capture_output=True, cwd=tmp_path)
     _same_outputs(tmp_path / "j1" / "performance", tmp_path / "ray" / "performance")
@@ -301,7 +317,7 @@ def test_ctrl_c_stops_the_sweep_and_its_ray_and_says_how_to_resume(tmp_path):
     assert proc.returncode == 130, output
     assert "stopped; finished runs are kept; resume with: ipfl experiment performance" in output
     assert "--ray local" in output and "Traceback" not in output
-    assert _left_behind(proc.pid) == []
+    assert _left_behind(proc.pid, tmp_path) == []
     assert not list(Path("/tmp").glob(f"ipfl-ray-{proc.pid}-*"))
     assert not list(store.glob(".ray-probe-*"))
 
@@ -345,16 +361,16 @@ def test_a_sweep_on_a_running_cluster_writes_the_csvs_of_jobs_1(tmp_path):
                        env=_env(), capture_output=True, cwd=tmp_path)
         _same_outputs(tmp_path / "j1" / "market", tmp_path / "ray" / "market")
     finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            for pid in ray_sweep.ray_processes(token):
+        for sig in (signal.SIGTERM, signal.SIGKILL):  # the head's processes: marker or cwd
+            for pid in {*ray_sweep.ray_processes(token), *_left_behind(0, tmp_path)}:
                 try:
                     os.kill(pid, sig)
                 except OSError:
                     pass
             deadline = time.monotonic() + 5
-            while ray_sweep.ray_processes(token) and time.monotonic() < deadline:
+            while _left_behind(0, tmp_path) and time.monotonic() < deadline:
                 time.sleep(0.2)
         import shutil
 
         shutil.rmtree(head_tmp, ignore_errors=True)
-    assert ray_sweep.ray_processes(token) == []
+    assert _left_behind(0, tmp_path) == []
