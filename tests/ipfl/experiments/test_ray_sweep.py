@@ -126,8 +126,13 @@ def test_without_ray_the_error_names_the_install_command(tmp_path, monkeypatch):
     assert not out.exists()
 
 
-def test_a_run_returned_by_a_task_is_the_run_trained_in_place(tmp_path):
+def test_a_run_returned_by_a_task_is_the_run_trained_in_place(tmp_path, monkeypatch):
     """The results-returned path (no shared store), without Ray: the task function itself."""
+    import tempfile
+
+    node_tmp = tmp_path / "node-tmp"
+    node_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(node_tmp))  # the node's temporary folder
     spec = _tiny_spec()
     here = tmp_path / "a" / config_hash(spec.cfg)
     run_one(spec.cfg, here)
@@ -143,6 +148,7 @@ def test_a_run_returned_by_a_task_is_the_run_trained_in_place(tmp_path):
     for name in ("metrics.jsonl", "config.json"):
         assert (here / name).read_bytes() == (there / name).read_bytes(), name
     assert sorted(p.name for p in there.parent.iterdir()) == [f".{here.name}.lock", here.name]
+    assert not (node_tmp / "ipfl-ray-runs" / here.name).exists()  # the node keeps no copy
 
 
 def test_an_unfinished_archive_is_refused_and_nothing_is_left(tmp_path):
@@ -248,12 +254,17 @@ def test_runs_returned_to_the_driver_give_the_same_csvs(tmp_path, monkeypatch):
     pytest.importorskip("ray")
     monkeypatch.setattr(ray_sweep, "_make_probe", lambda store: None)
     monkeypatch.chdir(tmp_path)  # Ray's processes inherit it: how _left_behind knows them
+    node_tmp = tmp_path / "node-tmp"
+    node_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(node_tmp))  # the workers' temporary folder
     kw = {"seeds": 1, "progress": False}
     run_experiment("market", "tiny", out=tmp_path / "j1" / "market", **kw)
     run_experiment("market", "tiny", out=tmp_path / "ray" / "market", ray="local", jobs=2, **kw)
     _same_outputs(tmp_path / "j1" / "market", tmp_path / "ray" / "market")
     assert _left_behind(os.getpid(), tmp_path) == []
     assert not list((tmp_path / "ray" / "run-store").glob(".incoming-*"))
+    assert [p.name for p in (node_tmp / "ipfl-ray-runs").iterdir()
+            if not p.name.endswith(".lock")] == []  # trained there, returned, removed
 
 
 @pytest.mark.slow
