@@ -130,6 +130,11 @@ def reachable(address: str, timeout: float = 5.0) -> None:
                          f"head answered within {GCS_WAIT:g} s; give the port of `ray start "
                          "--head --port PORT` (6379 by default)")
     # any other failure (this Ray without the call, say) is left to ray.init to report
+    _REACHED.add(address)
+
+
+#: cluster addresses :func:`reachable` accepted in this process (checked once, not twice)
+_REACHED: set[str] = set()
 
 
 # ----- the task (runs on a Ray worker) -----------------------------------------------------
@@ -288,7 +293,8 @@ def connect(address: str, cpus: int | None = None) -> Iterator[Any]:
             common = {"include_dashboard": False, "log_to_driver": False,
                       "configure_logging": False, "namespace": "ipfl-experiment"}
             if not local:
-                reachable(address)
+                if address not in _REACHED:
+                    reachable(address)
                 del common["include_dashboard"]  # a driver joining a cluster starts none
             try:
                 if local:
