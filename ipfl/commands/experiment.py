@@ -33,11 +33,18 @@ from ..options import Int
                    "ipfl.lam=0 (iPFL's runs only); repeatable. Keys the experiment sets run "
                    "by run (algorithm, seed, the settings' partition keys, ...) are refused.")
 @click.option("--jobs", type=Int(1, 256), default=1, show_default=True,
-              help="Runs trained in parallel (one process each).")
+              help="Runs trained in parallel (one process each); with --ray, the most runs "
+                   "in flight (default: one per free CPU of the cluster).")
+@click.option("--ray", "ray", default=None, metavar="ADDRESS",
+              help="Run each run as a Ray task: 'local' starts Ray on this machine (and stops "
+                   "it), HOST:PORT joins a running cluster's head (`ray start --head`). Needs "
+                   "pip install 'ipfl[flower-sim]'. Same CSVs as --jobs 1; resumable.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def command(name: str, preset: str, seeds: int, dataset: str | None, data_dir: str | None,
-            device: str, methods: str | None, settings: str | None, out: str | None,
-            store: str | None, overrides: tuple[str, ...], jobs: int, quiet: bool) -> None:
+@click.pass_context
+def command(ctx: click.Context, name: str, preset: str, seeds: int, dataset: str | None,
+            data_dir: str | None, device: str, methods: str | None, settings: str | None,
+            out: str | None, store: str | None, overrides: tuple[str, ...], jobs: int,
+            ray: str | None, quiet: bool) -> None:
     """Run one of the paper's experiments; an interrupted one resumes where it stopped.
 
     NAME is performance, utility, robustness, truthfulness, market or similarity.
@@ -51,8 +58,15 @@ def command(name: str, preset: str, seeds: int, dataset: str | None, data_dir: s
     from ..cli import INTERRUPTED
     from ..experiments import run_experiment
 
+    if ray is not None and ctx.get_parameter_source("jobs") is not \
+            click.core.ParameterSource.COMMANDLINE:
+        jobs = None  # Ray schedules one run per free CPU
+    where = (f"{jobs} at a time" if ray is None else
+             f"as Ray tasks on {'this machine' if ray == 'local' else ray}"
+             f"{f', {jobs} at a time' if jobs else ''}")
+
     def start(runs: int, out: object, store: object) -> None:
-        click.echo(f"experiment {name} ({preset}): {runs} runs on {device}, {jobs} at a time; "
+        click.echo(f"experiment {name} ({preset}): {runs} runs on {device}, {where}; "
                    f"results in {out}, run directories in {store} (Ctrl-C stops it; the same "
                    "command resumes it)", err=True)
 
@@ -61,7 +75,7 @@ def command(name: str, preset: str, seeds: int, dataset: str | None, data_dir: s
                  if s is not None else None)
     try:
         res = run_experiment(name, preset, seeds=seeds, dataset=dataset, data_dir=data_dir,
-                             device=device, out=out, store=store, jobs=jobs,
+                             device=device, out=out, store=store, jobs=jobs, ray=ray,
                              methods=split(methods), settings=split(settings),
                              overrides=overrides, progress=not quiet, on_start=start)
     except (ValueError, FileNotFoundError) as exc:

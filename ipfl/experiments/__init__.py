@@ -203,7 +203,8 @@ def _check_out(out: Path, req: dict[str, Any]) -> None:
 def run_experiment(name: str, preset: str = "quick", *, seeds: int = 3,
                    dataset: str | None = None, data_dir: str | None = None,
                    device: str = "cpu", out: str | Path | None = None,
-                   store: str | Path | None = None, jobs: int = 1,
+                   store: str | Path | None = None, jobs: int | None = None,
+                   ray: str | None = None,
                    methods: tuple[str, ...] | None = None,
                    settings: tuple[str, ...] | None = None,
                    overrides: tuple[str, ...] | list[str] = (),
@@ -215,7 +216,10 @@ def run_experiment(name: str, preset: str = "quick", *, seeds: int = 3,
 
     ``out`` defaults to ``experiments-out/<preset>/<name>``; ``store`` (where the run
     folders live, shared by experiments) to ``<out>/../run-store``. ``overrides`` are
-    ``KEY=VALUE`` training keys applied to every run (see the module docstring). Every
+    ``KEY=VALUE`` training keys applied to every run (see the module docstring). ``jobs``
+    runs train at once (default 1). ``ray`` (``"local"`` or ``HOST:PORT``) runs each run
+    as a Ray task (:mod:`~ipfl.experiments.ray_sweep`; ``jobs`` then caps the runs in
+    flight, default: the cluster's free CPUs); the CSVs are those of ``jobs=1``. Every
     input is checked before the first run. Returns the analysis (``rows``) and ``seconds``.
     """
     req = check_request(name, preset, seeds, dataset, data_dir, device, methods, settings,
@@ -224,8 +228,16 @@ def run_experiment(name: str, preset: str = "quick", *, seeds: int = 3,
     out = Path(out) if out is not None else Path("experiments-out") / preset / name
     _check_out(out, req)
     store = Path(store) if store is not None else out.parent / "run-store"
-    if jobs <= 0:
+    if jobs is not None and jobs <= 0:
         raise ValueError(f"--jobs = {jobs!r} must be >= 1")
+    if ray is not None:  # checked before anything is written: value, Ray installed, reachable
+        from .ray_sweep import check_address, reachable, require_ray
+
+        check_address(ray)
+        require_ray()
+        reachable(ray)
+    elif jobs is None:
+        jobs = 1
     mod = EXPERIMENTS[name]
     p = PRESETS[preset]
     kwargs = {}
@@ -243,7 +255,7 @@ def run_experiment(name: str, preset: str = "quick", *, seeds: int = 3,
     if on_start is not None:
         on_start(len(specs), out, store)
     t0 = time.perf_counter()
-    rows = run_specs(specs, out, store, jobs=jobs, progress=progress)
+    rows = run_specs(specs, out, store, jobs=jobs, progress=progress, ray=ray)
     result = mod.analyse(out, specs, rows, p)
     result["seconds"] = time.perf_counter() - t0
     result["out"] = out

@@ -257,9 +257,15 @@ def _run_one_star(args: tuple[Any, str]) -> float:
     return run_one(args[0], args[1], progress=False)
 
 
-def run_specs(specs: list[Spec], out: Path, store: Path, *, jobs: int = 1,
-              progress: bool = True) -> dict[str, list[dict[str, Any]]]:
-    """Run every spec (resumable), link it as ``out/runs/<label>``; return rows per label."""
+def run_specs(specs: list[Spec], out: Path, store: Path, *, jobs: int | None = 1,
+              progress: bool = True, ray: str | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Run every spec (resumable), link it as ``out/runs/<label>``; return rows per label.
+
+    ``jobs`` runs train at once, in processes of this machine; with ``ray`` (``"local"`` or
+    a cluster's ``HOST:PORT``) each run is a Ray task instead
+    (:func:`~ipfl.experiments.ray_sweep.run_on_ray`; ``jobs`` then caps the runs in flight,
+    ``None``: the cluster's free CPUs). Either way the finished runs are skipped.
+    """
     from training import RunDir
 
     runs = out / "runs"
@@ -284,7 +290,13 @@ def run_specs(specs: list[Spec], out: Path, store: Path, *, jobs: int = 1,
 
         bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc=out.name,
                    unit="run", position=0)
-    if jobs <= 1 or len(todo) <= 1:
+    if ray is not None:
+        if todo:
+            from .ray_sweep import run_on_ray
+
+            run_on_ray(todo, store, ray, jobs=jobs,
+                       on_done=None if bar is None else lambda: bar.update(1))
+    elif jobs is None or jobs <= 1 or len(todo) <= 1:
         for cfg, path in todo:
             run_one(cfg, path, progress=progress)
             if bar is not None:
