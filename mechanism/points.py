@@ -1,0 +1,381 @@
+r"""Markets given by points: Algorithm 2 and eq. (10) without the ``m x m`` matrix.
+
+A :class:`~mechanism.market.Market` built with ``points=X`` (shape ``(m, p)``) has
+:math:`d_{ij} = \|x_i - x_j\|^2`. :func:`solve_points` returns the same graph and
+payments as the dense path (:func:`~mechanism.graph.greedy_graph`,
+:func:`~mechanism.payments.payments` on :meth:`Market.dense`) while looking only at
+each importer's nearby points, found by an exact nearest-neighbour index
+(:class:`scipy.spatial.cKDTree`), and carries a :class:`Certificate` that nothing
+it did not look at could have been accepted.
+
+The bound (Algorithm 2, Methods 4.2). Importer ``i`` can accept ``j`` only if
+:math:`N^{Th}_{ij} > N_j`, which (see :mod:`mechanism.graph`) needs
+:math:`w_{ij} \le g_i(N_j)`, i.e.
+
+.. math:: c_j + \lambda \frac{N_j}{N_i} d_{ij} \le g_i(N_j)
+          \iff d_{ij} \le \frac{N_i}{\lambda} \frac{g_i(N_j) - c_j}{N_j}.
+
+So with :math:`\beta_i \ge \max_j (g_i(N_j) - c_j)/N_j` nothing beyond
+:math:`R_i = N_i \beta_i / \lambda` can be accepted. :math:`\beta_i` is bounded
+without looking at every ``j``: the clients are split into ``BUCKETS`` groups by
+data size; in a group with sizes in :math:`[N^{lo}, N^{hi}]` and smallest cost
+:math:`c^{lo}`, :math:`(g_i(N_j) - c_j)/N_j \le (g_i(N^{hi}) - c^{lo})/N^{lo}`
+(:math:`g_i` is nondecreasing). Margins (``1e-9`` on the gain, ``1e-6`` on costs and
+on the radius) make the bound hold for the *computed* test ``w_ij <= g_i(N_j)``,
+whose rounding is about ``1e-16`` relative: for :math:`d_{ij} > R_i` the computed
+:math:`w_{ij}` exceeds the computed :math:`g_i(N_j)` (docs/scale.md gives the
+inequality chain). :math:`\beta_i \le 0` (a pure seller, or costs above every gain)
+gives an empty search; :math:`\lambda = 0` an unbounded one (every client).
+
+The search. For each importer the ``k`` nearest points are asked of the index
+(``k = K0`` first), and ``k`` is doubled for the importers whose ``k``-th nearest
+point is still within :math:`R_i`; an importer is done when its ``k``-th
+distance exceeds :math:`R_i` (then every point not returned is farther still) or
+``k = m``. The candidates within :math:`R_i` then go through exactly the dense
+path's arithmetic (weights, the closed-form filter, thresholds, the sorted scan),
+with :math:`d_{ij}` computed by :func:`pair_distances`, the same doubles as
+:func:`pairwise_distances` gives the dense path. Payments (eq. (10)) are computed
+per edge, as :func:`~mechanism.payments.payments` does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import sparse
+from scipy.spatial import cKDTree
+
+from .graph import VARIANTS, Variant, _pack_and_accept
+from .market import Market
+from .payments import Payments, _edge_marginals
+from .thresholds import row_blocks
+
+__all__ = ["BUCKETS", "Certificate", "PointsOutcome", "check_certificate", "pair_distances",
+           "pairwise_distances", "price_bound", "solve_points"]
+
+#: groups of clients (by data size) in the bound on :math:`\beta_i`
+BUCKETS = 64
+#: first number of neighbours asked per importer (doubled until certified)
+K0 = 16
+#: importers per chunk of the search and of the scan (bounds the temporaries)
+CHUNK = 8192
+#: relative margins of the bound (see the module docstring)
+GAIN_RTOL, COST_RTOL, RADIUS_RTOL = 1e-9, 1e-6, 1e-6
+
+
+def pair_distances(X: NDArray[np.float64], i: NDArray[np.intp],
+                   j: NDArray[np.intp]) -> NDArray[np.float64]:
+    r"""Return :math:`d_{ij} = \|x_i - x_j\|^2` for the pairs ``(i[e], j[e])``.
+
+    Summed coordinate by coordinate in a fixed order, so that it gives the same
+    doubles as :func:`pairwise_distances` for every pair.
+    """
+    out = np.zeros(np.shape(i))
+    for k in range(X.shape[1]):
+        diff = X[i, k] - X[j, k]
+        out += diff * diff
+    return out
+
+
+def pairwise_distances(X: NDArray[np.float64]) -> NDArray[np.float64]:
+    r"""Return the ``m x m`` matrix :math:`\|x_i - x_j\|^2` (the dense path's ``d``).
+
+    Same arithmetic as :func:`pair_distances`, in row blocks.
+    """
+    X = np.asarray(X, dtype=float)
+    m = X.shape[0]
+    d = np.zeros((m, m))
+    for rows in row_blocks(m):
+        for k in range(X.shape[1]):
+            diff = X[rows, k][:, None] - X[None, :, k]
+            d[rows] += diff * diff
+    return d
+
+
+def _require_points(where: str, market: object) -> Market:
+    if not isinstance(market, Market):
+        raise TypeError(f"{where}: market must be a Market, got {type(market).__name__}")
+    if market.points is None:
+        raise ValueError(f"{where}: market has no points (build it with Market(..., points=X))")
+    return market
+
+
+def price_bound(market: Market) -> NDArray[np.float64]:
+    r"""Return :math:`R_i`: importer ``i`` can accept no ``j`` with :math:`d_{ij} > R_i`.
+
+    :math:`R_i = (1 + 10^{-6}) N_i \beta_i / \lambda` with :math:`\beta_i` the
+    bucket bound of the module docstring; ``-1`` where :math:`\beta_i \le 0`
+    (nobody can be accepted), ``inf`` where :math:`\lambda = 0`. Costs ``m x BUCKETS``
+    gain evaluations.
+    """
+    N, K, c, gain = market.N, market.K, market.c, market.gain
+    m = market.m
+    order = np.argsort(N, kind="stable")
+    groups = np.array_split(order, min(BUCKETS, m))
+    n_lo = np.array([N[g].min() for g in groups])
+    n_hi = np.array([N[g].max() for g in groups])
+    c_lo = np.array([c[g].min() for g in groups]) * (1.0 - COST_RTOL)
+    beta = np.full(m, -np.inf)
+    for rows in row_blocks(m, 1 << 20):
+        with np.errstate(invalid="ignore"):
+            g = gain.value(n_hi[None, :], N[rows, None], K[rows, None]) * (1.0 + GAIN_RTOL)
+            val = (g - c_lo[None, :]) / n_lo[None, :]
+        beta[rows] = np.max(np.where(np.isnan(val), -np.inf, val), axis=1)
+    positive = (beta > 0) & (K > 0)
+    with np.errstate(divide="ignore", over="ignore"):
+        R = np.where(positive, (1.0 + RADIUS_RTOL) * N * beta / market.lam if market.lam > 0
+                     else np.inf, -1.0)
+    return R
+
+
+@dataclass(frozen=True)
+class Certificate:
+    r"""Why no client left out of an importer's candidates could have been accepted.
+
+    For every importer ``i``: the index listed every point ``j`` with
+    :math:`d_{ij} < \text{radius2}_i` (its ``searched[i]`` nearest points; ``inf``
+    when it listed all), the candidates are those with :math:`d_{ij} \le` ``bound[i]``
+    (``candidates`` in CSR form), and ``bound[i]`` is :func:`price_bound`: a ``j``
+    with :math:`d_{ij} >` ``bound[i]`` has :math:`w_{ij} > g_i(N_j)` and fails
+    Algorithm 2's test whatever else ``i`` imports. The claim holds when
+    ``radius2[i] > bound[i]`` and the bound is right; :func:`check_certificate`
+    checks both, and the claim itself, against the points.
+
+    Attributes
+    ----------
+    bound : ndarray, (m,)
+        :math:`R_i` (``-1``: nobody can be accepted; ``inf``: no bound, ``lam = 0``).
+    radius2 : ndarray, (m,)
+        Squared radius searched: every point closer than it was listed.
+    searched : ndarray of int, (m,)
+        Number of nearest points asked of the index (itself included).
+    indptr, indices : ndarray of int
+        The candidates: ``indices[indptr[i]:indptr[i + 1]]`` (ascending), every ``j``
+        within the bound of ``i``.
+    """
+
+    bound: NDArray[np.float64]
+    radius2: NDArray[np.float64]
+    searched: NDArray[np.intp]
+    indptr: NDArray[np.intp]
+    indices: NDArray[np.intp]
+
+    def candidates(self, i: int) -> NDArray[np.intp]:
+        """Client ``i``'s candidates (ascending)."""
+        return self.indices[self.indptr[i]:self.indptr[i + 1]]
+
+
+@dataclass(frozen=True)
+class PointsOutcome:
+    """Algorithm 2's graph and eq. (10)'s payments of a market given by points.
+
+    Attributes
+    ----------
+    i, j : ndarray of int
+        The graph's edges (``i`` imports ``j``), row-major: the order of
+        ``numpy.nonzero`` on the dense graph.
+    d : ndarray
+        :math:`d_{ij}` of each edge.
+    pay : Payments
+        Remittances per edge (``pay.edges``) and net payments ``pay.p``.
+    certificate : Certificate
+    """
+
+    i: NDArray[np.intp]
+    j: NDArray[np.intp]
+    d: NDArray[np.float64]
+    pay: Payments
+    certificate: Certificate
+
+    @property
+    def m(self) -> int:
+        """Number of clients."""
+        return self.pay.m
+
+    @property
+    def graph(self) -> sparse.csr_array:
+        """The graph as a sparse ``(m, m)`` int8 array."""
+        data = np.ones(self.i.size, dtype=np.int8)
+        return sparse.csr_array((data, (self.i, self.j)), shape=(self.m, self.m))
+
+
+class _EdgeSink:
+    """Collects ``sink[rows, cols] = 1`` as edge lists (``_pack_and_accept`` writes a graph)."""
+
+    def __init__(self) -> None:
+        self.rows: list[NDArray[np.intp]] = []
+        self.cols: list[NDArray[np.intp]] = []
+
+    def __setitem__(self, key: tuple[NDArray[np.intp], NDArray[np.intp]], value: int) -> None:
+        self.rows.append(np.asarray(key[0], dtype=np.intp).ravel())
+        self.cols.append(np.asarray(key[1], dtype=np.intp).ravel())
+
+
+def _search(market: Market, bound: NDArray[np.float64], k0: int
+            ) -> tuple[NDArray[np.float64], NDArray[np.intp], NDArray[np.intp],
+                       NDArray[np.intp]]:
+    """Nearest points, ``k`` doubled until ``radius2 > bound``: (radius2, searched, i, j)."""
+    X, m = market.points, market.m
+    tree = cKDTree(X)
+    radius2 = np.full(m, np.inf)
+    searched = np.zeros(m, dtype=np.intp)
+    ii, jj = [np.zeros(0, np.intp)], [np.zeros(0, np.intp)]
+    todo = np.flatnonzero(bound >= 0)
+    radius2[bound < 0] = 0.0  # nothing searched: nobody can be accepted
+    k = min(max(k0, 2), m)
+    while todo.size:
+        done_parts = []
+        for s in range(0, todo.size, CHUNK):
+            rows = todo[s:s + CHUNK]
+            dist, idx = tree.query(X[rows], k=k, workers=-1)
+            d2 = dist * dist
+            kth = d2[:, -1]
+            # listed: every point with index distance^2 <= bound (1 + 1e-9), so that a
+            # point left out is farther than the bound in pair_distances' rounding too
+            ok = (kth > bound[rows] * (1.0 + 1e-9)) | (k >= m)
+            r, col = np.nonzero(ok[:, None] & (d2 <= bound[rows, None] * (1.0 + 1e-9)))
+            ii.append(rows[r])
+            jj.append(idx[r, col])
+            radius2[rows[ok]] = np.where(k >= m, np.inf, kth[ok])
+            searched[rows[ok]] = k
+            done_parts.append(ok)
+        todo = todo[~np.concatenate(done_parts)]
+        k = min(2 * k, m)
+    i, j = np.concatenate(ii), np.concatenate(jj)
+    keep = i != j
+    i, j = i[keep], j[keep]
+    key = np.sort(i.astype(np.int64) * m + j)
+    return radius2, searched, (key // m).astype(np.intp), (key % m).astype(np.intp)
+
+
+def solve_points(market: Market, variant: Variant = "paper", *, k0: int = K0) -> PointsOutcome:
+    r"""Algorithm 2 and eq. (10) on a market given by points, with a certificate.
+
+    Parameters
+    ----------
+    market : Market
+        Built with ``points=X``.
+    variant : {"paper", "skip"}
+        As :func:`~mechanism.graph.greedy_graph`.
+    k0 : int
+        Neighbours asked per importer at first (doubled until certified); changes the
+        time, never the result.
+
+    Returns
+    -------
+    PointsOutcome
+        Equal to the dense path: ``greedy_graph(market.dense(), variant)`` has exactly
+        these edges, and ``payments`` the same remittances and net payments (the same
+        arithmetic on the same doubles; ``tests/mechanism/test_points.py``).
+
+    Examples
+    --------
+    >>> mk = Market(N=[100, 100, 100], c=[0.2, 0.2, 0.2], K=[400, 400, 400],
+    ...             points=[[0.0], [0.1], [9.0]], lam=1.0)
+    >>> out = solve_points(mk)
+    >>> list(zip(out.i.tolist(), out.j.tolist()))
+    [(0, 1), (1, 0)]
+    >>> out.certificate.candidates(2).tolist()
+    []
+    """
+    market = _require_points("solve_points", market)
+    if variant not in VARIANTS:
+        raise ValueError(f"solve_points: variant = {variant!r} is not one of {VARIANTS}")
+    if isinstance(k0, bool) or not isinstance(k0, int | np.integer) or k0 < 1:
+        raise ValueError(f"solve_points: k0 = {k0!r} must be an integer >= 1")
+    m, N, K, c, lam, gain = market.m, market.N, market.K, market.c, market.lam, market.gain
+    bound = price_bound(market)
+    radius2, searched, ci, cj = _search(market, bound, int(k0))
+    indptr = np.concatenate(([0], np.cumsum(np.bincount(ci, minlength=m)))).astype(np.intp)
+    cert = Certificate(bound=bound, radius2=radius2, searched=searched, indptr=indptr,
+                       indices=cj)
+    sink = _EdgeSink()
+    starts = np.arange(0, m, CHUNK)
+    for s in starts:
+        lo, hi = indptr[s], indptr[min(s + CHUNK, m)]
+        i, j = ci[lo:hi], cj[lo:hi]
+        if i.size == 0:
+            continue
+        d = pair_distances(market.points, i, j)
+        w = c[j] + lam * (N[j] / N[i]) * d  # the dense path's weight, same operations
+        with np.errstate(invalid="ignore"):
+            gn = gain.value(N[j], N[i], K[i])
+            keep = (gn > 0) & (w <= gn)
+        i, j, w = i[keep], j[keep], w[keep]
+        th = gain.threshold(w, N[j], N[i], K[i])
+        gi = np.arange(s, min(s + CHUNK, m))
+        _pack_and_accept(sink, gi, i - s, j, th, np.zeros(gi.size), N, variant)  # type: ignore[arg-type]
+    ei = np.concatenate(sink.rows) if sink.rows else np.zeros(0, np.intp)
+    ej = np.concatenate(sink.cols) if sink.cols else np.zeros(0, np.intp)
+    key = np.sort(ei.astype(np.int64) * m + ej)
+    ei, ej = (key // m).astype(np.intp), (key % m).astype(np.intp)
+    d = pair_distances(market.points, ei, ej)
+    re = _edge_marginals(market, ei, ej) - lam * (N[ej] / N[ei]) * d
+    p = np.bincount(ei, weights=re, minlength=m) - np.bincount(ej, weights=re, minlength=m)
+    return PointsOutcome(i=ei, j=ej, d=d, pay=Payments(p=p, edges=(ei, ej, re)),
+                         certificate=cert)
+
+
+def check_certificate(market: Market, cert: Certificate,
+                      rows: NDArray[np.intp] | None = None) -> None:
+    r"""Check a :class:`Certificate` against the points; raise ``ValueError`` if wrong.
+
+    Independently of the index, for each importer ``i`` in ``rows`` (default all):
+
+    1. ``bound[i]`` is at least :func:`price_bound` recomputed;
+    2. ``radius2[i] > bound[i]`` (the search went past the bound) unless all ``m``
+       points were listed;
+    3. the candidates are exactly the ``j != i`` with :math:`d_{ij} \le` ``bound[i]``
+       (by brute force over all ``j``: ``O(m)`` per importer, in blocks);
+    4. every ``j`` left out fails the dense path's closed-form test:
+       :math:`w_{ij} > g_i(N_j)` or :math:`g_i(N_j) = 0` (it can never be accepted).
+
+    The message names the importer, the rule and the client.
+    """
+    market = _require_points("check_certificate", market)
+    m, N, K, c, lam, gain, X = (market.m, market.N, market.K, market.c, market.lam,
+                                market.gain, market.points)
+    rows = np.arange(m) if rows is None else np.asarray(rows, dtype=np.intp)
+    for name in ("bound", "radius2", "searched"):
+        if np.shape(getattr(cert, name)) != (m,):
+            raise ValueError(f"certificate: {name} has shape {np.shape(getattr(cert, name))}, "
+                             f"expected ({m},)")
+    if np.shape(cert.indptr) != (m + 1,) or cert.indptr[-1] != len(cert.indices):
+        raise ValueError("certificate: indptr does not index the candidates")
+    true_bound = price_bound(market)
+    low = np.flatnonzero(cert.bound[rows] < true_bound[rows])
+    if low.size:
+        i = int(rows[low[0]])
+        raise ValueError(f"certificate: importer {i}: bound {cert.bound[i]!r} is below the "
+                         f"price bound {true_bound[i]!r}")
+    short = np.flatnonzero(~(cert.radius2[rows] > cert.bound[rows])
+                           & (cert.searched[rows] < m) & (cert.bound[rows] >= 0))
+    if short.size:
+        i = int(rows[short[0]])
+        raise ValueError(f"certificate: importer {i}: searched radius^2 {cert.radius2[i]!r} "
+                         f"does not exceed its bound {cert.bound[i]!r}")
+    for block in range(0, rows.size, max(1, (1 << 20) // m)):
+        gi = rows[block:block + max(1, (1 << 20) // m)]
+        r = np.repeat(np.arange(gi.size), m)
+        i, j = gi[r], np.tile(np.arange(m), gi.size)
+        d = pair_distances(X, i, j).reshape(gi.size, m)
+        listed = np.zeros((gi.size, m), dtype=bool)
+        for k, ii in enumerate(gi):
+            listed[k, cert.candidates(int(ii))] = True
+        within = (d <= cert.bound[gi, None]) & (np.arange(m)[None, :] != gi[:, None])
+        bad = within & ~listed
+        if bad.any():
+            k, jb = np.argwhere(bad)[0]
+            raise ValueError(f"certificate: importer {int(gi[k])}: client {int(jb)} at d = "
+                             f"{d[k, jb]!r} <= bound {cert.bound[gi[k]]!r} is not a candidate")
+        w = c[None, :] + lam * (N[None, :] / N[gi, None]) * d
+        with np.errstate(invalid="ignore"):
+            gn = gain.value(N[None, :], N[gi, None], K[gi, None])
+            could = (gn > 0) & (w <= gn) & (np.arange(m)[None, :] != gi[:, None])
+        bad = could & ~listed
+        if bad.any():
+            k, jb = np.argwhere(bad)[0]
+            raise ValueError(f"certificate: importer {int(gi[k])}: client {int(jb)} is left out "
+                             f"but passes w_ij <= g_i(N_j) ({w[k, jb]!r} <= {gn[k, jb]!r})")
