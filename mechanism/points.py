@@ -53,7 +53,7 @@ from .payments import Payments, _edge_marginals
 from .thresholds import row_blocks
 
 __all__ = ["BUCKETS", "Certificate", "PointsOutcome", "check_certificate", "pair_distances",
-           "pairwise_distances", "price_bound", "solve_points"]
+           "pairwise_distances", "price_bound", "random_point_market", "solve_points"]
 
 #: groups of clients (by data size) in the bound on :math:`\beta_i`
 BUCKETS = 64
@@ -92,6 +92,31 @@ def pairwise_distances(X: NDArray[np.float64]) -> NDArray[np.float64]:
             diff = X[rows, k][:, None] - X[None, :, k]
             d[rows] += diff * diff
     return d
+
+
+def random_point_market(m: int, seed: int = 0, *, dim: int = 2, lam: float = 1.0,
+                        area_per_client: float = 1.4, gain: str | None = None) -> Market:
+    r"""Draw a seeded market given by points (the benchmark's, docs/scale.md).
+
+    Profiles as :func:`mechanism.random_market` draws them (log-uniform
+    :math:`N \in [50, 5000]` rounded, :math:`c \in [0.01, 1]`,
+    :math:`K \in [10^3, 10^5]`); points uniform in the cube of side
+    ``(area_per_client * m) ** (1 / dim)``, so the number of clients within a given
+    distance of a client does not grow with ``m``.
+
+    Examples
+    --------
+    >>> random_point_market(100, seed=1).points.shape
+    (100, 2)
+    """
+    if isinstance(m, bool) or not isinstance(m, int | np.integer) or m < 2:
+        raise ValueError(f"random_point_market: m = {m!r} must be an integer >= 2")
+    rng = np.random.default_rng(seed)
+    N = np.round(np.exp(rng.uniform(np.log(50.0), np.log(5000.0), m)))
+    c = np.exp(rng.uniform(np.log(0.01), 0.0, m))
+    K = np.exp(rng.uniform(np.log(1e3), np.log(1e5), m))
+    side = (area_per_client * m) ** (1.0 / dim)
+    return Market(N=N, c=c, K=K, points=rng.uniform(0.0, side, (m, dim)), lam=lam, gain=gain)
 
 
 def _require_points(where: str, market: object) -> Market:

@@ -14,6 +14,7 @@ from mechanism.points import (
     pair_distances,
     pairwise_distances,
     price_bound,
+    random_point_market,
     solve_points,
 )
 from proofs_checks.strategies import point_markets
@@ -21,13 +22,7 @@ from proofs_checks.strategies import point_markets
 
 def seeded_point_market(m: int, seed: int, *, dim: int = 2, lam: float = 1.0,
                         gain: str = "sqrt") -> Market:
-    """The benchmark's market (docs/scale.md): random_market's profiles, uniform points."""
-    rng = np.random.default_rng(seed)
-    N = np.round(np.exp(rng.uniform(np.log(50), np.log(5000), m)))
-    c = np.exp(rng.uniform(np.log(0.01), 0.0, m))
-    K = np.exp(rng.uniform(np.log(1e3), np.log(1e5), m))
-    side = (1.4 * m) ** (1 / dim)
-    return Market(N=N, c=c, K=K, points=rng.uniform(0, side, (m, dim)), lam=lam, gain=gain)
+    return random_point_market(m, seed, dim=dim, lam=lam, gain=gain)
 
 
 def assert_same_as_dense(mk: Market, variant: str, k0: int = 16) -> None:
