@@ -28,8 +28,10 @@ inequality chain). :math:`\beta_i \le 0` (a pure seller, or costs above every ga
 gives an empty search; :math:`\lambda = 0` an unbounded one (every client).
 
 The search. For each importer the ``k`` nearest points are asked of the index
-(``k = K0`` first), and ``k`` is doubled for the importers whose ``k``-th nearest
-point is still within :math:`R_i`; an importer is done when its ``k``-th
+(``k`` a little above the index's count of the points within :math:`R_i`, so that
+the ``k``-th lies beyond it; importers with equal ``k`` in one query), and ``k`` is
+doubled for the importers whose ``k``-th nearest point is still within
+:math:`R_i`; an importer is done when its ``k``-th
 distance exceeds :math:`R_i` (then every point not returned is farther still) or
 ``k = m``. The candidates within :math:`R_i` then go through exactly the dense
 path's arithmetic (weights, the closed-form filter, thresholds, the sorted scan),
@@ -57,9 +59,7 @@ __all__ = ["BUCKETS", "Certificate", "PointsOutcome", "check_certificate", "pair
 
 #: groups of clients (by data size) in the bound on :math:`\beta_i`
 BUCKETS = 64
-#: first number of neighbours asked per importer (doubled until certified)
-K0 = 16
-#: importers per chunk of the search and of the scan (bounds the temporaries)
+#: importers per block of the scan (bounds the temporaries with ``BLOCK``)
 CHUNK = 8192
 #: relative margins of the bound (see the module docstring)
 GAIN_RTOL, COST_RTOL, RADIUS_RTOL = 1e-9, 1e-6, 1e-6
@@ -238,44 +238,84 @@ class _EdgeSink:
         self.cols.append(np.asarray(key[1], dtype=np.intp).ravel())
 
 
-def _search(market: Market, bound: NDArray[np.float64], k0: int
+#: entries (rows x k) per query of the index and per block of the scan
+BLOCK = 1 << 22
+#: margin of the listing test on the index's distances (see ``_search``)
+LIST_RTOL = 1e-9
+
+
+def _k_sizes(counts: NDArray[np.intp], m: int) -> NDArray[np.intp]:
+    """``k`` for each importer: above ``counts + 1``, rounded up to a power of 1.25, <= m."""
+    k = np.ceil(1.25 ** np.ceil(np.log(counts + 2.0) / np.log(1.25))).astype(np.intp)
+    return np.minimum(np.maximum(k, counts + 2), m)
+
+
+def _search(market: Market, bound: NDArray[np.float64], k0: int | None
             ) -> tuple[NDArray[np.float64], NDArray[np.intp], NDArray[np.intp],
                        NDArray[np.intp]]:
-    """Nearest points, ``k`` doubled until ``radius2 > bound``: (radius2, searched, i, j)."""
+    """List the nearest points of every importer, up to past its bound.
+
+    Returns ``(radius2, searched, indptr, indices)``: the certificate's fields. A point
+    is listed when its index distance squared is ``<= bound (1 + LIST_RTOL)``, and an
+    importer is done when its ``k``-th distance squared exceeds that, so a point left
+    out is farther than the bound in :func:`pair_distances`' rounding too (the two
+    computations differ by a few ulps). ``k`` is sized from the index's count of the
+    points within the bound (``k0 = None``) or starts at ``k0``; either way it is
+    doubled for any importer not yet done.
+    """
     X, m = market.points, market.m
     tree = cKDTree(X)
-    radius2 = np.full(m, np.inf)
+    radius2 = np.zeros(m)  # a negative bound: nothing searched, nobody can be accepted
     searched = np.zeros(m, dtype=np.intp)
-    ii, jj = [np.zeros(0, np.intp)], [np.zeros(0, np.intp)]
+    counts = np.zeros(m, dtype=np.intp)
+    parts: list[tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.intp]]] = []
     todo = np.flatnonzero(bound >= 0)
-    radius2[bound < 0] = 0.0  # nothing searched: nobody can be accepted
-    k = min(max(k0, 2), m)
+    limit = bound * (1.0 + LIST_RTOL)
+    if k0 is None:
+        k = np.zeros(m, dtype=np.intp)
+        finite = todo[np.isfinite(limit[todo])]
+        k[todo] = m
+        if finite.size:
+            inside = tree.query_ball_point(X[finite], np.sqrt(limit[finite]), workers=-1,
+                                           return_length=True)
+            k[finite] = _k_sizes(np.asarray(inside, dtype=np.intp), m)
+    else:
+        k = np.full(m, min(max(k0, 2), m), dtype=np.intp)
     while todo.size:
-        done_parts = []
-        for s in range(0, todo.size, CHUNK):
-            rows = todo[s:s + CHUNK]
-            dist, idx = tree.query(X[rows], k=k, workers=-1)
-            d2 = dist * dist
-            kth = d2[:, -1]
-            # listed: every point with index distance^2 <= bound (1 + 1e-9), so that a
-            # point left out is farther than the bound in pair_distances' rounding too
-            ok = (kth > bound[rows] * (1.0 + 1e-9)) | (k >= m)
-            r, col = np.nonzero(ok[:, None] & (d2 <= bound[rows, None] * (1.0 + 1e-9)))
-            ii.append(rows[r])
-            jj.append(idx[r, col])
-            radius2[rows[ok]] = np.where(k >= m, np.inf, kth[ok])
-            searched[rows[ok]] = k
-            done_parts.append(ok)
-        todo = todo[~np.concatenate(done_parts)]
-        k = min(2 * k, m)
-    i, j = np.concatenate(ii), np.concatenate(jj)
-    keep = i != j
-    i, j = i[keep], j[keep]
-    key = np.sort(i.astype(np.int64) * m + j)
-    return radius2, searched, (key // m).astype(np.intp), (key % m).astype(np.intp)
+        order = todo[np.argsort(k[todo], kind="stable")]
+        ks, first = np.unique(k[order], return_index=True)
+        not_done = []
+        for kk, group in zip(ks, np.split(order, first[1:]), strict=True):
+            step = max(1, BLOCK // int(kk))
+            for s in range(0, group.size, step):
+                rows = group[s:s + step]
+                dist, idx = tree.query(X[rows], k=int(kk), workers=-1)
+                dist, idx = dist.reshape(rows.size, -1), idx.reshape(rows.size, -1)
+                d2 = dist * dist
+                lim = limit[rows, None]
+                ok = (d2[:, -1] > lim[:, 0]) | (kk >= m)
+                not_done.append(rows[~ok])
+                rows, d2, idx = rows[ok], d2[ok], idx[ok]
+                listed = (d2 <= lim[ok]) & (idx != rows[:, None])
+                cnt = listed.sum(axis=1)
+                width = int(cnt.max()) if cnt.size else 0
+                js = np.sort(np.where(listed, idx, m), axis=1)[:, :width]
+                parts.append((rows, cnt, js[np.arange(width)[None, :] < cnt[:, None]]))
+                counts[rows] = cnt
+                radius2[rows] = np.inf if kk >= m else d2[:, -1]
+                searched[rows] = kk
+        todo = np.concatenate(not_done) if not_done else np.zeros(0, np.intp)
+        k[todo] = np.minimum(2 * k[todo], m)
+    indptr = np.concatenate(([0], np.cumsum(counts))).astype(np.intp)
+    indices = np.empty(int(indptr[-1]), dtype=np.intp)
+    for rows, cnt, flat in parts:
+        offs = np.arange(flat.size) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+        indices[np.repeat(indptr[rows], cnt) + offs] = flat
+    return radius2, searched, indptr, indices
 
 
-def solve_points(market: Market, variant: Variant = "paper", *, k0: int = K0) -> PointsOutcome:
+def solve_points(market: Market, variant: Variant = "paper", *,
+                 k0: int | None = None) -> PointsOutcome:
     r"""Algorithm 2 and eq. (10) on a market given by points, with a certificate.
 
     Parameters
@@ -284,9 +324,10 @@ def solve_points(market: Market, variant: Variant = "paper", *, k0: int = K0) ->
         Built with ``points=X``.
     variant : {"paper", "skip"}
         As :func:`~mechanism.graph.greedy_graph`.
-    k0 : int
-        Neighbours asked per importer at first (doubled until certified); changes the
-        time, never the result.
+    k0 : int, optional
+        Neighbours asked per importer at first, doubled until certified. Default: sized
+        per importer from the index's count of the points within its bound. Changes
+        the time, never the result.
 
     Returns
     -------
@@ -308,19 +349,23 @@ def solve_points(market: Market, variant: Variant = "paper", *, k0: int = K0) ->
     market = _require_points("solve_points", market)
     if variant not in VARIANTS:
         raise ValueError(f"solve_points: variant = {variant!r} is not one of {VARIANTS}")
-    if isinstance(k0, bool) or not isinstance(k0, int | np.integer) or k0 < 1:
+    if k0 is not None and (isinstance(k0, bool) or not isinstance(k0, int | np.integer)
+                           or k0 < 1):
         raise ValueError(f"solve_points: k0 = {k0!r} must be an integer >= 1")
     m, N, K, c, lam, gain = market.m, market.N, market.K, market.c, market.lam, market.gain
     bound = price_bound(market)
-    radius2, searched, ci, cj = _search(market, bound, int(k0))
-    indptr = np.concatenate(([0], np.cumsum(np.bincount(ci, minlength=m)))).astype(np.intp)
+    radius2, searched, indptr, cj = _search(market, bound, None if k0 is None else int(k0))
     cert = Certificate(bound=bound, radius2=radius2, searched=searched, indptr=indptr,
                        indices=cj)
+    counts = np.diff(indptr)
     sink = _EdgeSink()
-    starts = np.arange(0, m, CHUNK)
-    for s in starts:
-        lo, hi = indptr[s], indptr[min(s + CHUNK, m)]
-        i, j = ci[lo:hi], cj[lo:hi]
+    s = 0
+    while s < m:  # blocks of rows whose padded width x rows stays within BLOCK
+        e = min(s + CHUNK, m)
+        e = min(e, s + max(1, BLOCK // max(1, int(counts[s:e].max()))))
+        lo, hi = indptr[s], indptr[e]
+        i, j = np.repeat(np.arange(s, e), counts[s:e]), cj[lo:hi]
+        s, start = e, s
         if i.size == 0:
             continue
         d = pair_distances(market.points, i, j)
@@ -330,8 +375,9 @@ def solve_points(market: Market, variant: Variant = "paper", *, k0: int = K0) ->
             keep = (gn > 0) & (w <= gn)
         i, j, w = i[keep], j[keep], w[keep]
         th = gain.threshold(w, N[j], N[i], K[i])
-        gi = np.arange(s, min(s + CHUNK, m))
-        _pack_and_accept(sink, gi, i - s, j, th, np.zeros(gi.size), N, variant)  # type: ignore[arg-type]
+        gi = np.arange(start, e)
+        _pack_and_accept(sink, gi, i - start, j, th, np.zeros(gi.size), N,  # type: ignore[arg-type]
+                         variant)
     ei = np.concatenate(sink.rows) if sink.rows else np.zeros(0, np.intp)
     ej = np.concatenate(sink.cols) if sink.cols else np.zeros(0, np.intp)
     key = np.sort(ei.astype(np.int64) * m + ej)
