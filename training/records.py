@@ -37,6 +37,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from mechanism import DEFENCES, Market
+from mechanism.points import pairwise_distances
 
 __all__ = ["KINDS", "Exchange", "RoundRecord", "json_floats"]
 
@@ -77,6 +78,17 @@ def _array(x: Any, what: str, dtype: Any = float) -> NDArray:
     return a
 
 
+def _points(x: Any) -> NDArray[np.float64]:
+    """Return ``inputs.points`` as a finite (k, p) array; anything else is refused."""
+    a = _array(x, "points")
+    if a.ndim != 2 or a.shape[1] < 1:
+        raise ValueError(f"points has shape {a.shape}, not (k, p)")
+    bad = np.argwhere(~np.isfinite(a))
+    if bad.size:
+        raise ValueError(f"points[{bad[0][0]}, {bad[0][1]}] = {a[tuple(bad[0])]!r} is not finite")
+    return a
+
+
 def _bools(x: Any, what: str) -> NDArray[np.bool_]:
     """Return a list of JSON booleans as a bool array; anything else is refused."""
     if not isinstance(x, list) or not all(isinstance(v, bool) for v in x):
@@ -93,6 +105,8 @@ def _check_shapes(ex: Exchange) -> Exchange:
         a = getattr(ex, name)
         if a is not None and a.shape != shape:
             raise ValueError(f"{name} has shape {a.shape}, not {shape} for {k} clients")
+    if ex.points is not None and ex.points.shape[0] != k:
+        raise ValueError(f"points has shape {ex.points.shape}, not ({k}, p) for {k} clients")
     if ex.kind == "market" and ex.defence not in DEFENCES:
         raise ValueError(f"defence {ex.defence!r} is not one of {sorted(DEFENCES)}")
     if len(ex.roles) not in (0, k):
@@ -150,6 +164,12 @@ class Exchange:
         estimate (``inputs.band``).
     distance, d_scale : str or None
         Sharing only: how ``d`` was measured and scaled.
+    points : ndarray (k, p) or None
+        Market only, when the server handed the market points (``[ipfl]
+        distance_projection``, docs/scale.md): the projected uploads, with
+        :math:`d_{ij} = \|x_i - x_j\|^2`. The file holds ``inputs.points`` instead of
+        ``inputs.d``; ``d`` is then derived from them
+        (:func:`mechanism.points.pairwise_distances`).
     """
 
     round: int
@@ -174,6 +194,7 @@ class Exchange:
     defence: str = "none"
     estimate: NDArray[np.float64] | None = None
     band: float = 0.0
+    points: NDArray[np.float64] | None = None
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Exchange):
@@ -206,7 +227,7 @@ class Exchange:
                    c=np.asarray(market.c, dtype=float), K=np.asarray(market.K, dtype=float),
                    A=np.asarray(settlement.A, dtype=np.int8),
                    U=np.asarray(settlement.U, dtype=float),
-                   d=np.asarray(market.d, dtype=float),
+                   d=np.asarray(market.dense().d, dtype=float),
                    budget=np.asarray(budget, dtype=float),
                    stays=np.asarray(settlement.stays, dtype=bool),
                    r=np.asarray(settlement.r, dtype=float),
@@ -217,7 +238,9 @@ class Exchange:
                                                    "K": np.asarray(true.K, dtype=float)},
                    defence=str(defence),
                    estimate=None if estimate is None else np.asarray(estimate, dtype=float),
-                   band=float(band))
+                   band=float(band),
+                   points=None if market.points is None else np.asarray(market.points,
+                                                                        dtype=float))
 
     # ----- views ---------------------------------------------------------------------------
     @property
@@ -227,6 +250,9 @@ class Exchange:
 
     def market(self) -> Market:
         """Return the market as the server settled it (reported profiles; sharing: true, lam 0)."""
+        if self.points is not None:
+            return Market(N=self.N, c=self.c, K=self.K, points=self.points,
+                          lam=0.0 if self.lam is None else self.lam)
         return Market(N=self.N, c=self.c, K=self.K, d=self.d,
                       lam=0.0 if self.lam is None else self.lam)
 
@@ -256,6 +282,9 @@ class Exchange:
         inputs = {"N": self.N.tolist(), "c": json_floats(self.c), "K": self.K.tolist(),
                   "budget": json_floats(self.budget), "d": self.d.tolist(), "lam": self.lam,
                   "solver": self.solver}
+        if self.points is not None:  # the market's input: d follows from the points
+            del inputs["d"]
+            inputs["points"] = self.points.tolist()
         if self.true is not None:
             inputs["true"] = {"N": self.true["N"].tolist(), "c": json_floats(self.true["c"]),
                               "K": self.true["K"].tolist()}
@@ -290,10 +319,12 @@ class Exchange:
                                  d_scale=ins.get("d_scale"))
                 return _check_shapes(ex)
             true = ins.get("true")
+            points = None if ins.get("points") is None else _points(ins["points"])
+            d = pairwise_distances(points) if points is not None else _array(ins["d"], "d")
             ex = cls(**head, kind="market", N=_array(ins["N"], "N"),
                      c=_floats(ins["c"], "c"), K=_array(ins["K"], "K"),
                      A=_array(outs["A"], "A", np.int8), U=_array(outs["U"], "U"),
-                     d=_array(ins["d"], "d"), budget=_floats(ins["budget"], "budget"),
+                     d=d, budget=_floats(ins["budget"], "budget"),
                      stays=_bools(outs["stays"], "stays"), r=_array(outs["r"], "r"),
                      p=_array(outs["p"], "p"), lam=float(ins["lam"]),
                      solver=str(ins["solver"]),
@@ -303,7 +334,7 @@ class Exchange:
                      defence=str(ins.get("defence", "none")),
                      estimate=None if ins.get("estimate") is None
                      else _array(ins["estimate"], "estimate"),
-                     band=float(ins.get("band", 0.0)))
+                     band=float(ins.get("band", 0.0)), points=points)
             return _check_shapes(ex)
         except KeyError as exc:
             raise ValueError(f"lacks {exc}") from None

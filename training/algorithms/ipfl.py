@@ -39,7 +39,7 @@ from mechanism import Settlement
 from ..distance import DISTANCES, get_distance
 from ..hyper import Param
 from ..profiles import Reports
-from ..server import D_SCALES, ipfl_market, ipfl_messages
+from ..server import D_SCALES, PROJECTABLE, ipfl_market, ipfl_messages
 from .base import Algorithm, MarketCall, ServerInput, ServerOutput, State, register
 
 __all__ = ["IPFL"]
@@ -70,6 +70,9 @@ class IPFL(Algorithm):
         "estimate_band": Param(0.5, lo=0.0, hi=10.0,
                                doc="checked: largest |ln(report / estimate)| priced as "
                                    "reported"),
+        "distance_projection": Param(0, lo=0, hi=65536,
+                                     doc="k > 0: the market gets the uploads projected to k "
+                                         "dims (seeded Johnson-Lindenstrauss, docs/scale.md)"),
     }
 
     #: ``lam_prox`` when not given, per distance: eq. (7)'s weight is measured in the
@@ -95,6 +98,11 @@ class IPFL(Algorithm):
         if not any(k in given for k in cls.DEFENCE_KEYS):
             for k in cls.DEFENCE_KEYS:
                 del out[k]
+        if "distance_projection" not in given:  # older configs (and their hashes) unchanged
+            del out["distance_projection"]
+        elif out["distance_projection"] and out["distance"] not in PROJECTABLE:
+            raise ValueError(f"[ipfl] distance_projection = {out['distance_projection']} needs "
+                             f"distance in {PROJECTABLE}, got {out['distance']!r}")
         return out
 
     def max_prox(self, reports: Reports, theta0: torch.Tensor) -> float:
@@ -118,7 +126,8 @@ class IPFL(Algorithm):
                            d_scale=hp["d_scale"], solver=hp["solver"], true=inp.true,
                            defence=hp.get("defence", "none"),
                            estimate_noise=hp.get("estimate_noise", 0.0),
-                           estimate_band=hp.get("estimate_band", 0.0), seed=inp.seed)
+                           estimate_band=hp.get("estimate_band", 0.0), seed=inp.seed,
+                           projection=hp.get("distance_projection", 0))
 
     def server_step(self, inp: ServerInput, state: State,
                     settlement: Settlement | None = None) -> tuple[ServerOutput, State]:
