@@ -85,7 +85,8 @@ def _points(x: Any) -> NDArray[np.float64]:
         raise ValueError(f"points has shape {a.shape}, not (k, p)")
     bad = np.argwhere(~np.isfinite(a))
     if bad.size:
-        raise ValueError(f"points[{bad[0][0]}, {bad[0][1]}] = {a[tuple(bad[0])]!r} is not finite")
+        i, j = (int(v) for v in bad[0])
+        raise ValueError(f"points[{i}, {j}] = {float(a[i, j])!r} is not finite")
     return a
 
 
@@ -101,12 +102,12 @@ def _check_shapes(ex: Exchange) -> Exchange:
     k = len(ex.clients)
     want = {"N": (k,), "c": (k,), "K": (k,), "U": (k,), "A": (k, k), "d": (k, k),
             "budget": (k,), "stays": (k,), "r": (k, k), "p": (k,), "estimate": (k,)}
+    if ex.points is not None and ex.points.shape[0] != k:
+        raise ValueError(f"points has shape {ex.points.shape}, not ({k}, p) for {k} clients")
     for name, shape in want.items():
         a = getattr(ex, name)
         if a is not None and a.shape != shape:
             raise ValueError(f"{name} has shape {a.shape}, not {shape} for {k} clients")
-    if ex.points is not None and ex.points.shape[0] != k:
-        raise ValueError(f"points has shape {ex.points.shape}, not ({k}, p) for {k} clients")
     if ex.kind == "market" and ex.defence not in DEFENCES:
         raise ValueError(f"defence {ex.defence!r} is not one of {sorted(DEFENCES)}")
     if len(ex.roles) not in (0, k):
