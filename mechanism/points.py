@@ -54,8 +54,9 @@ from .market import Market
 from .payments import Payments, _edge_marginals
 from .thresholds import row_blocks
 
-__all__ = ["BUCKETS", "Certificate", "PointsOutcome", "check_certificate", "pair_distances",
-           "pairwise_distances", "price_bound", "random_point_market", "solve_points"]
+__all__ = ["BUCKETS", "INDEXES", "Certificate", "PointsOutcome", "check_certificate",
+           "pair_distances", "pairwise_distances", "price_bound", "random_point_market",
+           "solve_points"]
 
 #: groups of clients (by data size) in the bound on :math:`\beta_i`
 BUCKETS = 64
@@ -175,7 +176,8 @@ class Certificate:
     radius2 : ndarray, (m,)
         Squared radius searched: every point closer than it was listed.
     searched : ndarray of int, (m,)
-        Number of nearest points asked of the index (itself included).
+        Points the index returned for the importer, itself included (``"kdtree"``: the
+        ``k`` of its last query; ``m``: all of them).
     indptr, indices : ndarray of int
         The candidates: ``indices[indptr[i]:indptr[i + 1]]`` (ascending), every ``j``
         within the bound of ``i``.
@@ -314,8 +316,62 @@ def _search(market: Market, bound: NDArray[np.float64], k0: int | None
     return radius2, searched, indptr, indices
 
 
+def _ball_search(market: Market, bound: NDArray[np.float64]
+                 ) -> tuple[NDArray[np.float64], NDArray[np.intp], NDArray[np.intp],
+                            NDArray[np.intp]]:
+    """List every point within ``sqrt(bound (1 + LIST_RTOL))`` of each importer (ball tree).
+
+    scikit-learn's ``BallTree.query_radius`` (exact). The squared radius searched is the
+    next double above ``bound (1 + LIST_RTOL)``: a point left out is farther than that
+    in the tree's arithmetic, so farther than the bound in :func:`pair_distances`' too.
+    ``lam = 0`` (no bound): every point. Returns ``(radius2, searched, indptr, indices)``.
+    """
+    from sklearn.neighbors import BallTree  # imported on first use (about 0.5 s)
+
+    X, m = market.points, market.m
+    radius2 = np.zeros(m)
+    counts = np.zeros(m, dtype=np.intp)
+    parts: list[tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.intp]]] = []
+    live = np.flatnonzero(bound >= 0)
+    every = live[~np.isfinite(bound[live])]
+    live = live[np.isfinite(bound[live])]
+    r2 = np.nextafter(bound[live] * (1.0 + LIST_RTOL), np.inf)
+    radius2[live] = r2
+    radius2[every] = np.inf
+    if live.size:
+        tree = BallTree(X)
+        for s in range(0, live.size, CHUNK):
+            rows = live[s:s + CHUNK]
+            found = tree.query_radius(X[rows], np.sqrt(r2[s:s + CHUNK]))
+            cnt = np.fromiter((a.size for a in found), dtype=np.intp, count=rows.size)
+            flat = np.concatenate(found) if rows.size else np.zeros(0, np.intp)
+            r = np.repeat(rows, cnt)
+            keep = flat != r
+            r, flat = r[keep], flat[keep].astype(np.intp)
+            order = np.lexsort((flat, r))  # row by row, ascending
+            cnt = np.bincount(r - rows[0], minlength=rows[-1] - rows[0] + 1)[rows - rows[0]]
+            parts.append((rows, cnt, flat[order]))
+            counts[rows] = cnt
+    for i in every:  # lam = 0: nothing is priced by distance, every client is a candidate
+        others = np.delete(np.arange(m), i)
+        parts.append((np.array([i]), np.array([m - 1]), others))
+        counts[i] = m - 1
+    indptr = np.concatenate(([0], np.cumsum(counts))).astype(np.intp)
+    indices = np.empty(int(indptr[-1]), dtype=np.intp)
+    for rows, cnt, flat in parts:
+        offs = np.arange(flat.size) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+        indices[np.repeat(indptr[rows], cnt) + offs] = flat
+    searched = np.where(bound >= 0, counts + 1, 0)
+    searched[every] = m
+    return radius2, searched.astype(np.intp), indptr, indices
+
+
+#: the nearest-neighbour searches :func:`solve_points` can use (docs/scale.md)
+INDEXES = ("balltree", "kdtree")
+
+
 def solve_points(market: Market, variant: Variant = "paper", *,
-                 k0: int | None = None) -> PointsOutcome:
+                 index: str = "balltree", k0: int | None = None) -> PointsOutcome:
     r"""Algorithm 2 and eq. (10) on a market given by points, with a certificate.
 
     Parameters
@@ -324,10 +380,15 @@ def solve_points(market: Market, variant: Variant = "paper", *,
         Built with ``points=X``.
     variant : {"paper", "skip"}
         As :func:`~mechanism.graph.greedy_graph`.
+    index : {"balltree", "kdtree"}
+        ``"balltree"`` (default): scikit-learn's ``BallTree`` lists every point within
+        each importer's bound in one ball query. ``"kdtree"``: scipy's ``cKDTree``,
+        the ``k`` nearest points with ``k`` grown until the ``k``-th lies beyond the
+        bound. Both are exact; the index changes the time and the certificate's
+        ``searched``, never the graph or the payments.
     k0 : int, optional
-        Neighbours asked per importer at first, doubled until certified. Default: sized
-        per importer from the index's count of the points within its bound. Changes
-        the time, never the result.
+        ``"kdtree"`` only: neighbours asked per importer at first, doubled until
+        certified. Default: sized per importer from the index's count within its bound.
 
     Returns
     -------
@@ -354,7 +415,12 @@ def solve_points(market: Market, variant: Variant = "paper", *,
         raise ValueError(f"solve_points: k0 = {k0!r} must be an integer >= 1")
     m, N, K, c, lam, gain = market.m, market.N, market.K, market.c, market.lam, market.gain
     bound = price_bound(market)
-    radius2, searched, indptr, cj = _search(market, bound, None if k0 is None else int(k0))
+    if index not in INDEXES:
+        raise ValueError(f"solve_points: index = {index!r} is not one of {INDEXES}")
+    if index == "balltree":
+        radius2, searched, indptr, cj = _ball_search(market, bound)
+    else:
+        radius2, searched, indptr, cj = _search(market, bound, None if k0 is None else int(k0))
     cert = Certificate(bound=bound, radius2=radius2, searched=searched, indptr=indptr,
                        indices=cj)
     counts = np.diff(indptr)

@@ -25,8 +25,9 @@ def seeded_point_market(m: int, seed: int, *, dim: int = 2, lam: float = 1.0,
     return random_point_market(m, seed, dim=dim, lam=lam, gain=gain)
 
 
-def assert_same_as_dense(mk: Market, variant: str, k0: int | None = None) -> None:
-    out = solve_points(mk, variant, k0=k0)
+def assert_same_as_dense(mk: Market, variant: str, index: str = "balltree",
+                         k0: int | None = None) -> None:
+    out = solve_points(mk, variant, index=index, k0=k0)
     dense = mk.dense()
     A = greedy_graph(dense, variant)
     i, j = graph_edges(A)
@@ -39,17 +40,20 @@ def assert_same_as_dense(mk: Market, variant: str, k0: int | None = None) -> Non
 
 
 @settings(max_examples=150, deadline=None)
-@given(point_markets(), st.sampled_from(("paper", "skip")), st.sampled_from((None, 1, 2, 16)))
-def test_points_path_equals_dense_path(mk, variant, k0):
-    assert_same_as_dense(mk, variant, k0)
+@given(point_markets(), st.sampled_from(("paper", "skip")),
+       st.sampled_from((("balltree", None), ("kdtree", None), ("kdtree", 1), ("kdtree", 16))))
+def test_points_path_equals_dense_path(mk, variant, search):
+    assert_same_as_dense(mk, variant, *search)
 
 
 @pytest.mark.parametrize("m,dim,lam,gain", [(1500, 2, 1.0, "sqrt"), (1200, 3, 0.3, "sqrt"),
                                             (600, 1, 2.0, "log")])
 def test_points_path_equals_dense_path_at_the_cut_sizes(m, dim, lam, gain):
     """m >= 1024 takes the dense path's cuts and float32 pre-filter: still the same graph."""
+    mk = seeded_point_market(m, seed=m, dim=dim, lam=lam, gain=gain)
     for variant in ("paper", "skip"):
-        assert_same_as_dense(seeded_point_market(m, seed=m, dim=dim, lam=lam, gain=gain), variant)
+        for index in ("balltree", "kdtree"):
+            assert_same_as_dense(mk, variant, index)
 
 
 def test_distances_are_the_same_doubles_pair_by_pair_and_dense():
@@ -73,10 +77,11 @@ def test_nothing_beyond_the_bound_passes_the_test():
     assert (dense.d > R[:, None]).mean() > 0.9
 
 
-def test_pure_sellers_search_nothing_and_lam_zero_searches_everyone():
+@pytest.mark.parametrize("index", ["balltree", "kdtree"])
+def test_pure_sellers_search_nothing_and_lam_zero_searches_everyone(index):
     mk = Market(N=[100, 200, 300], c=[0.1, 0.1, 0.1], K=[0, 400, 400],
                 points=[[0.0], [1.0], [2.0]], lam=0.0)
-    cert = solve_points(mk).certificate
+    cert = solve_points(mk, index=index).certificate
     assert cert.bound[0] == -1 and cert.candidates(0).size == 0
     assert np.isinf(cert.bound[1]) and cert.candidates(1).tolist() == [0, 2]
     assert (cert.searched[1:] == 3).all()
@@ -84,7 +89,7 @@ def test_pure_sellers_search_nothing_and_lam_zero_searches_everyone():
 
 def test_the_search_doubles_k_until_certified():
     mk = seeded_point_market(300, seed=2, lam=0.05)  # big radii: many candidates per row
-    cert = solve_points(mk, k0=1).certificate
+    cert = solve_points(mk, index="kdtree", k0=1).certificate
     assert cert.searched.max() > 2
     live = (cert.bound >= 0) & (cert.searched < mk.m)
     assert (cert.radius2[live] > cert.bound[live]).all()
@@ -182,4 +187,6 @@ def test_solve_points_refuses_bad_arguments():
     with pytest.raises(ValueError, match="variant = 'greedy'"):
         solve_points(mk, "greedy")
     with pytest.raises(ValueError, match="k0 = 0"):
-        solve_points(mk, k0=0)
+        solve_points(mk, index="kdtree", k0=0)
+    with pytest.raises(ValueError, match="index = 'faiss' is not one of"):
+        solve_points(mk, index="faiss")
