@@ -11,7 +11,7 @@ profiles, points uniform in a square of area 1.4 m (the number of clients near a
 does not grow with m). Each size runs in a fresh subprocess, so its peak resident memory
 (``ru_maxrss``, the whole process: interpreter, numpy, scipy included) belongs to that
 size alone; time is wall clock and process CPU of ``solve_points`` (graph, payments,
-certificate), one run per size. The exponent of time and memory in m is a least-squares
+certificate), one run per size, after a warm-up on 50 clients (the index library's import). The exponent of time and memory in m is a least-squares
 fit of log(value) on log(m) over the sizes given.
 
 ``--libs`` times the nearest-neighbour libraries on the same points and per-importer
@@ -39,17 +39,19 @@ import numpy as np
 
 
 def one(m: int, seed: int, dim: int, variant: str, check: int, lam: float,
-        dense: bool) -> dict:
+        dense: bool, index: str) -> dict:
     from mechanism.points import check_certificate, random_point_market, solve_points
 
+    solve_points(random_point_market(50, seed, dim=dim, lam=lam), variant, index=index)  # imports
     mk = random_point_market(m, seed, dim=dim, lam=lam)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     start, start_cpu = time.perf_counter(), time.process_time()
-    out = solve_points(mk, variant)
+    out = solve_points(mk, variant, index=index)
     wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     cert = out.certificate
-    res = {"m": m, "dim": dim, "lam": lam, "variant": variant, "seed": seed, "wall_s": wall,
+    res = {"m": m, "dim": dim, "lam": lam, "index": index, "variant": variant, "seed": seed,
+           "wall_s": wall,
            "cpu_s": cpu, "peak_rss_mib": peak, "rss_before_mib": base, "edges": int(out.i.size),
            "candidates_per_client": float(cert.indices.size / m),
            "max_k_searched": int(cert.searched.max()),
@@ -182,12 +184,13 @@ def libs(m: int, seed: int, dim: int, extra: list[str], lam: float, skip: list[s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--one", nargs=7, help=argparse.SUPPRESS)
+    parser.add_argument("--one", nargs=8, help=argparse.SUPPRESS)
     parser.add_argument("--sizes", type=int, nargs="+",
                         default=[1000, 3000, 10000, 30000, 100000])
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--dim", type=int, default=2)
     parser.add_argument("--variant", default="paper")
+    parser.add_argument("--index", default="balltree", help="solve_points' index")
     parser.add_argument("--lam", type=float, nargs="+", default=[1.0],
                         help="lambdas (one row per size and lambda)")
     parser.add_argument("--check", type=int, default=200,
@@ -201,22 +204,23 @@ def main() -> None:
                         help="--libs: leave out the libraries whose row names these words")
     args = parser.parse_args()
     if args.one:
-        m, seed, dim, variant, check, lam, dense = args.one
+        m, seed, dim, variant, check, lam, dense, index = args.one
         print(json.dumps(one(int(m), int(seed), int(dim), variant, int(check), float(lam),
-                             dense == "1")))
+                             dense == "1", index)))
         return
     if args.libs:
         libs(args.libs_m, args.seed, args.dim, args.extra_path, args.lam[0], args.skip)
         return
     print(f"# python {platform.python_version()}, numpy {np.__version__}, "
-          f"{platform.machine()}, seed {args.seed}, dim {args.dim}, variant {args.variant}")
+          f"{platform.machine()}, seed {args.seed}, dim {args.dim}, variant {args.variant}, "
+          f"index {args.index}")
     print("| m | lam | wall s | CPU s | peak RSS MiB | edges | candidates / client | max k | "
           "certificate check |\n|---|---|---|---|---|---|---|---|---|")
     res, dense_rows = [], []
     for m, lam in ((m, lam) for lam in args.lam for m in args.sizes):
         out = subprocess.run([sys.executable, __file__, "--one", str(m), str(args.seed),
                               str(args.dim), args.variant, str(args.check), str(lam),
-                              "1" if m in args.dense_sizes else "0"],
+                              "1" if m in args.dense_sizes else "0", args.index],
                              check=True, capture_output=True, text=True)
         r = json.loads(out.stdout)
         res.append(r)
