@@ -11,8 +11,9 @@ profiles, points uniform in a square of area 1.4 m (the number of clients near a
 does not grow with m). Each size runs in a fresh subprocess, so its peak resident memory
 (``ru_maxrss``, the whole process: interpreter, numpy, scipy included) belongs to that
 size alone; time is wall clock and process CPU of ``solve_points`` (graph, payments,
-certificate), one run per size, after a warm-up on 50 clients (the index library's import). The exponent of time and memory in m is a least-squares
-fit of log(value) on log(m) over the sizes given.
+certificate), one run per size, after a warm-up on 50 clients (the index library's
+import). The exponent of time and memory in m is a least-squares fit of log(value) on
+log(m) over the sizes given.
 
 ``--libs`` times the nearest-neighbour libraries on the same points and per-importer
 radii sqrt(R_i) (``price_bound``) in one process, so the ratios compare like with like:
