@@ -345,12 +345,12 @@ def _ball_search(market: Market, bound: NDArray[np.float64]
             found = tree.query_radius(X[rows], np.sqrt(r2[s:s + CHUNK]))
             cnt = np.fromiter((a.size for a in found), dtype=np.intp, count=rows.size)
             flat = np.concatenate(found) if rows.size else np.zeros(0, np.intp)
-            r = np.repeat(rows, cnt)
-            keep = flat != r
-            r, flat = r[keep], flat[keep].astype(np.intp)
-            order = np.lexsort((flat, r))  # row by row, ascending
-            cnt = np.bincount(r - rows[0], minlength=rows[-1] - rows[0] + 1)[rows - rows[0]]
-            parts.append((rows, cnt, flat[order]))
+            local = np.repeat(np.arange(rows.size, dtype=np.int64), cnt)
+            key = local * m + flat  # row by row (rows ascending), then j ascending
+            key = np.sort(key[flat != rows[local]])
+            local, flat = key // m, (key % m).astype(np.intp)
+            cnt = np.bincount(local, minlength=rows.size).astype(np.intp)
+            parts.append((rows, cnt, flat))
             counts[rows] = cnt
     for i in every:  # lam = 0: nothing is priced by distance, every client is a candidate
         others = np.delete(np.arange(m), i)
