@@ -5,7 +5,8 @@ A :class:`~mechanism.market.Market` built with ``points=X`` (shape ``(m, p)``) h
 payments as the dense path (:func:`~mechanism.graph.greedy_graph`,
 :func:`~mechanism.payments.payments` on :meth:`Market.dense`) while looking only at
 each importer's nearby points, found by an exact nearest-neighbour index
-(:class:`scipy.spatial.cKDTree`), and carries a :class:`Certificate` that nothing
+(scikit-learn's ``BallTree`` by default, or scipy's ``cKDTree``), and carries a
+:class:`Certificate` that nothing
 it did not look at could have been accepted.
 
 The bound (Algorithm 2, Methods 4.2). Importer ``i`` can accept ``j`` only if
