@@ -84,6 +84,15 @@ class Market:
         Default 1.
     gain : str or Gain, optional
         ``"sqrt"`` (the paper's eq. (2), default), ``"log"``, or a :class:`Gain`.
+    points : array_like, shape (m, p), optional
+        Instead of ``d``: one point :math:`x_i \in \mathbb R^p` per client, with
+        :math:`d_{ij} = \|x_i - x_j\|^2` (:func:`mechanism.points.pair_distances`),
+        never materialised as a matrix; ``d`` is then ``None``. Such a market is
+        solved by :func:`mechanism.points.solve_points` (a nearest-neighbour index,
+        see ``docs/scale.md``); the dense functions refuse it unless it is first
+        made dense with :meth:`dense`. The points must be finite and their bounding
+        box's squared diagonal inside the domain of ``d`` (a sufficient condition
+        for every :math:`d_{ij} \le 10^6`).
 
     Raises
     ------
@@ -107,11 +116,31 @@ class Market:
     d: NDArray[np.float64] | None = None
     lam: float = 1.0
     gain: Gain | str | None = field(default=None)
+    points: NDArray[np.float64] | None = None
 
     def __post_init__(self) -> None:
-        N, c, K, d, lam, gain = _validate(self.N, self.c, self.K, self.d, self.lam, self.gain)
-        for name, value in (("N", N), ("c", c), ("K", K), ("d", d), ("lam", lam), ("gain", gain)):
+        points = None
+        if self.points is not None:
+            if self.d is not None:
+                raise ValueError("Market: give d or points, not both")
+            points = _points(self.points, np.asarray(self.N).shape)
+        N, c, K, d, lam, gain = _validate(self.N, self.c, self.K, self.d, self.lam, self.gain,
+                                          points=points is not None)
+        for name, value in (("N", N), ("c", c), ("K", K), ("d", d), ("lam", lam), ("gain", gain),
+                            ("points", points)):
             object.__setattr__(self, name, value)
+
+    def dense(self) -> Market:
+        """Return this market with the ``m x m`` matrix ``d`` (from :attr:`points` if given).
+
+        The distances are :func:`mechanism.points.pairwise_distances` of the points,
+        the same doubles :func:`mechanism.points.solve_points` computes pair by pair.
+        """
+        if self.points is None:
+            return self
+        from .points import pairwise_distances  # points imports market
+
+        return dataclasses.replace(self, d=pairwise_distances(self.points), points=None)
 
     @property
     def m(self) -> int:
@@ -127,6 +156,7 @@ class Market:
         ``N_i/N_i`` in Algorithm 2's text and in eq. (10)'s gloss; we read
         ``N_j/N_i`` as in eqs. (4), (5), (8) and (10).
         """
+        require_market("Market.weights", self)
         w = self.c[None, :] + self.lam * (self.N[None, :] / self.N[:, None]) * self.d
         np.fill_diagonal(w, np.inf)
         w.setflags(write=False)
@@ -169,10 +199,36 @@ class Market:
 
 
 def require_market(where: str, market: object) -> None:
-    """Raise ``TypeError`` unless ``market`` is a :class:`Market` (public entry points)."""
+    """Raise ``TypeError`` unless ``market`` is a :class:`Market` (public entry points).
+
+    A market given by points (``d is None``) is refused with a ``ValueError``: the
+    dense functions need the matrix; :mod:`mechanism.points` solves it without.
+    """
     if not isinstance(market, Market):
         raise TypeError(f"{where}: market must be a Market, got {type(market).__name__} "
                         f"{market!r:.60}")
+    if market.d is None:
+        raise ValueError(f"{where}: this market is given by points (m = {market.m}); solve it "
+                         "with mechanism.points.solve_points, or call market.dense() first")
+
+
+def _points(value: ArrayLike, n_shape: tuple[int, ...]) -> NDArray[np.float64]:
+    """Validate ``points``: shape (m, p), finite, bounding box inside the domain of ``d``."""
+    try:
+        X = np.array(value, dtype=float)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(f"Market: points must be an m x p array of numbers ({exc})") from None
+    m = n_shape[0] if len(n_shape) == 1 else -1
+    if X.ndim != 2 or X.shape[0] != m or X.shape[1] < 1:
+        raise ValueError(f"Market: points has shape {X.shape}, expected ({m}, p) with p >= 1")
+    _first_bad("points", X, ~np.isfinite(X), "must be finite")
+    span = float(np.sum((X.max(axis=0) - X.min(axis=0)) ** 2)) if m else 0.0
+    hi = DOMAIN["d"][1]
+    if span > hi:
+        raise ValueError(f"Market: points span a squared bounding-box diagonal of {span:g}, "
+                         f"outside the numeric domain of d [0, {hi:g}]")
+    X.setflags(write=False)
+    return X
 
 
 def _huge(value: object) -> str:
@@ -219,7 +275,7 @@ def _first_bad(name: str, arr: NDArray[np.float64], bad: NDArray[np.bool_], rule
         raise ValueError(f"Market: {name}[{', '.join(map(str, idx))}] = {float(arr[idx])!r} {rule}")
 
 
-def _validate(N, c, K, d, lam, gain):  # noqa: ANN001, ANN202 (private)
+def _validate(N, c, K, d, lam, gain, points=False):  # noqa: ANN001, ANN202 (private)
     N, c, K = _vector("N", N), _vector("c", c), _vector("K", K)
     m = N.shape[0]
     if m < 2:
@@ -227,7 +283,9 @@ def _validate(N, c, K, d, lam, gain):  # noqa: ANN001, ANN202 (private)
     for name, arr in (("c", c), ("K", K)):
         if arr.shape[0] != m:
             raise ValueError(f"Market: {name} has length {arr.shape[0]}, expected m = {m} (len(N))")
-    if d is None:
+    if points:
+        d = np.zeros((0, 0))  # distances come from the points; nothing to check here
+    elif d is None:
         d = np.zeros((m, m))
     else:
         try:
@@ -240,7 +298,7 @@ def _validate(N, c, K, d, lam, gain):  # noqa: ANN001, ANN202 (private)
             raise ValueError(f"Market: d has shape {d.shape}, expected ({m}, {m})")
     # a d inside the domain everywhere (the usual case) passes every d rule: two
     # reductions instead of several (m, m) boolean temporaries
-    d_clean = bool(d.min() >= DOMAIN["d"][0]) and bool(d.max() <= DOMAIN["d"][1])
+    d_clean = points or (bool(d.min() >= DOMAIN["d"][0]) and bool(d.max() <= DOMAIN["d"][1]))
     fields = (("N", N), ("c", c), ("K", K)) + ((("d", d),) if not d_clean else ())
     for name, arr in fields:
         _first_bad(name, arr, np.isnan(arr), "is NaN")
@@ -250,7 +308,10 @@ def _validate(N, c, K, d, lam, gain):  # noqa: ANN001, ANN202 (private)
     if not d_clean:
         off = ~np.eye(m, dtype=bool)
         _first_bad("d", d, off & ((d < 0) | ~np.isfinite(d)), "must be finite and >= 0")
-    np.fill_diagonal(d, 0.0)
+    if points:
+        d = None
+    else:
+        np.fill_diagonal(d, 0.0)
     for name, arr in fields:
         lo, hi = DOMAIN[name]
         out = (arr < lo) | (arr > hi)
@@ -272,6 +333,6 @@ def _validate(N, c, K, d, lam, gain):  # noqa: ANN001, ANN202 (private)
     gain = get_gain(gain)
     if type(gain) not in (SqrtGain, LogGain):  # the built-in gains are proven; check others
         check_gain(gain, N, K)
-    for arr in (N, c, K, d):
+    for arr in (N, c, K) + ((d,) if d is not None else ()):
         arr.setflags(write=False)
     return N, c, K, d, lam, gain

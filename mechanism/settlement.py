@@ -104,7 +104,10 @@ def settle(market: Market, budget: ArrayLike | None = None, *, solver: str = "pa
     Parameters
     ----------
     market : Market
-        The reported profiles and this round's model distances.
+        The reported profiles and this round's model distances. A market given by
+        points (``Market(points=X)``) is settled on its ``m x m`` distances
+        (:meth:`Market.dense`); at scale, :func:`mechanism.points.solve_points` gives the
+        same graph and payments without them (no quits, no budgets).
     budget : array_like, shape (m,), optional
         Largest net payment each client accepts (``inf``: unlimited, the default).
     solver : str
@@ -135,6 +138,10 @@ def settle(market: Market, budget: ArrayLike | None = None, *, solver: str = "pa
     >>> round(float(s.p.sum()), 12)
     0.0
     """
+    if isinstance(market, Market) and market.points is not None:
+        market = market.dense()  # a market given by points: settled on its distances
+    if isinstance(true, Market) and true.points is not None:
+        true = true.dense()
     require_market("settle", market)
     m = market.m
     b = np.full(m, np.inf) if budget is None else np.asarray(budget, dtype=float)

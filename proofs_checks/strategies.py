@@ -53,6 +53,7 @@ __all__ = [
     "market_and_misreport",
     "market_and_client",
     "markets",
+    "point_markets",
     "misreports",
     "outside_domain",
 ]
@@ -169,6 +170,25 @@ def markets(
     points = np.asarray([cl[4] for cl in clients], dtype=float)
     d = draw(_SCALES) * cdist(points, points)
     return Market(N=N, c=c, K=K, d=d, lam=lam)
+
+
+@st.composite
+def point_markets(draw: st.DrawFn, min_m: int = 2, max_m: int = MAX_M,
+                  roles: bool = True) -> Market:
+    r"""Draw a valid market given by points (``Market(points=X)``, docs/scale.md).
+
+    The clients as :func:`markets` draws them; the points are ``scale`` times the
+    integer points (so many pairs tie exactly), and :math:`d_{ij} = \lVert x_i -
+    x_j \rVert^2` is their squared distance.
+    """
+    dim = draw(st.integers(1, 3))
+    clients = draw(st.lists(_client(dim, roles), min_size=min_m, max_size=max_m))
+    N = [cl[0] for cl in clients]
+    c = [math.inf if k and cl[3] == "buyer" else cl[1] for k, cl in enumerate(clients)]
+    K = [0.0 if k and cl[3] == "seller" else cl[2] for k, cl in enumerate(clients)]
+    lam = draw(_zero_or(-4, 1))
+    points = draw(_SCALES) * np.asarray([cl[4] for cl in clients], dtype=float)
+    return Market(N=N, c=c, K=K, points=points, lam=lam)
 
 
 def misreports(market: Market, field: Field, direction: str = "any") -> st.SearchStrategy:

@@ -37,6 +37,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from mechanism import DEFENCES, Market
+from mechanism.points import pairwise_distances
 
 __all__ = ["KINDS", "Exchange", "RoundRecord", "json_floats"]
 
@@ -77,6 +78,18 @@ def _array(x: Any, what: str, dtype: Any = float) -> NDArray:
     return a
 
 
+def _points(x: Any) -> NDArray[np.float64]:
+    """Return ``inputs.points`` as a finite (k, p) array; anything else is refused."""
+    a = _array(x, "points")
+    if a.ndim != 2 or a.shape[1] < 1:
+        raise ValueError(f"points has shape {a.shape}, not (k, p)")
+    bad = np.argwhere(~np.isfinite(a))
+    if bad.size:
+        i, j = (int(v) for v in bad[0])
+        raise ValueError(f"points[{i}, {j}] = {float(a[i, j])!r} is not finite")
+    return a
+
+
 def _bools(x: Any, what: str) -> NDArray[np.bool_]:
     """Return a list of JSON booleans as a bool array; anything else is refused."""
     if not isinstance(x, list) or not all(isinstance(v, bool) for v in x):
@@ -90,6 +103,8 @@ def _check_shapes(ex: Exchange) -> Exchange:
     want = {"N": (k,), "c": (k,), "K": (k,), "U": (k,), "A": (k, k), "d": (k, k),
             "budget": (k,), "stays": (k,), "r": (k, k), "p": (k,), "estimate": (k,),
             "observed": (k,)}
+    if ex.points is not None and ex.points.shape[0] != k:
+        raise ValueError(f"points has shape {ex.points.shape}, not ({k}, p) for {k} clients")
     for name, shape in want.items():
         a = getattr(ex, name)
         if a is not None and a.shape != shape:
@@ -160,6 +175,12 @@ class Exchange:
         ``ipfl audit-run`` recomputes.
     distance, d_scale : str or None
         Sharing only: how ``d`` was measured and scaled.
+    points : ndarray (k, p) or None
+        Market only, when the server handed the market points (``[ipfl]
+        distance_projection``, docs/scale.md): the projected uploads, with
+        :math:`d_{ij} = \|x_i - x_j\|^2`. The file holds ``inputs.points`` instead of
+        ``inputs.d``; ``d`` is then derived from them
+        (:func:`mechanism.points.pairwise_distances`).
     """
 
     round: int
@@ -186,6 +207,7 @@ class Exchange:
     band: float = 0.0
     estimator: str = ""
     observed: NDArray[np.float64] | None = None
+    points: NDArray[np.float64] | None = None
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Exchange):
@@ -219,7 +241,7 @@ class Exchange:
                    c=np.asarray(market.c, dtype=float), K=np.asarray(market.K, dtype=float),
                    A=np.asarray(settlement.A, dtype=np.int8),
                    U=np.asarray(settlement.U, dtype=float),
-                   d=np.asarray(market.d, dtype=float),
+                   d=np.asarray(market.dense().d, dtype=float),
                    budget=np.asarray(budget, dtype=float),
                    stays=np.asarray(settlement.stays, dtype=bool),
                    r=np.asarray(settlement.r, dtype=float),
@@ -231,7 +253,9 @@ class Exchange:
                    defence=str(defence),
                    estimate=None if estimate is None else np.asarray(estimate, dtype=float),
                    band=float(band), estimator=str(estimator),
-                   observed=None if observed is None else np.asarray(observed, dtype=float))
+                   observed=None if observed is None else np.asarray(observed, dtype=float),
+                   points=None if market.points is None else np.asarray(market.points,
+                                                                        dtype=float))
 
     # ----- views ---------------------------------------------------------------------------
     @property
@@ -241,6 +265,9 @@ class Exchange:
 
     def market(self) -> Market:
         """Return the market as the server settled it (reported profiles; sharing: true, lam 0)."""
+        if self.points is not None:
+            return Market(N=self.N, c=self.c, K=self.K, points=self.points,
+                          lam=0.0 if self.lam is None else self.lam)
         return Market(N=self.N, c=self.c, K=self.K, d=self.d,
                       lam=0.0 if self.lam is None else self.lam)
 
@@ -270,6 +297,9 @@ class Exchange:
         inputs = {"N": self.N.tolist(), "c": json_floats(self.c), "K": self.K.tolist(),
                   "budget": json_floats(self.budget), "d": self.d.tolist(), "lam": self.lam,
                   "solver": self.solver}
+        if self.points is not None:  # the market's input: d follows from the points
+            del inputs["d"]
+            inputs["points"] = self.points.tolist()
         if self.true is not None:
             inputs["true"] = {"N": self.true["N"].tolist(), "c": json_floats(self.true["c"]),
                               "K": self.true["K"].tolist()}
@@ -308,10 +338,12 @@ class Exchange:
                                  d_scale=ins.get("d_scale"))
                 return _check_shapes(ex)
             true = ins.get("true")
+            points = None if ins.get("points") is None else _points(ins["points"])
+            d = pairwise_distances(points) if points is not None else _array(ins["d"], "d")
             ex = cls(**head, kind="market", N=_array(ins["N"], "N"),
                      c=_floats(ins["c"], "c"), K=_array(ins["K"], "K"),
                      A=_array(outs["A"], "A", np.int8), U=_array(outs["U"], "U"),
-                     d=_array(ins["d"], "d"), budget=_floats(ins["budget"], "budget"),
+                     d=d, budget=_floats(ins["budget"], "budget"),
                      stays=_bools(outs["stays"], "stays"), r=_array(outs["r"], "r"),
                      p=_array(outs["p"], "p"), lam=float(ins["lam"]),
                      solver=str(ins["solver"]),
@@ -324,7 +356,7 @@ class Exchange:
                      band=float(ins.get("band", 0.0)),
                      estimator=str(ins.get("estimator", "")),
                      observed=None if ins.get("observed") is None
-                     else _array(ins["observed"], "observed"))
+                     else _array(ins["observed"], "observed"), points=points)
             return _check_shapes(ex)
         except KeyError as exc:
             raise ValueError(f"lacks {exc}") from None

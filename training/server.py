@@ -59,13 +59,15 @@ from numpy.typing import NDArray
 from mechanism import DEFENCES, ESTIMATORS, Market, Settlement, settle, size_from_displacement
 from mechanism.defence import NEEDS_ESTIMATE
 from mechanism.market import DOMAIN
+from mechanism.points import pairwise_distances
 
 from .algorithms.base import MarketCall, ServerOutput
 from .distance import get_distance
 from .profiles import Reports
 
 __all__ = ["D_MAX", "D_SCALES", "displacements", "estimate_sizes", "ipfl_market",
-           "ipfl_messages", "ipfl_server_step", "market_distances", "own_weights",
+           "ipfl_messages", "ipfl_server_step", "market_distances", "market_points",
+           "own_weights", "project_uploads",
            "prox_centers", "prox_weights"]
 
 #: how the market's distances are scaled each round
@@ -99,6 +101,54 @@ def market_distances(d: NDArray[np.float64], d_scale: str) -> NDArray[np.float64
         if med > 0:
             d = d / med
     return np.where(d > D_MAX, D_MAX, d)
+
+
+#: distances a projection preserves (squared L2): Johnson-Lindenstrauss
+PROJECTABLE = ("sqeuclidean", "sqeuclidean_mean")
+#: parameters per block of the projection (bounds the random matrix in memory)
+PROJECTION_BLOCK = 4096
+
+
+def project_uploads(theta: torch.Tensor, k: int, seed: int,
+                    distance: str = "sqeuclidean_mean") -> NDArray[np.float64]:
+    r"""Return a seeded Johnson-Lindenstrauss projection of the uploads: shape (m, k).
+
+    :math:`y_i = \theta_i R / \sqrt{k}` with :math:`R \in \mathbb R^{P \times k}` of
+    independent standard normals drawn from ``seed`` (in blocks of
+    ``PROJECTION_BLOCK`` rows, so the matrix is never held whole), times
+    :math:`1/\sqrt P` for ``sqeuclidean_mean``. Then
+    :math:`\mathbb E \|y_i - y_j\|^2 = d(\theta_i, \theta_j)` and, for ``k`` of
+    order :math:`\varepsilon^{-2} \log m`, every pair is within a factor
+    :math:`1 \pm \varepsilon` with high probability (measured in docs/scale.md).
+    """
+    name = get_distance(distance).name
+    if name not in PROJECTABLE:
+        raise ValueError(f"distance_projection needs a squared-L2 distance {PROJECTABLE}, "
+                         f"got distance = {name!r}")
+    th = theta.detach().to(torch.float64).cpu().numpy()
+    m, P = th.shape
+    rng = np.random.default_rng([int(seed), 23])
+    Y = np.zeros((m, k))
+    for s in range(0, P, PROJECTION_BLOCK):
+        e = min(s + PROJECTION_BLOCK, P)
+        Y += th[:, s:e] @ rng.standard_normal((e - s, k))
+    scale = 1.0 / math.sqrt(k) / (math.sqrt(P) if name == "sqeuclidean_mean" else 1.0)
+    return Y * scale
+
+
+def market_points(Y: NDArray[np.float64], d_scale: str) -> NDArray[np.float64]:
+    r"""Return the points the market sees: ``Y`` over the square root of the median distance.
+
+    As :func:`market_distances` for a matrix (``d_scale = "median"``: the median of
+    :math:`\|y_i - y_j\|^2` over pairs becomes 1; ``"none"``: ``Y``).
+    """
+    if d_scale != "none" and Y.shape[0] >= 2:
+        from scipy.spatial.distance import pdist
+
+        med = float(np.median(pdist(Y, "sqeuclidean")))
+        if med > 0:
+            return Y / math.sqrt(med)
+    return Y
 
 
 def _weights(A: NDArray, N: NDArray) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -169,7 +219,7 @@ def ipfl_market(reports: Reports, theta: torch.Tensor, *, lam: float,
                 solver: str = "paper", true: Reports | None = None, defence: str = "none",
                 estimate_noise: float = 0.0, estimate_band: float = 0.0,
                 seed: int = 0, estimator: str = "oracle",
-                observed: NDArray | None = None) -> MarketCall:
+                observed: NDArray | None = None, projection: int = 0) -> MarketCall:
     r"""Return the market of one round of Algorithm 1 on ``k`` clients' reports and uploads.
 
     The distances between the uploads (``distance``, scaled by :func:`market_distances`)
@@ -183,10 +233,24 @@ def ipfl_market(reports: Reports, theta: torch.Tensor, *, lam: float,
       (each client's round-0 displacement, :func:`displacements`) and the reports;
     * ``"oracle"``: a simulation, :func:`estimate_sizes` of the *true* data sizes with
       log-normal error ``estimate_noise`` drawn from ``seed`` (no server has the truth).
+
+    ``projection = k > 0`` (``[ipfl] distance_projection``, docs/scale.md): the market
+    is given points instead of a matrix, :func:`project_uploads` drawn from ``seed``
+    and scaled by :func:`market_points`. If the scaled points spread beyond the
+    market's domain (a far-off model), the matrix of their distances is used instead,
+    clipped as :func:`market_distances` clips.
     """
     th = theta.detach().to(torch.float64)
-    d = market_distances(get_distance(distance).pairwise(th).numpy(), d_scale)
-    market = Market(N=reports.N, c=reports.c, K=reports.K, d=d, lam=lam)
+    if projection:
+        Y = market_points(project_uploads(th, int(projection), seed, distance), d_scale)
+        if float(np.sum((Y.max(axis=0) - Y.min(axis=0)) ** 2)) <= D_MAX:
+            market = Market(N=reports.N, c=reports.c, K=reports.K, points=Y, lam=lam)
+        else:
+            d = market_distances(pairwise_distances(Y), "none")
+            market = Market(N=reports.N, c=reports.c, K=reports.K, d=d, lam=lam)
+    else:
+        d = market_distances(get_distance(distance).pairwise(th).numpy(), d_scale)
+        market = Market(N=reports.N, c=reports.c, K=reports.K, d=d, lam=lam)
     truth = None if true is None else market.replace(N=true.N, c=true.c, K=true.K)
     if defence not in DEFENCES:
         raise ValueError(f"ipfl_market: defence = {defence!r} is not one of {sorted(DEFENCES)}")

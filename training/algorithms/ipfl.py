@@ -40,7 +40,7 @@ from mechanism.defence import NEEDS_ESTIMATE
 from ..distance import DISTANCES, get_distance
 from ..hyper import Param
 from ..profiles import Reports
-from ..server import D_SCALES, displacements, ipfl_market, ipfl_messages
+from ..server import D_SCALES, PROJECTABLE, displacements, ipfl_market, ipfl_messages
 from .base import Algorithm, MarketCall, ServerInput, ServerOutput, State, register
 
 __all__ = ["IPFL"]
@@ -76,6 +76,9 @@ class IPFL(Algorithm):
         "estimate_band": Param(0.5, lo=0.0, hi=10.0,
                                doc="checked: largest |ln(report / estimate)| priced as "
                                    "reported"),
+        "distance_projection": Param(0, lo=0, hi=65536,
+                                     doc="k > 0: the market gets the uploads projected to k "
+                                         "dims (seeded Johnson-Lindenstrauss, docs/scale.md)"),
     }
 
     #: ``lam_prox`` when not given, per distance: eq. (7)'s weight is measured in the
@@ -119,6 +122,11 @@ class IPFL(Algorithm):
             raise ValueError(f"config: [ipfl] estimate_noise = {out['estimate_noise']!r} "
                              "applies to estimator = 'oracle' only; with estimator = "
                              "'displacement' leave it out")
+        if "distance_projection" not in given:  # older configs (and their hashes) unchanged
+            del out["distance_projection"]
+        elif out["distance_projection"] and out["distance"] not in PROJECTABLE:
+            raise ValueError(f"[ipfl] distance_projection = {out['distance_projection']} needs "
+                             f"distance in {PROJECTABLE}, got {out['distance']!r}")
         return out
 
     def _observes(self) -> bool:
@@ -149,7 +157,8 @@ class IPFL(Algorithm):
                            estimate_noise=hp.get("estimate_noise", 0.0),
                            estimate_band=hp.get("estimate_band", 0.0), seed=inp.seed,
                            estimator=hp.get("estimator", "oracle"),
-                           observed=self._observed(inp, state) if self._observes() else None)
+                           observed=self._observed(inp, state) if self._observes() else None,
+                           projection=hp.get("distance_projection", 0))
 
     @staticmethod
     def _observed(inp: ServerInput, state: State) -> np.ndarray:
