@@ -35,9 +35,29 @@ import time
 import types
 from typing import Any
 
-from training.flower_pace import POLL_ENV, pace_flower, poll_seconds
+__all__ = ["WarmExecutor", "main"]
 
-__all__ = ["POLL_ENV", "WarmExecutor", "main", "poll_seconds"]
+
+def _pace() -> types.ModuleType:
+    """Return :mod:`training.flower_pace` without importing ``training`` (and torch).
+
+    The SuperNode needs only this small module; ``import training.flower_pace`` would
+    run ``training/__init__``, which imports torch (seconds and 240 MB a SuperNode).
+    """
+    import importlib.util
+
+    name = "training.flower_pace"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec("training")  # finds the package, does not run it
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("flower_node: the training package is not installed")
+    path = os.path.join(list(spec.submodule_search_locations)[0], "flower_pace.py")
+    mod_spec = importlib.util.spec_from_file_location("ipfl_flower_pace", path)
+    assert mod_spec is not None and mod_spec.loader is not None
+    module = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(module)
+    return module
 
 
 def _brisk_time(poll: float) -> types.SimpleNamespace:
@@ -51,15 +71,25 @@ def _brisk_time(poll: float) -> types.SimpleNamespace:
     return types.SimpleNamespace(**{**names, "sleep": sleep})
 
 
+def _log_to_file() -> None:
+    """Flower's console log with timestamps and without colour codes (it goes to a file)."""
+    from flwr.supercore.logger import update_console_handler
+
+    update_console_handler(timestamps=True, colored=False)
+
+
 def supernode(argv: list[str]) -> None:
     """Run Flower's ``flower-supernode`` with its idle and reply waits capped."""
     import flwr.supernode.start_client_internal as internal
 
+    _log_to_file()
+
     if not isinstance(getattr(internal, "time", None), types.ModuleType):
         raise SystemExit("flower_node: flwr.supernode.start_client_internal has no `time` "
                          "module to pace (is this flwr 1.42?)")
-    internal.time = _brisk_time(poll_seconds())  # type: ignore[assignment]
-    pace_flower()
+    pace = _pace()
+    internal.time = _brisk_time(pace.poll_seconds())  # type: ignore[assignment]
+    pace.pace_flower()
     from flwr.supernode.cli.flower_supernode import flower_supernode
 
     sys.argv = ["flower-supernode", *argv]
@@ -164,7 +194,7 @@ def executor(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     if not args.insecure and args.root_certificates is None:
         raise SystemExit("flower_node executor: give --root-certificates CA or --insecure")
-    os.environ["FLWR_SUPEREXEC_TASK_POLL_INTERVAL"] = str(poll_seconds())
+    os.environ["FLWR_SUPEREXEC_TASK_POLL_INTERVAL"] = str(_pace().poll_seconds())
     import torch
 
     torch.set_num_threads(1)  # one CPU a client, as a Ray worker of the simulation
@@ -173,7 +203,8 @@ def executor(argv: list[str]) -> None:
 
     import training.flower  # noqa: F401 (the ClientApp and its imports, once)
 
-    pace_flower()
+    _pace().pace_flower()
+    _log_to_file()
     rs.get_executor = lambda *a, **k: WarmExecutor()  # type: ignore[assignment]
     rs.run_superexec(runtime_api_address=args.runtime_api_address, insecure=args.insecure,
                      root_certificates_path=args.root_certificates,
