@@ -360,9 +360,9 @@ def deploy_local(cfg: Any, run_dir: Path, *, resume: bool = False,
     key is not registered is refused. ``insecure=True``: plain ``--insecure`` loopback,
     no TLS, no node authentication (a quick local try only).
 
-    Each SuperNode runs in Flower's process isolation mode with a long-lived executor
-    (:mod:`ipfl.flower_node`): the ClientApp's imports happen once per node, and each
-    message runs in a fork of that warm process.
+    Each SuperNode runs in Flower's process isolation mode, its ClientApp in a warm
+    executor inside the SuperNode's long-lived process (:mod:`ipfl.flower_node`): the
+    imports and the client's data are loaded once per node, not once per message.
 
     ``unregistered``: partition ids of extra SuperNodes started with a key that is
     *not* registered (to check that they are refused; secure mode only). ``overrides``
@@ -447,16 +447,12 @@ def deploy_local(cfg: Any, run_dir: Path, *, resume: bool = False,
             auth = [] if insecure else ["--auth-supernode-private-key",
                                         str(keys[name].private)]
             node = procs.start(name, [
-                sys.executable, "-m", "ipfl.flower_node", "supernode", *node_security,
+                sys.executable, "-m", "ipfl.flower_node", *node_security,
                 *auth, "--superlink", f"127.0.0.1:{link_port}", "--isolation", "process",
                 "--host", "127.0.0.1", "--port", str(port),
                 "--node-config", f"partition-id={i} num-partitions={m}"],
                 folder / "home" / name)
             started.append(node)
-            procs.start(f"{name}-executor", [
-                sys.executable, "-m", "ipfl.flower_node", "executor",
-                "--runtime-api-address", f"127.0.0.1:{port}", "--insecure",
-                "--parent-pid", str(node.pid)], folder / "home" / name)
         _wait_registered(logs, [name for name, _ in nodes[:m]], started[:m], node_timeout)
         out["startup"] = time.perf_counter() - t0
         rc = (f'run-dir="{run_dir}" config="{cfg_file if not resume else ""}" '
