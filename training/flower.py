@@ -62,7 +62,7 @@ from flwr.serverapp import Grid, ServerApp  # noqa: E402
 
 from .algorithms import get_algorithm  # noqa: E402
 from .config import Config  # noqa: E402
-from .flower_pace import pace_flower  # noqa: E402
+from .flower_pace import pace_flower, poll_seconds  # noqa: E402
 from .remote import (  # noqa: E402
     Coordinator,
     ProtocolError,
@@ -274,21 +274,22 @@ def _evaluate(msg: Message, context: Context) -> Message:
 
 
 # ----- the server ---------------------------------------------------------------------------
-#: seconds between the ServerApp's pulls for replies (flwr 1.42's ``send_and_receive``
-#: on a deployed grid pulls every 3 s, which alone would cost up to 3 s a round)
-PULL_INTERVAL = 0.05
 
 
 def exchange(grid: Grid, msgs: list[Message], timeout: float) -> list[Message]:
     """Send ``msgs`` and collect their replies until all came or ``timeout`` s passed.
 
-    As ``grid.send_and_receive``, but pulling every :data:`PULL_INTERVAL` seconds
-    through the Grid's own ``push_messages`` / ``pull_messages``; a grid without them
+    As ``grid.send_and_receive``, but pulling every ``IPFL_FLOWER_POLL`` seconds
+    (:func:`training.flower_pace.poll_seconds`, default 0.1; flwr 1.42's
+    ``send_and_receive`` on a deployed grid pulls every 3 s, which alone would cost up
+    to 3 s a round) through the Grid's own ``push_messages`` /
+    ``pull_messages``; a grid without them
     (the tests' in-process stand-in) is asked with ``send_and_receive``. A reply that
     has not come by the deadline is missing from the list (the client is dropped).
     """
     if not (hasattr(grid, "push_messages") and hasattr(grid, "pull_messages")):
         return list(grid.send_and_receive(msgs, timeout=timeout))
+    interval = poll_seconds()
     waiting = set(grid.push_messages(msgs))
     deadline = time.monotonic() + timeout
     out: list[Message] = []
@@ -298,7 +299,7 @@ def exchange(grid: Grid, msgs: list[Message], timeout: float) -> list[Message]:
         waiting -= {m.metadata.reply_to_message_id for m in got}
         if not waiting or time.monotonic() >= deadline:
             break
-        time.sleep(PULL_INTERVAL)
+        time.sleep(interval)
     return out
 
 
