@@ -17,8 +17,9 @@ Flower version) the import raises :class:`ImportError` with one line naming the 
 * ``client_app`` (:class:`flwr.clientapp.ClientApp`) answers ``query.profile``,
   ``train`` and ``evaluate`` with :func:`training.remote.client_profile` and
   :func:`training.remote.client_round`; the client's algorithm state lives in the
-  node's ``context.state`` (an ``ArrayRecord``), so it survives a deployed client
-  starting a fresh process for every message.
+  node's ``context.state`` (an ``ArrayRecord``), so it survives a ClientApp started
+  afresh for every message (plain ``flower-supernode``) as well as a warm one
+  (:mod:`ipfl.flower_node`, what ``deploy-local`` runs).
 
 Every reply is checked against what its message asked for
 (:mod:`training.replies`): a bad profile or train reply drops *that client*, with the
