@@ -2,7 +2,8 @@
 
 Usage: python benchmarks/bench_flower.py [OUT_DIR] [--no-loopback]
 
-The setting is the equivalence test's (4 clients, 3 market rounds, 1 epoch, 400 digits).
+The setting is the equivalence test's (4 clients, 3 market rounds, 1 epoch, 400 digits);
+the loopback run is `deploy-local`'s default (TLS and SuperNode authentication on).
 A round is timed from its server phase to its checkpoint, the same span in all three
 (for Flower the span includes sending the messages and waiting for every reply). The
 three metrics files are compared byte for byte.

@@ -294,25 +294,102 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def _run_flwr(bindir: Path, args: list[str], env: dict[str, str], log: Path,
+              timeout: float, cwd: Path) -> subprocess.CompletedProcess:
+    with open(log, "a") as fh:
+        return subprocess.run([str(bindir / "flwr"), *args], stdout=fh,
+                              stderr=subprocess.STDOUT, env=env, timeout=timeout, cwd=cwd)
+
+
+def _register_keys(bindir: Path, keys: list[Any], env: dict[str, str], logs: Path,
+                   cwd: Path) -> None:
+    """Register every public key with the SuperLink (``flwr supernode register``), at once."""
+    running = []
+    for k in keys:
+        fh = open(logs / f"register-{k.private.name}.log", "w")  # noqa: SIM115 (closed below)
+        running.append((k, fh, subprocess.Popen(
+            [str(bindir / "flwr"), "supernode", "register", str(k.public), "loopback"],
+            stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True)))
+    failed = []
+    for k, fh, proc in running:
+        try:
+            rc = proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            rc = proc.wait()
+        fh.close()
+        if rc != 0:
+            failed.append(k.private.name)
+    if failed:
+        raise RuntimeError(f"flwr supernode register failed for {failed[0]} "
+                           f"(see register-{failed[0]}.log)")
+
+
+def _wait_registered(logs: Path, names: list[str], procs: list[subprocess.Popen],
+                     timeout: float) -> None:
+    """Wait until every SuperNode in ``names`` logged its node id (it joined the SuperLink)."""
+    deadline = time.monotonic() + timeout
+    todo = dict(zip(names, procs, strict=True))
+    while todo:
+        for name, proc in list(todo.items()):
+            if "SuperNode ID:" in (logs / f"{name}.log").read_text(errors="replace"):
+                del todo[name]
+            elif proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with code {proc.returncode} before "
+                                   "joining the SuperLink")
+        if not todo:
+            return
+        if time.monotonic() >= deadline:
+            raise RuntimeError(f"{sorted(todo)[0]} did not join the SuperLink within "
+                               f"{timeout:g} s")
+        time.sleep(0.1)
+
+
 def deploy_local(cfg: Any, run_dir: Path, *, resume: bool = False,
                  round_timeout: float = 600.0, node_timeout: float = 120.0,
                  echo: Any = print, overrides: tuple[str, ...] = (),
-                 announce: Any = None) -> dict[str, Any]:
+                 announce: Any = None, insecure: bool = False,
+                 unregistered: tuple[int, ...] = ()) -> dict[str, Any]:
     """Start a SuperLink and one SuperNode per client on 127.0.0.1, run the app, stop all.
 
-    Insecure mode (no TLS, no node authentication): loopback only. ``overrides`` as in
-    :func:`simulate`, and so is ``announce``. Returns ``seconds`` per round (parsed from
-    the ServerApp's log), ``total``, ``pids`` and ``error``.
+    Secure by default, with Flower's own mechanisms: the SuperLink serves TLS with a
+    certificate from a CA made for this run (:func:`ipfl.flower_security.make_tls`, in
+    ``RUN_DIR/flower/tls``), and runs ``--enable-supernode-auth``: each SuperNode gets
+    its own key pair (``RUN_DIR/flower/keys``, private keys 0600), its public key is
+    registered with ``flwr supernode register`` before it starts, and a SuperNode whose
+    key is not registered is refused. ``insecure=True``: plain ``--insecure`` loopback,
+    no TLS, no node authentication (a quick local try only).
+
+    Each SuperNode runs in Flower's process isolation mode, its ClientApp in a warm
+    executor inside the SuperNode's long-lived process (:mod:`ipfl.flower_node`): the
+    imports and the client's data are loaded once per node, not once per message.
+
+    ``unregistered``: partition ids of extra SuperNodes started with a key that is
+    *not* registered (to check that they are refused; secure mode only). ``overrides``
+    as in :func:`simulate`, and so is ``announce``. Returns ``seconds`` per round
+    (from the ServerApp), ``startup`` (seconds until every node had joined), ``total``,
+    ``pids``, ``killed`` and ``error``.
     """
+    from training.flower_pace import poll_seconds
     from training.remote import require_flower
 
+    from .flower_security import make_node_key, make_tls
+
     require_flower()
+    poll_seconds()  # a bad IPFL_FLOWER_POLL is refused before any process starts
+    if insecure and unregistered:
+        raise ValueError("unregistered = nodes with unregistered keys need the secure mode "
+                         "(no --insecure)")
     run_dir = Path(run_dir).resolve()
     _check_run_dir(run_dir, resume)
     if overrides and not resume:
         raise ValueError("overrides apply to a resumed run only; set keys in the config")
     if resume:  # the run's own config (the ServerApp reads it again), for m and the budget
         cfg = _resumed_config(run_dir, overrides)
+    m = cfg.clients
+    for k, pid in enumerate(unregistered):
+        if isinstance(pid, bool) or not isinstance(pid, int) or not 0 <= pid < m:
+            raise ValueError(f"unregistered[{k}] = {pid!r} is not a partition id in 0..{m - 1}")
     if announce is not None:
         announce(cfg, _next_round(run_dir) if resume else 0)
     folder = _folder(run_dir)
@@ -324,43 +401,67 @@ def deploy_local(cfg: Any, run_dir: Path, *, resume: bool = False,
     cfg_file = folder / "config-in.json"
     if not resume:
         atomic_write_text(cfg_file, cfg.dumps())
-    m = cfg.clients
     bindir = Path(sys.executable).parent
     env = {**os.environ, **flower_env(folder),
            "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
+           "FLWR_SUPEREXEC_TASK_POLL_INTERVAL": str(poll_seconds()),
            "IPFL_DATA_DIR": cfg.data_dir}  # the SuperNodes' own data folder
     procs = _Processes(logs, env)
     link_port = _free_port()
     out: dict[str, Any] = {"error": None, "seconds": [], "pids": procs.pids}
     t0 = time.perf_counter()
+    home = folder / "home" / "cli"
+    home.mkdir(parents=True, exist_ok=True)
+    cli_env = {**env, "FLWR_HOME": str(home)}
+    budget = 0.0
     try:
+        if insecure:
+            security = ["--insecure"]
+            node_security = ["--insecure"]
+            cli_security = "insecure = true\n"
+        else:
+            tls = make_tls(folder / "tls")
+            security = ["--ssl-ca-certfile", str(tls.ca_cert), "--ssl-certfile",
+                        str(tls.server_cert), "--ssl-keyfile", str(tls.server_key),
+                        "--enable-supernode-auth"]
+            node_security = ["--root-certificates", str(tls.ca_cert)]
+            cli_security = f'root-certificates = "{tls.ca_cert}"\n'
         link = procs.start("superlink", [
-            str(bindir / "flower-superlink"), "--insecure", "--host", "127.0.0.1",
+            str(bindir / "flower-superlink"), *security, "--host", "127.0.0.1",
             "--port", str(link_port), "--disable-runtime-dependency-installation",
             "--database", str(folder / "superlink.db")], folder / "home" / "superlink")
-        _wait_port(link_port, link, 60, "flower-superlink")
-        for i in range(m):
-            port = _free_port()
-            procs.start(f"supernode-{i}", [
-                str(bindir / "flower-supernode"), "--insecure", "--superlink",
-                f"127.0.0.1:{link_port}", "--host", "127.0.0.1", "--port", str(port),
-                "--node-config", f"partition-id={i} num-partitions={m}"],
-                folder / "home" / f"supernode-{i}")
-        home = folder / "home" / "cli"
-        home.mkdir(parents=True, exist_ok=True)
         atomic_write_text(home / "config.toml",
             f'[superlink]\ndefault = "loopback"\n\n[superlink.loopback]\n'
-            f'address = "127.0.0.1:{link_port}"\ninsecure = true\n')
+            f'address = "127.0.0.1:{link_port}"\n{cli_security}')
+        _wait_port(link_port, link, 60, "flower-superlink")
+        nodes = [(f"supernode-{i}", i) for i in range(m)]
+        nodes += [(f"unregistered-{k}", i) for k, i in enumerate(unregistered)]
+        keys = {}
+        if not insecure:
+            keys = {name: make_node_key(folder / "keys", name) for name, _ in nodes}
+            _register_keys(bindir, [keys[name] for name, _ in nodes[:m]], cli_env, logs,
+                           folder)
+        started = []
+        for name, i in nodes:
+            port = _free_port()
+            auth = [] if insecure else ["--auth-supernode-private-key",
+                                        str(keys[name].private)]
+            node = procs.start(name, [
+                sys.executable, "-m", "ipfl.flower_node", *node_security,
+                *auth, "--superlink", f"127.0.0.1:{link_port}", "--isolation", "process",
+                "--host", "127.0.0.1", "--port", str(port),
+                "--node-config", f"partition-id={i} num-partitions={m}"],
+                folder / "home" / name)
+            started.append(node)
+        _wait_registered(logs, [name for name, _ in nodes[:m]], started[:m], node_timeout)
+        out["startup"] = time.perf_counter() - t0
         rc = (f'run-dir="{run_dir}" config="{cfg_file if not resume else ""}" '
               f'resume={"true" if resume else "false"} round-timeout={float(round_timeout)} '
               f'node-timeout={float(node_timeout)} overrides="{"|".join(overrides)}"')
         budget = node_timeout + (cfg.rounds + 3) * round_timeout + 60
         run_log = logs / "flwr-run.log"
-        with open(run_log, "w") as fh:
-            done = subprocess.run(
-                [str(bindir / "flwr"), "run", str(app), "loopback", "--stream",
-                 "--run-config", rc], stdout=fh, stderr=subprocess.STDOUT,
-                env={**env, "FLWR_HOME": str(home)}, timeout=budget, cwd=folder)
+        done = _run_flwr(bindir, ["run", str(app), "loopback", "--stream", "--run-config", rc],
+                         cli_env, run_log, budget, folder)
         timings = folder / "timings.json"
         if timings.is_file():
             out["seconds"] = json.loads(timings.read_text())["seconds"]

@@ -17,8 +17,9 @@ Flower version) the import raises :class:`ImportError` with one line naming the 
 * ``client_app`` (:class:`flwr.clientapp.ClientApp`) answers ``query.profile``,
   ``train`` and ``evaluate`` with :func:`training.remote.client_profile` and
   :func:`training.remote.client_round`; the client's algorithm state lives in the
-  node's ``context.state`` (an ``ArrayRecord``), so it survives a deployed client
-  starting a fresh process for every message.
+  node's ``context.state`` (an ``ArrayRecord``), so it survives a ClientApp started
+  afresh for every message (plain ``flower-supernode``) as well as a warm one
+  (:mod:`ipfl.flower_node`, what ``deploy-local`` runs).
 
 Every reply is checked against what its message asked for
 (:mod:`training.replies`): a bad profile or train reply drops *that client*, with the
@@ -62,6 +63,7 @@ from flwr.serverapp import Grid, ServerApp  # noqa: E402
 
 from .algorithms import get_algorithm  # noqa: E402
 from .config import Config  # noqa: E402
+from .flower_pace import pace_flower, poll_seconds  # noqa: E402
 from .remote import (  # noqa: E402
     Coordinator,
     ProtocolError,
@@ -71,8 +73,8 @@ from .remote import (  # noqa: E402
 from .replies import check_evaluation  # noqa: E402
 from .rundir import RunDir, atomic_write_text  # noqa: E402
 
-__all__ = ["DATA_DIR_ENV", "FlowerSettings", "client_app", "make_server_app", "server_app",
-           "server_main"]
+__all__ = ["DATA_DIR_ENV", "FlowerSettings", "client_app", "exchange", "make_server_app",
+           "server_app", "server_main"]
 
 
 @dataclass
@@ -273,6 +275,35 @@ def _evaluate(msg: Message, context: Context) -> Message:
 
 
 # ----- the server ---------------------------------------------------------------------------
+
+
+def exchange(grid: Grid, msgs: list[Message], timeout: float) -> list[Message]:
+    """Send ``msgs`` and collect their replies until all came or ``timeout`` s passed.
+
+    As ``grid.send_and_receive``, but pulling every ``IPFL_FLOWER_POLL`` seconds
+    (:func:`training.flower_pace.poll_seconds`, default 0.1; flwr 1.42's
+    ``send_and_receive`` on a deployed grid pulls every 3 s, which alone would cost up
+    to 3 s a round) through the Grid's own ``push_messages`` /
+    ``pull_messages``; a grid without them
+    (the tests' in-process stand-in) is asked with ``send_and_receive``. A reply that
+    has not come by the deadline is missing from the list (the client is dropped).
+    """
+    if not (hasattr(grid, "push_messages") and hasattr(grid, "pull_messages")):
+        return list(grid.send_and_receive(msgs, timeout=timeout))
+    interval = poll_seconds()
+    waiting = set(grid.push_messages(msgs))
+    deadline = time.monotonic() + timeout
+    out: list[Message] = []
+    while waiting:
+        got = list(grid.pull_messages(waiting))
+        out += got
+        waiting -= {m.metadata.reply_to_message_id for m in got}
+        if not waiting or time.monotonic() >= deadline:
+            break
+        time.sleep(interval)
+    return out
+
+
 def _wait_for_nodes(grid: Grid, m: int, timeout: float) -> list[int]:
     deadline = time.monotonic() + timeout
     while True:
@@ -296,7 +327,7 @@ def _profiles(grid: Grid, coord: Coordinator, nodes: list[int],
     content = RecordDict({"settings": ConfigRecord({"config": coord.config_text})})
     msgs = [Message(content, dst_node_id=n, message_type="query.profile", group_id="profile")
             for n in nodes]
-    replies = {r.metadata.src_node_id: r for r in grid.send_and_receive(msgs, timeout=timeout)}
+    replies = {r.metadata.src_node_id: r for r in exchange(grid, msgs, timeout)}
     m = coord.cfg.clients
     node_of: dict[int, int] = {}
     profiles: dict[int, dict[str, Any] | str | None] = {}
@@ -333,7 +364,7 @@ def _round(grid: Grid, coord: Coordinator, node_of: dict[int, int], t: int,
     msgs = [Message(_train_content(coord.config_text, p), dst_node_id=node_of[i],
                     message_type="train", group_id=str(t)) for i, p in payloads.items()]
     replies: dict[int, dict[str, Any] | str | None] = {}
-    for rep in grid.send_and_receive(msgs, timeout=timeout):
+    for rep in exchange(grid, msgs, timeout):
         i = pid_of.get(rep.metadata.src_node_id)
         if i is None:
             continue
@@ -361,7 +392,7 @@ def _final_evaluation(grid: Grid, coord: Coordinator, node_of: dict[int, int],
             for i in active]
     pid_of = {n: i for i, n in node_of.items()}
     out: dict[str, Any] = {}
-    for rep in grid.send_and_receive(msgs, timeout=timeout):
+    for rep in exchange(grid, msgs, timeout):
         i = pid_of.get(rep.metadata.src_node_id)
         if i is None or rep.has_error() or "metrics" not in rep.content:
             continue
@@ -387,6 +418,7 @@ def server_main(grid: Grid, context: Context, settings: FlowerSettings | None = 
     outcome = {} if outcome is None else outcome
     outcome.update(error=None, rows=[], seconds=[])
     try:
+        pace_flower()  # flwr's 1 s .. 10 s object-pull retries: poll s .. 1 s
         s = settings or FlowerSettings.from_run_config(dict(context.run_config))
         with RunDir(s.run_dir).lock():  # one writer at a time, as ipfl train
             _serve(grid, s, outcome)

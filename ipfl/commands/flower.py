@@ -119,13 +119,21 @@ def simulate(config_path: str | None, overrides: tuple[str, ...], seed: int | No
 @_with_options
 @click.option("--node-timeout", type=Float(1.0, 7 * 86400.0), default=120.0,
               show_default=True, help="Seconds to wait for the SuperNodes to connect.")
+@click.option("--insecure", is_flag=True, default=False,
+              help="Plain loopback for a quick local try: no TLS, no SuperNode "
+                   "authentication (default: both on).")
 def deploy_local(config_path: str | None, overrides: tuple[str, ...], seed: int | None,
                  run_dir: str | None, resume: str | None, round_timeout: float,
-                 node_timeout: float) -> None:
-    """Start a SuperLink and one SuperNode per client on 127.0.0.1 (insecure), run, stop all.
+                 node_timeout: float, insecure: bool) -> None:
+    """Start a SuperLink and one SuperNode per client on 127.0.0.1, run, stop all.
 
-    Every process started is stopped by its PID at the end, whatever happened; their
-    logs are in RUN_DIR/flower/logs.
+    Secure by default, with Flower's own mechanisms: TLS with a CA and certificate made
+    for the run (RUN_DIR/flower/tls), and SuperNode authentication (each node's key
+    pair in RUN_DIR/flower/keys, its public key registered before it starts; a node
+    with an unregistered key is refused). Each SuperNode is one long-lived process
+    running its ClientApp warm (imports and data loaded once). Every process started is
+    stopped by its PID at the end, whatever happened; their logs are in
+    RUN_DIR/flower/logs.
     """
     from ..flower_runs import deploy_local as run
     from ..run_control import stops_cleanly
@@ -134,9 +142,10 @@ def deploy_local(config_path: str | None, overrides: tuple[str, ...], seed: int 
         cfg, path, resuming, sets = _resolve(config_path, overrides, seed, run_dir, resume)
         with stops_cleanly(path, "ipfl flower deploy-local --resume"):
             out = run(cfg, path, resume=resuming, round_timeout=round_timeout,
-                      node_timeout=node_timeout, echo=click.echo,
+                      node_timeout=node_timeout, echo=click.echo, insecure=insecure,
                       overrides=tuple(sets) if resuming else (),
-                      announce=_announcer(path, "on Flower SuperNodes on 127.0.0.1"))
+                      announce=_announcer(path, "on Flower SuperNodes on 127.0.0.1" + (
+                          " (insecure)" if insecure else " (TLS, authenticated nodes)")))
     except (ValueError, FileNotFoundError, ImportError) as exc:
         raise InputError(str(exc)) from None
     _report(out, path, "loopback deployment")

@@ -70,3 +70,36 @@ def test_resume_cannot_shrink_a_run_below_its_committed_rounds(tmp_path):
     assert out.exit_code == 2
     assert "--set rounds = 1: the run has already committed round 2" in out.output
     assert not (run / "flower").exists()
+
+
+def test_bad_poll_interval_is_refused_before_any_process_starts(monkeypatch, tmp_path):
+    """IPFL_FLOWER_POLL outside 0.01..3 s: one Error line naming it; nothing written."""
+    pytest.importorskip("flwr")
+    monkeypatch.setenv("IPFL_FLOWER_POLL", "10")
+    out = CliRunner().invoke(main, ["flower", "deploy-local", "--set", "rounds=1",
+                                    "--run-dir", str(tmp_path / "r")])
+    assert out.exit_code == 2
+    assert out.output.splitlines()[-1] == ("Error: IPFL_FLOWER_POLL = '10' is outside "
+                                           "0.01 .. 3 seconds")
+    assert "Traceback" not in out.output
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("flag, insecure", [([], False), (["--insecure"], True)])
+def test_deploy_local_is_secure_unless_insecure_is_asked(monkeypatch, tmp_path, flag,
+                                                         insecure):
+    """The command asks for TLS + node auth by default, the plain mode only on --insecure."""
+    pytest.importorskip("flwr")
+    import ipfl.flower_runs as runs
+
+    seen = {}
+
+    def fake(cfg, path, **kw):
+        seen.update(kw)
+        return {"error": "stopped here"}
+
+    monkeypatch.setattr(runs, "deploy_local", fake)
+    out = CliRunner().invoke(main, ["flower", "deploy-local", "--set", "rounds=1",
+                                    "--run-dir", str(tmp_path / "r"), *flag])
+    assert out.output.splitlines()[-1] == "Error: stopped here"
+    assert seen["insecure"] is insecure
