@@ -57,7 +57,8 @@ EXPERIMENTS: dict[str, ModuleType] = {m.NAME: m for m in (
 #: ``--settings``
 _METHODS = {"performance": None, "utility": None, "robustness": robustness.METHODS,
             "regimes": None, "instruct": instruct.METHODS}
-_SETTINGS = {"performance": SETTINGS, "utility": SETTINGS}
+_SETTINGS = {"performance": SETTINGS, "utility": SETTINGS,
+             "instruct": tuple(instruct.SCENARIOS)}
 
 
 def _registered(name: str) -> tuple[str, ...] | None:

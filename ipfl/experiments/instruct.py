@@ -37,10 +37,10 @@ SETTINGS: dict[str, dict[str, Any]] = {
                         "lr": 0.05, "threads": 1},
              "max_samples": {"finance": 36, "mixed": 48}},
     "quick": {"common": {"model": "smollm2", "rounds": 1, "epochs": 1, "batch_size": 4,
-                         "lr": 0.05, "threads": 2},
-              "max_samples": {"finance": 72, "mixed": 48}},
+                         "lr": 0.05, "threads": 1},
+              "max_samples": {"finance": 48, "mixed": 48}},
     "repro": {"common": {"model": "smollm2", "rounds": 5, "epochs": 2, "batch_size": 4,
-                         "lr": 0.05, "threads": 2},
+                         "lr": 0.05, "threads": 1},
               "max_samples": {"finance": 1200, "mixed": 0}},
 }
 
@@ -57,14 +57,14 @@ def check(preset: str) -> None:
 
 def specs(preset: Preset, seeds: list[int], common: dict[str, Any],
           methods: tuple[str, ...] = METHODS,
-          scenarios: tuple[str, ...] = tuple(SCENARIOS)) -> list[Spec]:
-    """One run per scenario x method x seed, with the preset's LLM keys."""
+          settings: tuple[str, ...] = tuple(SCENARIOS)) -> list[Spec]:
+    """One run per scenario (``--settings finance,mixed``) x method x seed, LLM keys."""
     from training import Config
     from training.instruct import SCENARIOS as CLIENTS
 
     conf = SETTINGS[preset.name]
     out = []
-    for scenario in scenarios:
+    for scenario in settings:
         dataset = SCENARIOS[scenario]
         for method in methods:
             for seed in seeds:
@@ -142,3 +142,37 @@ def analyse(out: Path, specs_: list[Spec], rows: dict[str, list[dict]],
     write_csv(out / "table1.csv", table)
     write_summary(out, lines)
     return {"rows": table, "clients": per_client}
+
+
+def verdict(table: list[dict[str, Any]]) -> tuple[str, str]:
+    """Return (numbers, verdict) of Table 1's claim from ``table1.csv`` rows (docs/llm.md).
+
+    Per scenario, *utility* holds when iPFL's mean cumulative utility is at least every
+    baseline's, *performance* when on every domain iPFL's mean score is at least the best
+    baseline's. "holds": both in every scenario; "does not hold": neither in any;
+    "mixed" otherwise.
+    """
+    parts, flags = [], []
+    for (scenario,), g in group_by(table, "scenario").items():
+        ipfl = next((r for r in g if r["method"] == "ipfl"), None)
+        others = [r for r in g if r["method"] != "ipfl"]
+        if ipfl is None or not others:
+            continue
+        scores = [k for k in ipfl if k.endswith(("_accuracy", "_pass_at_1")) and ipfl[k] != ""]
+        texts, perf = [], True
+        for k in scores:
+            best = max(others, key=lambda r: float(r[k]))
+            perf &= float(ipfl[k]) >= float(best[k])
+            name = k.replace("_accuracy", " acc").replace("_pass_at_1", " pass@1")
+            texts.append(f"{name} iPFL {100 * float(ipfl[k]):.1f} vs {best['method']} "
+                         f"{100 * float(best[k]):.1f}")
+        best_u = max(others, key=lambda r: float(r["mean_cum_U"]))
+        util = float(ipfl["mean_cum_U"]) >= float(best_u["mean_cum_U"])
+        texts.append(f"mean cum. U iPFL {float(ipfl['mean_cum_U']):.1f} vs {best_u['method']} "
+                     f"{float(best_u['mean_cum_U']):.1f}")
+        parts.append(f"{scenario}: " + ", ".join(texts))
+        flags += [perf, util]
+    if not flags:
+        return "(no results yet)", "not run"
+    word = "holds" if all(flags) else "does not hold" if not any(flags) else "mixed"
+    return "; ".join(parts), word
