@@ -133,13 +133,18 @@ def tokenizer_for(name: str) -> ByteTokenizer | _HFTokenizer:
 def _smollm2() -> nn.Module:
     """Read and dequantise the GGUF once per process (frozen; never written)."""
     from transformers import AutoModelForCausalLM
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     path = gguf_path()
-    base = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name,
-                                                dtype=torch.float32)
+    bar, gguf_utils.tqdm = gguf_utils.tqdm, lambda it, **_: it  # its own tqdm, not logging's
+    try:
+        base = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name,
+                                                    dtype=torch.float32)
+    finally:
+        gguf_utils.tqdm = bar
     for p in base.parameters():
         p.requires_grad_(False)
     return base
