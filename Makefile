@@ -18,8 +18,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q "torch==2.13.0"
 	# The base install is lean (mechanism, CLI, training); the tests also need the explorer
 	# (explore), pytest & co. (dev), Flower's equivalence test (flower; no Ray: `make
-	# flower-sim` adds it) and the site's build (docs).
-	$(BIN)/python -m pip install -q -e ".[explore,dev,flower,docs]"
+	# flower-sim` adds it), the site's build (docs) and the LLM market (llm, about 290 MB).
+	$(BIN)/python -m pip install -q -e ".[explore,dev,flower,docs,llm]"
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -113,7 +113,9 @@ def local_sgd(ctx: ClientContext, data: LocalData, state: State, start: torch.Te
     opt = torch.optim.SGD(trainable, lr=ctx.lr)
     loss_fn = nn.CrossEntropyLoss()
     torch.manual_seed(derive_seed(ctx.seed, 200 + ctx.round, ctx.client, purpose))
-    center = center.detach().to(full.dtype)
+    device = trainable[0].device  # a language model may sit on the GPU (training.llm)
+    center = center.detach().to(device=device, dtype=full.dtype)
+    shared = shared.to(device)
     model.train()
     X, y = data.X_train, data.y_train
     plan = BatchPlan.for_clients([X.shape[0]], [ctx], purpose)
@@ -140,6 +142,9 @@ def evaluate(model: nn.Module, params: torch.Tensor, buffers: torch.Tensor, X: t
         return float("nan"), float("nan")
     set_flat(model, params, buffers)
     model.eval()
+    score = getattr(model, "score", None)
+    if callable(score):  # a model that scores itself (training.llm.CausalLM: pass@1, ...)
+        return score(X, y)
     correct, loss = 0, 0.0
     for s in range(0, X.shape[0], batch_size):
         out = model(X[s:s + batch_size])

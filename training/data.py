@@ -256,7 +256,17 @@ DATASETS: dict[str, Source] = {
     "cifar10": Source(load_cifar10, CIFAR10_FILES),
     "fashion_mnist": Source(load_fashion_mnist, FASHION_FILES, FASHION_DEFAULT_DIR,
                             "dataset-fashion-mnist"),
+    # Table 1's instruction data (the [llm] extra): tokenised by the run's model in
+    # training.federation.prepare; loading here checks the extra only (training.instruct)
+    "instruct_finance": Source(lambda: _instruct("instruct_finance")),
+    "instruct_mixed": Source(lambda: _instruct("instruct_mixed")),
 }
+
+
+def _instruct(name: str) -> Dataset:
+    from .instruct import load_marker
+
+    return load_marker(name)
 
 
 def default_data_dir(name: str) -> str:

@@ -25,6 +25,8 @@ from mechanism.market import DOMAIN
 from .client import ClientContext, LocalData, derive_seed
 from .config import Config
 from .data import Dataset, load_dataset
+from .instruct import INSTRUCT_DATASETS, client_pools
+from .llm import LLM_MODELS
 from .models import build_model, get_flat, shared_mask
 from .partition import client_splits, partition
 from .profiles import Profiles, build_profiles
@@ -91,6 +93,8 @@ def prepare(cfg: Config, model: nn.Module | None = None, data: Any = None) -> Fe
     torch.use_deterministic_algorithms(True)
     rng = np.random.default_rng(derive_seed(cfg.seed, 2))
     pools = as_client_pools(data, cfg.clients)
+    if cfg.dataset in INSTRUCT_DATASETS and pools is None:
+        pools = client_pools(cfg)  # token rows, one domain per client (training.instruct)
     if pools is None:
         ds = _pool(cfg, data if isinstance(data, Dataset) else None)
         if cfg.clients > len(ds):
@@ -107,7 +111,8 @@ def prepare(cfg: Config, model: nn.Module | None = None, data: Any = None) -> Fe
     local = [LocalData(X[s.train], y[s.train], X[s.val], y[s.val], X[s.test], y[s.test])
              for s in splits]
     if model is None:
-        _check_memory(cfg, tuple(ds.X.shape[1:]), ds.n_classes)
+        if cfg.model not in LLM_MODELS:  # a language model's base is frozen and shared
+            _check_memory(cfg, tuple(ds.X.shape[1:]), ds.n_classes)
         model = initial_model(cfg, tuple(ds.X.shape[1:]), ds.n_classes)
     else:
         torch.manual_seed(derive_seed(cfg.seed, 3))  # as initial_model: same draws after
@@ -124,6 +129,10 @@ def initial_model(cfg: Config, input_shape: tuple[int, ...], n_classes: int) -> 
     server, each Flower client) gets the same :math:`\theta^0`.
     """
     torch.manual_seed(derive_seed(cfg.seed, 3))
+    if cfg.model in LLM_MODELS:
+        from .llm import build_llm
+
+        return build_llm(cfg.model, device=cfg.device)
     return build_model(cfg.model, input_shape, n_classes, cfg.hidden)
 
 

@@ -49,13 +49,22 @@ class SmallCNN(nn.Module):
         return self.head(self.features(x))
 
 
-#: model names accepted by :func:`build_model`
-MODELS = ("auto", "cnn", "mlp")
+#: model names accepted by :func:`build_model` (the last two: :mod:`training.llm`, the
+#: ``[llm]`` extra)
+MODELS = ("auto", "cnn", "mlp", "smollm2", "tiny_llama")
 
 
 def build_model(name: str, input_shape: tuple[int, ...], n_classes: int,
                 hidden: int = 64) -> nn.Module:
-    """Build ``"mlp"``, ``"cnn"`` or ``"auto"`` (CNN for image-shaped inputs, else MLP)."""
+    """Build ``"mlp"``, ``"cnn"`` or ``"auto"`` (CNN for image-shaped inputs, else MLP).
+
+    ``"smollm2"`` and ``"tiny_llama"`` are LoRA-adapted language models
+    (:func:`training.llm.build_llm`; ``input_shape`` and ``n_classes`` do not apply).
+    """
+    if name in ("smollm2", "tiny_llama"):
+        from .llm import build_llm
+
+        return build_llm(name)
     if name == "auto":
         name = "cnn" if len(input_shape) == 3 else "mlp"
     factories = {
@@ -78,10 +87,31 @@ def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in _trainable(model))
 
 
+def _state_buffers(model: nn.Module) -> list[torch.Tensor]:
+    """Return the buffers that are part of the model's state (non-persistent ones are derived).
+
+    A non-persistent buffer (``register_buffer(..., persistent=False)``, e.g. a llama's
+    rotary frequencies) is recomputed from the architecture, never trained nor saved by
+    torch; it is left out of the flat buffer vector (and so of checkpoints).
+    """
+    out, seen = [], set()
+    for mod in model.modules():
+        for name, b in mod._buffers.items():
+            if b is not None and name not in mod._non_persistent_buffers_set \
+                    and id(b) not in seen:
+                seen.add(id(b))
+                out.append(b)
+    return out
+
+
 def get_flat(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return (trainable parameters, buffers) of ``model`` as two detached flat float tensors."""
-    params = torch.cat([p.detach().reshape(-1) for p in _trainable(model)])
-    bufs = [b.detach().reshape(-1).float() for b in model.buffers()]
+    """Return (trainable parameters, buffers) of ``model`` as two detached flat CPU tensors.
+
+    Only trainable parameters (``requires_grad``) and persistent buffers: a frozen base
+    (a language model under LoRA, :mod:`training.llm`) is in neither.
+    """
+    params = torch.cat([p.detach().reshape(-1) for p in _trainable(model)]).cpu()
+    bufs = [b.detach().reshape(-1).float().cpu() for b in _state_buffers(model)]
     return params.clone(), (torch.cat(bufs) if bufs else torch.zeros(0))
 
 
@@ -94,7 +124,7 @@ def set_flat(model: nn.Module, params: torch.Tensor, buffers: torch.Tensor | Non
             k += p.numel()
         if buffers is not None and buffers.numel():
             k = 0
-            for b in model.buffers():
+            for b in _state_buffers(model):
                 b.copy_(buffers[k:k + b.numel()].view_as(b).to(b.dtype))
                 k += b.numel()
 

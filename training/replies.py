@@ -42,7 +42,9 @@ __all__ = ["METRICS", "POOL_SIZES", "STATE_FACTOR", "Expect", "check_evaluation"
 
 #: samples in each dataset's pool (train and test files together); a client's three
 #: splits together cannot exceed it (nor ``max_samples`` when the config sets it)
-POOL_SIZES = {"digits": 1797, "synthetic": 600, "cifar10": 60_000, "fashion_mnist": 70_000}
+POOL_SIZES = {"digits": 1797, "synthetic": 600, "cifar10": 60_000, "fashion_mnist": 70_000,
+              # training.instruct: 200 generated examples a sentiment client, 164 problems
+              "instruct_finance": 6 * 200, "instruct_mixed": 3 * 200 + 164}
 
 #: the metrics a train reply carries, each with its range
 METRICS = {"acc": (0.0, 1.0), "val_acc": (0.0, 1.0), "loss": (0.0, math.inf),

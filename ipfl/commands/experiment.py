@@ -23,7 +23,8 @@ from ..options import Int
 @click.option("--data-dir", default=None, help="Folder of the dataset's files.")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @click.option("--methods", default=None, help="Comma-separated subset of the methods.")
-@click.option("--settings", default=None, help="Comma-separated subset of NIID,Cluster,Skew.")
+@click.option("--settings", default=None,
+              help="Comma-separated subset of NIID,Cluster,Skew (instruct: finance,mixed).")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Experiment folder (default experiments-out/<preset>/<NAME>).")
 @click.option("--store", type=click.Path(file_okay=False), default=None,
@@ -47,7 +48,8 @@ def command(ctx: click.Context, name: str, preset: str, seeds: int, dataset: str
             ray: str | None, quiet: bool) -> None:
     """Run one of the paper's experiments; an interrupted one resumes where it stopped.
 
-    NAME is performance, utility, robustness, truthfulness, market or similarity.
+    NAME is performance, utility, robustness, truthfulness, market, similarity,
+    regimes or instruct (Table 1 on a small LLM: the [llm] extra, docs/llm.md).
 
     Writes the resolved config, one run directory per method x setting x seed, CSVs,
     PNG figures and summary.md into the experiment folder.

@@ -19,8 +19,9 @@ made with other overrides is refused.
 
 Example
 -------
->>> sorted(EXPERIMENTS)
-['market', 'performance', 'regimes', 'robustness', 'similarity', 'truthfulness', 'utility']
+>>> sorted(EXPERIMENTS)  # doctest: +NORMALIZE_WHITESPACE
+['instruct', 'market', 'performance', 'regimes', 'robustness', 'similarity',
+ 'truthfulness', 'utility']
 """
 
 from __future__ import annotations
@@ -34,20 +35,30 @@ from typing import Any
 
 from atomicio import atomic_write_text
 
-from . import market, performance, regimes, robustness, similarity, truthfulness, utility
+from . import (
+    instruct,
+    market,
+    performance,
+    regimes,
+    robustness,
+    similarity,
+    truthfulness,
+    utility,
+)
 from .core import PER_RUN, PRESETS, SETTINGS, Spec, apply_overrides, methods, run_specs
 
 __all__ = ["EXPERIMENTS", "PRESETS", "check_request", "per_run_keys", "run_experiment"]
 
 #: experiment name -> module (``specs``, ``analyse``, ``TITLE``)
 EXPERIMENTS: dict[str, ModuleType] = {m.NAME: m for m in (
-    performance, utility, robustness, truthfulness, market, similarity, regimes)}
+    performance, utility, robustness, truthfulness, market, similarity, regimes, instruct)}
 
 #: experiments that take ``--methods`` (and which: None = every registered method) /
 #: ``--settings``
 _METHODS = {"performance": None, "utility": None, "robustness": robustness.METHODS,
-            "regimes": None}
-_SETTINGS = {"performance": SETTINGS, "utility": SETTINGS}
+            "regimes": None, "instruct": instruct.METHODS}
+_SETTINGS = {"performance": SETTINGS, "utility": SETTINGS,
+             "instruct": tuple(instruct.SCENARIOS)}
 
 
 def _registered(name: str) -> tuple[str, ...] | None:
@@ -153,6 +164,9 @@ def check_request(name: str, preset: str = "quick", seeds: int = 3, dataset: str
                          f"{did_you_mean(name, EXPERIMENTS)}")
     if preset not in PRESETS:
         raise ValueError(f"preset {preset!r} is unknown; choose from {sorted(PRESETS)}")
+    hook = getattr(EXPERIMENTS[name], "check", None)
+    if hook is not None:  # an experiment's own presets and extras (instruct: [llm])
+        hook(preset)
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds <= 0:
         raise ValueError(f"--seeds = {seeds!r} must be a positive integer (the number of seeds)")
     if device not in ("cpu", "cuda"):

@@ -1,0 +1,53 @@
+"""``ipfl experiment instruct`` (Table 1): the verdict rule, and the tiny preset end to end."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from ipfl.experiments.core import read_csv
+from ipfl.experiments.instruct import verdict
+
+
+def _row(scenario, method, acc, u, code=None):
+    row = {"scenario": scenario, "method": method, "generated-news_accuracy": acc,
+           "mean_cum_U": u}
+    if code is not None:
+        row["humaneval_pass_at_1"] = code
+    return row
+
+
+@pytest.mark.parametrize(("ipfl", "expected"), [
+    ((0.9, 50.0, 0.2), "holds"),         # best score and utility everywhere
+    ((0.9, 10.0, 0.2), "mixed"),         # best scores, not the best utility
+    ((0.5, 10.0, 0.0), "does not hold"),  # neither
+])
+def test_verdict_follows_the_rule_written_in_the_docs(ipfl, expected):
+    acc, u, code = ipfl
+    table = [_row("finance", "fedavg", 0.8, 20.0), _row("finance", "ipfl", acc, u),
+             _row("mixed", "fedavg", 0.8, 20.0, 0.1), _row("mixed", "ipfl", acc, u, code)]
+    text, word = verdict(table)
+    assert word == expected
+    assert "finance:" in text and "humaneval pass@1" in text
+
+
+def test_verdict_without_results_says_not_run():
+    assert verdict([])[1] == "not run"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("peft") is None, reason="the llm extra is absent")
+@pytest.mark.filterwarnings("ignore")
+def test_tiny_preset_writes_per_client_scores_with_a_pass_column(tmp_path):
+    from ipfl.experiments import run_experiment
+
+    res = run_experiment("instruct", "tiny", seeds=1, out=tmp_path / "instruct", progress=False)
+    rows = read_csv(tmp_path / "instruct" / "instruct.csv")
+    assert len(rows) == 7 * (6 + 8)  # Table 1's seven methods x the clients of both scenarios
+    code = [r for r in rows if r["domain"] == "humaneval"]
+    assert len(code) == 7 * 5 and all(r["accuracy"] == "" for r in code)
+    assert all(0 <= float(r["pass_at_1"]) <= 1 for r in code)
+    assert all(r["shared_params"] < r["total_params"] for r in rows)
+    assert {r["method"] for r in res["rows"]} == {"local", "fedavg", "fedprox", "fedamp",
+                                                  "cfl", "pfedgraph", "ipfl"}
