@@ -135,6 +135,23 @@ def _client(dim: int, roles: bool) -> st.SearchStrategy[tuple]:
 
 
 @st.composite
+def _profiles(draw: st.DrawFn, min_m: int, max_m: int, roles: bool) -> tuple:
+    """Draw what :func:`markets` and :func:`point_markets` share, in one order.
+
+    Returns ``(N, c, K, lam, points, scale)``: the clients' profiles (clients ``1..m-1``
+    pure buyers or sellers where ``roles``), ``lam``, their integer points and a scale.
+    """
+    dim = draw(st.integers(1, 3))
+    clients = draw(st.lists(_client(dim, roles), min_size=min_m, max_size=max_m))
+    N = [cl[0] for cl in clients]
+    c = [math.inf if k and cl[3] == "buyer" else cl[1] for k, cl in enumerate(clients)]
+    K = [0.0 if k and cl[3] == "seller" else cl[2] for k, cl in enumerate(clients)]
+    lam = draw(_zero_or(-4, 1))
+    points = np.asarray([cl[4] for cl in clients], dtype=float)
+    return N, c, K, lam, points, draw(_SCALES)
+
+
+@st.composite
 def markets(
     draw: st.DrawFn,
     min_m: int = 2,
@@ -161,14 +178,8 @@ def markets(
     >>> find(markets(), lambda mk: True).m  # the simplest market
     2
     """
-    dim = draw(st.integers(1, 3))
-    clients = draw(st.lists(_client(dim, roles), min_size=min_m, max_size=max_m))
-    N = [cl[0] for cl in clients]
-    c = [math.inf if k and cl[3] == "buyer" else cl[1] for k, cl in enumerate(clients)]
-    K = [0.0 if k and cl[3] == "seller" else cl[2] for k, cl in enumerate(clients)]
-    lam = draw(_zero_or(-4, 1))
-    points = np.asarray([cl[4] for cl in clients], dtype=float)
-    d = draw(_SCALES) * cdist(points, points)
+    N, c, K, lam, points, scale = draw(_profiles(min_m, max_m, roles))
+    d = scale * cdist(points, points)
     return Market(N=N, c=c, K=K, d=d, lam=lam)
 
 
@@ -181,14 +192,8 @@ def point_markets(draw: st.DrawFn, min_m: int = 2, max_m: int = MAX_M,
     integer points (so many pairs tie exactly), and :math:`d_{ij} = \lVert x_i -
     x_j \rVert^2` is their squared distance.
     """
-    dim = draw(st.integers(1, 3))
-    clients = draw(st.lists(_client(dim, roles), min_size=min_m, max_size=max_m))
-    N = [cl[0] for cl in clients]
-    c = [math.inf if k and cl[3] == "buyer" else cl[1] for k, cl in enumerate(clients)]
-    K = [0.0 if k and cl[3] == "seller" else cl[2] for k, cl in enumerate(clients)]
-    lam = draw(_zero_or(-4, 1))
-    points = draw(_SCALES) * np.asarray([cl[4] for cl in clients], dtype=float)
-    return Market(N=N, c=c, K=K, points=points, lam=lam)
+    N, c, K, lam, points, scale = draw(_profiles(min_m, max_m, roles))
+    return Market(N=N, c=c, K=K, points=scale * points, lam=lam)
 
 
 def misreports(market: Market, field: Field, direction: str = "any") -> st.SearchStrategy:
