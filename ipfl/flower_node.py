@@ -163,16 +163,21 @@ class WarmExecutor:
         from flwr.proto.runtime_pb2 import AcquireTaskRequest
         from flwr.supercore.constant import TaskType
 
-        client = self._client()
-        request = AcquireTaskRequest(supported_task_types=[TaskType.CLIENT_APP])
-        while True:
-            self.wake.wait(timeout=fallback)
-            self.wake.clear()
+        try:
+            client = self._client()
+            request = AcquireTaskRequest(supported_task_types=[TaskType.CLIENT_APP])
             while True:
-                res = client.AcquireTask(request)
-                if not (res.HasField("task") and res.token):
-                    break
-                self.run_task(res.token)
+                self.wake.wait(timeout=fallback)
+                self.wake.clear()
+                while True:
+                    res = client.AcquireTask(request)
+                    if not (res.HasField("task") and res.token):
+                        break
+                    self.run_task(res.token)
+        except Exception as exc:  # noqa: BLE001 (a dead executor must not look like a slow node)
+            print(f"ipfl flower node: the warm executor failed ({type(exc).__name__}: {exc}); "
+                  "stopping this node", file=sys.stderr, flush=True)
+            os._exit(1)
 
     def run_task(self, token: str) -> None:
         """Run the ClientApp task of ``token`` here, to its end (status sent either way)."""

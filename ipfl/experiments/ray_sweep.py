@@ -163,7 +163,8 @@ def unpack(data: bytes, target: Path) -> None:
 
     A half-unpacked run never sits at ``target``: the archive is extracted into a hidden
     sibling folder, which is renamed into place once complete (a leftover unfinished run
-    at ``target`` is removed first, under the run's lock).
+    at ``target`` is removed first, holding the run's own writer lock,
+    :meth:`training.RunDir.lock`: a run another process is writing is refused, not removed).
     """
     import fcntl
 
@@ -182,10 +183,16 @@ def unpack(data: bytes, target: Path) -> None:
         if not (tmp / "done.json").is_file() and not (tmp / "failed.json").is_file():
             raise RuntimeError(f"--ray: the run {target.name} came back unfinished")
         with open(target.parent / f".{target.name}.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one unpacker at a time
             if target.exists():
-                shutil.rmtree(target)
-            os.rename(tmp, target)
+                from training import RunDir
+
+                # the run's own writer lock: RunLocked while another process writes it
+                with RunDir(target).lock():
+                    shutil.rmtree(target)
+                    os.rename(tmp, target)
+            else:
+                os.rename(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

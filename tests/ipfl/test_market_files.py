@@ -70,3 +70,15 @@ def test_file_errors_name_the_file(tmp_path):
     with pytest.raises(ValueError, match=r"end in \.json or \.csv"):
         read_market(tmp_path / "m.txt")
 
+
+
+def test_a_market_given_by_points_is_written_as_its_matrix():
+    """Market(points=X) means d = squared distance; a file's points the Euclidean one."""
+    from mechanism import Market
+    from mechanism.market_dict import market_to_dict
+
+    mk = Market(N=[1, 2, 3], c=[0.1, 0.2, 0.3], K=[1, 1, 1], lam=0.5,
+                points=np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]]))
+    doc = market_to_dict(mk)
+    assert "points" not in doc and doc["d"][1][2] == 5.0
+    assert np.array_equal(market_from_dict(doc).d, mk.dense().d)

