@@ -377,7 +377,8 @@ class RoundRecord:
     """One committed round: its exchange (None: round 0, or fewer than two clients in) and rows.
 
     ``rows`` are the metric rows of every client, as ``metrics.jsonl`` holds them (round,
-    client, role, N, accuracies, U, cumulative U, money, degrees, IR, algorithm columns);
+    client, role, N, accuracies, U, cumulative U, money, degrees, IR, the model's shared
+    and total parameter counts, algorithm columns);
     ``drops`` maps each client a remote transport lost in this round to why
     (``"timeout"``, ``"error: ..."``, ``"quit"``), as ``drops.jsonl`` holds them.
     """

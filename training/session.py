@@ -325,6 +325,8 @@ class Session:
         self.rows = [r for t, rec in self.rd.read_records().items() if t <= self.state.round
                      for r in rec.rows]
         self.fed = fed
+        #: (shared, total) parameters of the model: every metric row records them
+        self.params = (int(fed.shared.sum()), sum(int(q.numel()) for q in fed.model.parameters()))
 
     @property
     def next_round(self) -> int:
@@ -463,6 +465,7 @@ class Session:
                 "paid": float(plan.paid[i]), "received": float(plan.received[i]),
                 "imports": int(plan.imports[i]), "importers": int(plan.importers[i]),
                 "ir": bool(plan.U[i] >= -IR_TOL),
+                "shared_params": self.params[0], "total_params": self.params[1],
             }
             for key, col in columns.items():
                 row[key] = None if math.isnan(col[i]) else float(col[i])

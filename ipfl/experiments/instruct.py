@@ -79,32 +79,24 @@ def specs(preset: Preset, seeds: list[int], common: dict[str, Any],
     return out
 
 
-def _param_counts(cfg: Any) -> tuple[int, int]:
-    """(shared = trainable adapter parameters, total) of a run's model."""
-    from training.federation import initial_model
-
-    model = initial_model(cfg, (1,), 0)
-    shared = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return shared, sum(p.numel() for p in model.parameters())
-
-
 def client_rows(specs_: list[Spec], rows: dict[str, list[dict]]) -> list[dict[str, Any]]:
-    """One row per run x client: domain, last-round score (accuracy or pass@1), cum_U."""
+    """One row per run x client: domain, last-round score (accuracy or pass@1), cum_U.
+
+    The parameter counts come from the run's own metric rows (``shared_params``,
+    ``total_params``: every run directory records them), not from a model built here.
+    """
     from training.instruct import domain_of
 
-    counts: dict[str, tuple[int, int]] = {}
     out = []
     for s in specs_:
-        if s.cfg.model not in counts:
-            counts[s.cfg.model] = _param_counts(s.cfg)
-        shared, total = counts[s.cfg.model]
         for r in sorted(last_round(rows[s.label]), key=lambda r: r["client"]):
             domain = domain_of(s.cfg.dataset, int(r["client"]))
             code = domain == "humaneval"
             out.append({**s.keys, "client": int(r["client"]), "domain": domain,
                         "accuracy": "" if code else r["acc"],
                         "pass_at_1": r["acc"] if code else "",
-                        "cum_U": r["cum_U"], "shared_params": shared, "total_params": total})
+                        "cum_U": r["cum_U"], "shared_params": r["shared_params"],
+                        "total_params": r["total_params"]})
     return out
 
 

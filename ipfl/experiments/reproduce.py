@@ -368,7 +368,8 @@ def _instruct_section(root: Path, preset: str, shown: str) -> list[str]:
                                  (root.parent / "quick" / "instruct" / "table1.csv", "quick"))
              if p.is_file()]
     if not found:
-        return [*lines, "(not yet run: `ipfl experiment instruct --quick --seeds 1`)", ""]
+        return [*lines,
+                "(not yet run: `ipfl experiment instruct --quick --seeds 1 --jobs 2`)", ""]
     path, name = found[0]
     meta = path.parent / "experiment.json"
     seeds = json.loads(meta.read_text())["seeds"] if meta.is_file() else []
@@ -389,7 +390,7 @@ def _instruct_section(root: Path, preset: str, shown: str) -> list[str]:
             "| paper | claim | our numbers | verdict | command |", "|---|---|---|---|---|",
             f"| Table 1 (empirical) | iPFL outperforms the baselines in model performance and "
             f"utility in both scenarios | {text} [seeds {', '.join(map(str, seeds))}] | "
-            f"{word} | `ipfl experiment instruct --{name} --seeds {len(seeds)}` |", ""]
+            f"{word} | `ipfl experiment instruct --{name} --seeds {len(seeds)} --jobs 2` |", ""]
 
 
 #: REPRODUCTION row -> the regimes experiment's claim measuring it over lam x c

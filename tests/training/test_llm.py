@@ -66,7 +66,7 @@ def test_flat_vector_is_the_adapters_and_the_base_is_one_object():
 
 
 @needs_llm
-def test_checkpoint_holds_adapters_only(tmp_path):
+def test_checkpoint_holds_adapters_only_and_rows_record_the_shared_count(tmp_path):
     # Execute
     cfg = _cfg(algorithm="ipfl")
     train(cfg, tmp_path / "run", progress=False)
@@ -93,6 +93,10 @@ def test_checkpoint_holds_adapters_only(tmp_path):
     assert sizes and max(sizes) <= fed.m * P
     assert all(s % P == 0 or s < 64 for s in sizes), sorted(set(sizes))
     assert not set(sizes) & {b for b in base if b % P}
+    # and every metric row records the shared count out of the total (base included)
+    rows = RunDir(tmp_path / "run").read_metrics()
+    total = P + sum(base)
+    assert {(r["shared_params"], r["total_params"]) for r in rows} == {(P, total)}
 
 
 @needs_llm

@@ -22,8 +22,11 @@ def test_run_records_everything_and_ledger_balances(tiny, tmp_path):
     rows = train(tiny, tmp_path / "r", progress=False)
     rd = RunDir(tmp_path / "r")
     assert len(rows) == tiny.clients * (tiny.rounds + 1)
-    keys = {"acc", "U", "cum_U", "p", "paid", "received", "ir", "active", "imports"}
+    keys = {"acc", "U", "cum_U", "p", "paid", "received", "ir", "active", "imports",
+            "shared_params", "total_params"}
     assert keys <= set(rows[0])
+    # a fully shared MLP: every parameter is shared
+    assert rows[0]["shared_params"] == rows[0]["total_params"] > 0
     assert json.loads(rd.config.read_text())["clients"] == tiny.clients
     records = rd.read_rounds()
     assert sorted(records) == list(range(1, tiny.rounds + 1))
