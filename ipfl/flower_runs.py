@@ -26,6 +26,11 @@ __all__ = ["deploy_local", "flower_env", "simulate"]
 
 #: Ray's socket paths must stay under the 107-byte limit of a Unix socket path
 _RAY_PATH_MAX = 50
+#: the SuperLink's state: Flower's in-memory SQLite. A file database committed every
+#: object of every message to disk (flwr 1.42 stores each in its own transaction), which
+#: was most of a deployed round; the run's durable record is its run directory, and a
+#: deployment starts a fresh SuperLink each time (a resume too).
+_LINK_DB = ":flwr-in-memory:"
 
 
 def flower_env(folder: Path) -> dict[str, str]:
@@ -429,7 +434,7 @@ def deploy_local(cfg: Any, run_dir: Path, *, resume: bool = False,
         link = procs.start("superlink", [
             str(bindir / "flower-superlink"), *security, "--host", "127.0.0.1",
             "--port", str(link_port), "--disable-runtime-dependency-installation",
-            "--database", str(folder / "superlink.db")], folder / "home" / "superlink")
+            "--database", _LINK_DB], folder / "home" / "superlink")
         atomic_write_text(home / "config.toml",
             f'[superlink]\ndefault = "loopback"\n\n[superlink.loopback]\n'
             f'address = "127.0.0.1:{link_port}"\n{cli_security}')

@@ -17,7 +17,8 @@ Flower version) the import raises :class:`ImportError` with one line naming the 
 * ``client_app`` (:class:`flwr.clientapp.ClientApp`) answers ``query.profile``,
   ``train`` and ``evaluate`` with :func:`training.remote.client_profile` and
   :func:`training.remote.client_round`; the client's algorithm state lives in the
-  node's ``context.state`` (an ``ArrayRecord``), so it survives a ClientApp started
+  node's ``context.state`` (one ``ConfigRecord``: the round and the packed arrays,
+  :func:`pack`), so it survives a ClientApp started
   afresh for every message (plain ``flower-supernode``) as well as a warm one
   (:mod:`ipfl.flower_node`, what ``deploy-local`` runs).
 
@@ -35,9 +36,11 @@ keys ``run-dir``, ``config`` (a JSON file of the resolved config), ``resume``,
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
+import zipfile
 from dataclasses import dataclass
 from logging import ERROR, INFO, WARNING
 from pathlib import Path
@@ -49,8 +52,6 @@ require_flower()
 
 import numpy as np  # noqa: E402
 from flwr.app import (  # noqa: E402
-    Array,
-    ArrayRecord,
     ConfigRecord,
     Context,
     Message,
@@ -125,39 +126,78 @@ DATA_DIR_ENV = "IPFL_DATA_DIR"
 
 
 # ----- records <-> payloads -----------------------------------------------------------------
-def _arrays(d: dict[str, np.ndarray]) -> ArrayRecord:
-    return ArrayRecord({k: Array(np.ascontiguousarray(v)) for k, v in d.items()})
+def pack(d: dict[str, np.ndarray]) -> bytes:
+    """Return named arrays as one ``.npz`` blob (stored, not compressed; no pickles).
+
+    Every array of a message travels in one ``bytes`` value of its one ``ConfigRecord``:
+    flwr 1.42 moves each object of a message (each record and each ``Array``) in its own
+    request through the SuperLink, so a ``train`` message of ArrayRecords was 7
+    objects and its reply 11; packed, each is 3 (message, record dict, record). Exact:
+    dtypes, shapes and values round-trip bit for bit.
+    """
+    buf = io.BytesIO()
+    np.savez(buf, **{k: np.ascontiguousarray(v) for k, v in d.items()})
+    return buf.getvalue()
 
 
-def _numpy(rec: ArrayRecord) -> dict[str, np.ndarray]:
-    return {k: v.numpy() for k, v in rec.items()}
+def unpack(blob: Any) -> dict[str, np.ndarray]:
+    """Return :func:`pack`'s arrays; ValueError for anything else (a hostile peer's blob).
+
+    Refused before any array is read: a value that is not bytes, not a zip of ``.npy``
+    members, a compressed member (a small blob could inflate without bound), or a
+    member claiming more bytes than the blob holds. Object arrays are refused
+    (``allow_pickle=False``).
+    """
+    if not isinstance(blob, bytes):
+        raise ValueError(f"packed arrays are {type(blob).__name__}, not bytes")
+    try:
+        with zipfile.ZipFile(io.BytesIO(blob)) as zf:
+            for info in zf.infolist():
+                if (info.compress_type != zipfile.ZIP_STORED or info.file_size > len(blob)
+                        or not info.filename.endswith(".npy")):
+                    raise ValueError(f"packed arrays: member {info.filename!r} is not a "
+                                     "stored .npy array")
+        with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
+        raise ValueError(f"packed arrays are unreadable ({type(exc).__name__}: {exc})"
+                         ) from None
+
+
+#: prefix of a train reply's metric keys in its one record
+_METRIC = "metric."
 
 
 def _train_content(config_text: str, p: dict[str, Any]) -> RecordDict:
-    rd = RecordDict({
-        "settings": ConfigRecord({"config": config_text, "round": int(p["round"]),
-                                  "stays": bool(p["stays"]), "bill": float(p["bill"]),
-                                  "prox": float(p["prox"]),
-                                  **{k: float(p[k]) for k in ("own_start", "own_center")
-                                     if k in p}}),
-        "model": _arrays({"start": p["start"], "center": p["center"]}),
-        "extras": _arrays(p["extras"]),
-    })
+    settings = {"config": config_text, "round": int(p["round"]), "stays": bool(p["stays"]),
+                "bill": float(p["bill"]), "prox": float(p["prox"]),
+                **{k: float(p[k]) for k in ("own_start", "own_center") if k in p},
+                "model": pack({"start": p["start"], "center": p["center"]}),
+                "extras": pack(p["extras"])}
     if "state" in p:
-        rd["state"] = _arrays(p["state"])
-    return rd
+        settings["state"] = pack(p["state"])
+    return RecordDict({"settings": ConfigRecord(settings)})
 
 
 def _train_payload(content: RecordDict) -> tuple[str, dict[str, Any]]:
     s = content["settings"]
-    model = _numpy(content["model"])
+    model = unpack(s["model"])
     p = {"round": int(s["round"]), "stays": bool(s["stays"]), "bill": float(s["bill"]),
          "prox": float(s["prox"]), "start": model["start"], "center": model["center"],
-         "extras": _numpy(content["extras"]),
+         "extras": unpack(s["extras"]),
          **{k: float(s[k]) for k in ("own_start", "own_center") if k in s}}
-    if "state" in content:
-        p["state"] = _numpy(content["state"])
+    if "state" in s:
+        p["state"] = unpack(s["state"])
     return str(s["config"]), p
+
+
+def _reply_content(reply: dict[str, Any], new_state: dict[str, np.ndarray]) -> RecordDict:
+    """Return a train reply: one record with the head, the packed arrays, the metrics."""
+    return RecordDict({"reply": ConfigRecord({
+        "quit": False, "n_train": int(reply["n_train"]),
+        "upload": pack({"upload": reply["upload"]}), "info": pack(reply["info"]),
+        "state": pack(new_state),
+        **{_METRIC + k: v for k, v in reply["metrics"].items()}})})
 
 
 def _reply_payload(content: RecordDict) -> dict[str, Any] | str:
@@ -167,12 +207,20 @@ def _reply_payload(content: RecordDict) -> dict[str, Any] | str:
         return str(head["error"])
     if head["quit"] is True:
         return {"quit": True}
-    upload = _numpy(content["upload"])
+    upload = unpack(head["upload"])
     if set(upload) != {"upload"}:
         raise KeyError("upload")
     return {"quit": False, "n_train": head["n_train"], "upload": upload["upload"],
-            "info": _numpy(content["info"]), "state": _numpy(content["state"]),
-            "metrics": dict(content["metrics"].items())}
+            "info": unpack(head["info"]), "state": unpack(head["state"]),
+            "metrics": {k[len(_METRIC):]: v for k, v in head.items() if k.startswith(_METRIC)}}
+
+
+def _held_state(context: Context) -> tuple[dict[str, np.ndarray] | None, int]:
+    """Return the client's state kept in ``context.state`` and the round it is from."""
+    held = context.state.get("ipfl.state")
+    if held is None:
+        return None, -1
+    return unpack(held["arrays"]), int(held["round"])
 
 
 def _error(text: str) -> RecordDict:
@@ -226,26 +274,16 @@ def _train(msg: Message, context: Context) -> Message:
     try:
         config_text, payload = _train_payload(msg.content)
         pid = _partition(context)
-        held = context.state.get("ipfl.state")
-        meta = context.state.get("ipfl.meta")
-        state = None if held is None else _numpy(held)
-        state_round = -1 if meta is None else int(meta["round"])
+        state, state_round = _held_state(context)
         reply, new_state = client_round(config_text, pid, payload, state, state_round,
                                         _data_dir(context))
     except (ValueError, KeyError, FileNotFoundError) as exc:
         return Message(_error(str(exc)), reply_to=msg)
     if reply["quit"]:
         return Message(RecordDict({"reply": ConfigRecord({"quit": True})}), reply_to=msg)
-    context.state["ipfl.state"] = _arrays(new_state)
-    context.state["ipfl.meta"] = ConfigRecord({"round": payload["round"]})
-    content = RecordDict({
-        "reply": ConfigRecord({"quit": False, "n_train": int(reply["n_train"])}),
-        "upload": _arrays({"upload": reply["upload"]}),
-        "info": _arrays(reply["info"]),
-        "state": _arrays(new_state),
-        "metrics": MetricRecord(reply["metrics"]),
-    })
-    return Message(content, reply_to=msg)
+    context.state["ipfl.state"] = ConfigRecord({"round": int(payload["round"]),
+                                                "arrays": pack(new_state)})
+    return Message(_reply_content(reply, new_state), reply_to=msg)
 
 
 @client_app.evaluate()
@@ -260,10 +298,10 @@ def _evaluate(msg: Message, context: Context) -> Message:
         config_text = str(msg.content["settings"]["config"])
         pid = _partition(context)
         cfg, fed = _own(config_text, pid, _data_dir(context))
-        held = context.state.get("ipfl.state")
+        held, _ = _held_state(context)
         if held is None:
             raise ProtocolError(f"client {pid} holds no model to evaluate")
-        st = {k: torch.from_numpy(v) for k, v in _numpy(held).items()}
+        st = {k: torch.from_numpy(v) for k, v in held.items()}
         params, buffers = get_algorithm(cfg).evaluated_model(st)  # Ditto: the personal one
         d = fed.data[pid]
         acc, loss = evaluate(fed.model, params, buffers, d.X_test, d.y_test)

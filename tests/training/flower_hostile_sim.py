@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from flwr.app import Array, ArrayRecord
 from flwr.clientapp import ClientApp
 
 import training.flower as real
@@ -29,8 +28,8 @@ def _profile(msg, context):
 def _train(msg, context):
     rep = real._train(msg, context)
     if context.node_config["partition-id"] == 1 and msg.metadata.group_id == "1":
-        up = rep.content["upload"]["upload"].numpy()
-        rep.content["upload"] = ArrayRecord({"upload": Array(np.full_like(up, np.nan))})
+        up = real.unpack(rep.content["reply"]["upload"])["upload"]
+        rep.content["reply"]["upload"] = real.pack({"upload": np.full_like(up, np.nan)})
     return rep
 
 

@@ -8,21 +8,23 @@ runtime needs the internal ``TaskIdentity`` set.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
+import zipfile
 
 import pytest
 
 pytest.importorskip("flwr")
 
 import numpy as np  # noqa: E402
-from flwr.app import Array, ArrayRecord, Context, RecordDict  # noqa: E402
+from flwr.app import Context, RecordDict  # noqa: E402
 from flwr.supercore.task_identity import TaskIdentity  # noqa: E402
 
 from training import Config, audit_run, train  # noqa: E402
 from training.algorithms import methods
-from training.flower import FlowerSettings, client_app, server_main  # noqa: E402
+from training.flower import FlowerSettings, client_app, pack, server_main, unpack  # noqa: E402
 from training.ledger import Ledger  # noqa: E402
 from training.rundir import RunDir  # noqa: E402
 
@@ -231,17 +233,41 @@ class Hostile(LocalGrid):
 
 
 def _upload(content, value):
-    content["upload"] = ArrayRecord({"upload": Array(np.ascontiguousarray(value))})
+    content["reply"]["upload"] = pack({"upload": value})
 
 
 def _first_upload(content):
-    return content["upload"]["upload"].numpy()
+    return unpack(content["reply"]["upload"])["upload"]
 
 
 def _set(record, key, value):
+    """Set ``key`` of a profile reply's record, or of a train reply's one record
+    (``record = "metrics"``: a metric, kept there under ``metric.``)."""
     def tamper(content):
-        content[record][key] = value
+        if record == "metrics":
+            content["reply"]["metric." + key] = value
+        else:
+            content[record][key] = value
     return tamper
+
+
+def _set_blob(name, value):
+    def tamper(content):
+        content["reply"][name] = value
+    return tamper
+
+
+def _nan_state(content):
+    state = unpack(content["reply"]["state"])
+    state["params"] = np.full(state["params"].shape, np.nan, np.float32)
+    content["reply"]["state"] = pack(state)
+
+
+def _zip_with(member, data, compress):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=compress) as zf:
+        zf.writestr(member, data)
+    return buf.getvalue()
 
 
 def _change_upload(f):
@@ -288,9 +314,17 @@ HOSTILE = [
      "profile: n_train = 1000000.0 is not"),
     ("profile N 1e13", "profile", _set("profile", "n_train", 10**13),
      "profile: n_train = 10000000000000 is not"),
-    ("nan state", "1", lambda c: c["state"].__setitem__(
-        "params", Array(np.full(c["state"]["params"].numpy().shape, np.nan, np.float32))),
-     "bad reply: state['params'][0] = nan is not finite"),
+    ("nan state", "1", _nan_state, "bad reply: state['params'][0] = nan is not finite"),
+    # the packed arrays themselves (training.flower.unpack), refused before any is read
+    ("upload not bytes", "1", _set_blob("upload", "AAAA"),
+     "error: malformed reply (ValueError: packed arrays are str, not bytes)"),
+    ("upload not a zip", "1", _set_blob("upload", b"\x93NUMPY not a zip"),
+     "error: malformed reply (ValueError: packed arrays are unreadable (BadZipFile"),
+    ("deflated member", "1", _set_blob("info", _zip_with(
+        "x.npy", b"\0" * 10**6, zipfile.ZIP_DEFLATED)),
+     "error: malformed reply (ValueError: packed arrays: member 'x.npy' is not a stored .npy"),
+    ("pickled array", "1", lambda c: _upload(c, np.array([{"a": 1}], dtype=object)),
+     "error: malformed reply (ValueError: Object arrays cannot be loaded when allow_pickle=False"),
 ]
 
 
@@ -380,7 +414,7 @@ def test_final_evaluation_refuses_an_out_of_range_score(tmp_path):
     a score; the others' scores are written (valid JSON: no NaN)."""
     # Prepare
     def tamper(content):
-        content["metrics"]["acc"] = 5.0
+        content["metrics"]["acc"] = 5.0  # the final evaluation's reply keeps a MetricRecord
 
     # Execute
     outcome = _flower(_cfg(), tmp_path, Hostile(range(4), "final", tamper))
@@ -426,7 +460,9 @@ def test_info_of_another_shape_drops_that_client(tmp_path, when):
     server holds the entry already (round 2) or takes the majority's form (round 0)."""
     # Prepare
     def tamper(content):
-        content["info"]["fomo_w"] = Array(np.zeros(7))
+        info = unpack(content["reply"]["info"])
+        info["fomo_w"] = np.zeros(7)
+        content["reply"]["info"] = pack(info)
 
     # Execute
     outcome = _flower(_cfg().replace(algorithm="fedfomo"), tmp_path,
