@@ -370,7 +370,7 @@ def run_on_ray(todo: list[tuple[Any, str]], store: Path, address: str, *,
     lets Ray schedule one run per free CPU of the cluster. ``on_done()`` is called after
     each run. ``probe=False`` makes every task return its run directory (the path a
     cluster without a shared filesystem takes). The first failed task stops the sweep;
-    the runs still in flight are cancelled and finished runs stay finished.
+    the runs still in flight stop with the driver's Ray job and finished runs stay finished.
     """
     local = check_address(address) is None
     with connect(address, cpus=jobs if local else None) as ray:
@@ -395,10 +395,10 @@ def run_on_ray(todo: list[tuple[Any, str]], store: Path, address: str, *,
                     if on_done is not None:
                         on_done()
         finally:
-            for ref in pending:
-                try:
-                    ray.cancel(ref, force=True)
-                except Exception:  # noqa: BLE001,S110 (already finished or lost: nothing to stop)
-                    pass
+            # The runs still in flight are not force-cancelled: the shutdown that follows
+            # (``connect``) ends this driver's job, and Ray stops the job's tasks with it
+            # (fate sharing). A ``ray.cancel(force=True)`` racing a task that is finishing
+            # tripped Ray 2.55's own check (task_manager.cc: "Tried to complete task that
+            # was not pending") and aborted the driver on Ctrl-C.
             if made is not None:
                 Path(made[0]).unlink(missing_ok=True)
