@@ -34,7 +34,8 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest -q -m "not slow" --doctest-modules atomicio mechanism proofs_checks training tests
 
-# The end-to-end tests marked @pytest.mark.slow (kill -9 and resume, the explorer in chromium).
+# The end-to-end tests marked @pytest.mark.slow (kill -9 and resume, the explorer in chromium,
+# Flower's deployment and Ray simulation, the --ray sweeps: `make flower-sim` adds Ray).
 test-slow: $(STAMP)
 	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest -q -m slow tests
 

@@ -26,10 +26,10 @@ __all__ = ["deploy_local", "flower_env", "simulate"]
 
 #: Ray's socket paths must stay under the 107-byte limit of a Unix socket path
 _RAY_PATH_MAX = 50
-#: the SuperLink's state: Flower's in-memory SQLite. A file database committed every
-#: object of every message to disk (flwr 1.42 stores each in its own transaction), which
-#: was most of a deployed round; the run's durable record is its run directory, and a
-#: deployment starts a fresh SuperLink each time (a resume too).
+#: the SuperLink's state: flwr's in-memory link state and object store. A file database
+#: committed every object of every message to disk (flwr 1.42 stores each in its own
+#: transaction), which was most of a deployed round; the run's durable record is its run
+#: directory, and a deployment starts a fresh SuperLink each time (a resume too).
 _LINK_DB = ":flwr-in-memory:"
 
 

@@ -75,7 +75,7 @@ from .replies import check_evaluation  # noqa: E402
 from .rundir import RunDir, atomic_write_text  # noqa: E402
 
 __all__ = ["DATA_DIR_ENV", "FlowerSettings", "client_app", "exchange", "make_server_app",
-           "server_app", "server_main"]
+           "pack", "server_app", "server_main", "unpack"]
 
 
 @dataclass
@@ -133,33 +133,76 @@ def pack(d: dict[str, np.ndarray]) -> bytes:
     flwr 1.42 moves each object of a message (each record and each ``Array``) in its own
     request through the SuperLink, so a ``train`` message of ArrayRecords was 7
     objects and its reply 11; packed, each is 3 (message, record dict, record). Exact:
-    dtypes, shapes and values round-trip bit for bit.
+    dtypes, shapes and values round-trip bit for bit. An object array is refused here
+    (``allow_pickle=False``), as :func:`unpack` refuses one.
     """
     buf = io.BytesIO()
-    np.savez(buf, **{k: np.ascontiguousarray(v) for k, v in d.items()})
+    np.savez(buf, allow_pickle=False, **{k: np.ascontiguousarray(v) for k, v in d.items()})
     return buf.getvalue()
+
+
+def _member_array(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    """Return one checked ``.npy`` member: its header's shape and dtype must fill it exactly."""
+    data = zf.read(info)  # stored, size checked by the caller: at most the blob's length
+    head = io.BytesIO(data)
+    version = np.lib.format.read_magic(head)
+    if version not in ((1, 0), (2, 0)):
+        raise ValueError(f"npy format version {version}")
+    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+            else np.lib.format.read_array_header_2_0)
+    shape, fortran, dtype = read(head, max_header_size=10_000)
+    if dtype.hasobject:
+        raise ValueError("an object array (pickles are refused)")
+    count = 1
+    for n in shape:
+        count *= int(n)  # Python integers: no overflow
+    if head.tell() + count * dtype.itemsize != len(data):
+        raise ValueError(f"its header says shape {shape} of {dtype}, which does not fill "
+                         f"its {len(data)} bytes")
+    arr = np.frombuffer(data, dtype=dtype, count=count, offset=head.tell())
+    return arr.reshape(shape, order="F" if fortran else "C").copy()
 
 
 def unpack(blob: Any) -> dict[str, np.ndarray]:
     """Return :func:`pack`'s arrays; ValueError for anything else (a hostile peer's blob).
 
-    Refused before any array is read: a value that is not bytes, not a zip of ``.npy``
-    members, a compressed member (a small blob could inflate without bound), or a
-    member claiming more bytes than the blob holds. Object arrays are refused
-    (``allow_pickle=False``).
+    Refused before any array is built: a value that is not bytes, not a zip (it must
+    start with a zip header), a member with a flag bit set (encrypted and the like), a
+    compressed member (a small blob could inflate without bound), a member not named
+    ``*.npy``, two members of one name, members adding up to more bytes than the blob
+    holds, an object array, and a member whose ``.npy`` header's shape and dtype do not
+    fill it exactly (so no header can ask for more memory than the blob brings). Work
+    and memory are linear in the blob's size. Any other failure of the zip reader
+    becomes a ValueError too: a hostile reply drops its client, never the server.
     """
     if not isinstance(blob, bytes):
         raise ValueError(f"packed arrays are {type(blob).__name__}, not bytes")
+    if not blob.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        raise ValueError("packed arrays are not a zip of .npy arrays")
     try:
         with zipfile.ZipFile(io.BytesIO(blob)) as zf:
-            for info in zf.infolist():
-                if (info.compress_type != zipfile.ZIP_STORED or info.file_size > len(blob)
+            infos = zf.infolist()
+            names = [i.filename for i in infos]
+            if len(set(names)) != len(names):
+                raise ValueError("packed arrays: a member name occurs twice")
+            if sum(i.file_size for i in infos) > len(blob):
+                raise ValueError("packed arrays: the members claim more bytes than the blob")
+            for info in infos:
+                if (info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x61
                         or not info.filename.endswith(".npy")):
                     raise ValueError(f"packed arrays: member {info.filename!r} is not a "
                                      "stored .npy array")
-        with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
+            out = {}
+            for info in infos:
+                try:
+                    out[info.filename[:-4]] = _member_array(zf, info)
+                except ValueError as exc:
+                    raise ValueError(f"packed arrays: member {info.filename!r}: {exc}"
+                                     ) from None
+            return out
+    except ValueError:
+        raise
+    except Exception as exc:  # noqa: BLE001 (whatever a hostile blob makes the zip reader raise)
         raise ValueError(f"packed arrays are unreadable ({type(exc).__name__}: {exc})"
                          ) from None
 

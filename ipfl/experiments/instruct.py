@@ -79,17 +79,36 @@ def specs(preset: Preset, seeds: list[int], common: dict[str, Any],
     return out
 
 
+def _param_counts(cfg: Any) -> tuple[int, int]:
+    """(shared = trainable adapter parameters, total) of a run's model, built here.
+
+    Only for a finished run written before metric rows recorded ``shared_params``.
+    """
+    from training.federation import initial_model
+
+    model = initial_model(cfg, (1,), 0)
+    shared = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return shared, sum(p.numel() for p in model.parameters())
+
+
 def client_rows(specs_: list[Spec], rows: dict[str, list[dict]]) -> list[dict[str, Any]]:
     """One row per run x client: domain, last-round score (accuracy or pass@1), cum_U.
 
     The parameter counts come from the run's own metric rows (``shared_params``,
-    ``total_params``: every run directory records them), not from a model built here.
+    ``total_params``: every run directory records them); a run finished before the rows
+    recorded them gets them from its model, built once per model name.
     """
     from training.instruct import domain_of
 
     out = []
+    built: dict[str, tuple[int, int]] = {}
     for s in specs_:
         for r in sorted(last_round(rows[s.label]), key=lambda r: r["client"]):
+            if "shared_params" not in r:
+                if s.cfg.model not in built:
+                    built[s.cfg.model] = _param_counts(s.cfg)
+                r = {**r, "shared_params": built[s.cfg.model][0],
+                     "total_params": built[s.cfg.model][1]}
             domain = domain_of(s.cfg.dataset, int(r["client"]))
             code = domain == "humaneval"
             out.append({**s.keys, "client": int(r["client"]), "domain": domain,

