@@ -234,12 +234,12 @@ def _train_payload(content: RecordDict) -> tuple[str, dict[str, Any]]:
     return str(s["config"]), p
 
 
-def _reply_content(reply: dict[str, Any], new_state: dict[str, np.ndarray]) -> RecordDict:
+def _reply_content(reply: dict[str, Any], state: bytes) -> RecordDict:
     """Return a train reply: one record with the head, the packed arrays, the metrics."""
     return RecordDict({"reply": ConfigRecord({
         "quit": False, "n_train": int(reply["n_train"]),
         "upload": pack({"upload": reply["upload"]}), "info": pack(reply["info"]),
-        "state": pack(new_state),
+        "state": state,
         **{_METRIC + k: v for k, v in reply["metrics"].items()}})})
 
 
@@ -324,9 +324,9 @@ def _train(msg: Message, context: Context) -> Message:
         return Message(_error(str(exc)), reply_to=msg)
     if reply["quit"]:
         return Message(RecordDict({"reply": ConfigRecord({"quit": True})}), reply_to=msg)
-    context.state["ipfl.state"] = ConfigRecord({"round": int(payload["round"]),
-                                                "arrays": pack(new_state)})
-    return Message(_reply_content(reply, new_state), reply_to=msg)
+    state = pack(new_state)  # kept by the node and sent to the server: packed once
+    context.state["ipfl.state"] = ConfigRecord({"round": int(payload["round"]), "arrays": state})
+    return Message(_reply_content(reply, state), reply_to=msg)
 
 
 @client_app.evaluate()
