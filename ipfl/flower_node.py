@@ -36,7 +36,9 @@ import time
 import types
 from typing import Any
 
-__all__ = ["IdlePacer", "WarmExecutor", "main"]
+import httpx
+
+__all__ = ["IdlePacer", "LocalRuntime", "RuntimeCallError", "WarmExecutor", "main"]
 
 #: the longest idle wait between two pulls of a SuperNode (flwr 1.42 waits 3 s)
 IDLE_CAP = 1.0
@@ -72,16 +74,21 @@ class IdlePacer:
     ``sleep(3)`` (no message was pulled) waits ``wait`` seconds, then doubles ``wait``
     up to :data:`IDLE_CAP`; ``sleep(0.5)`` (the reply is not ready) waits ``poll``;
     :meth:`active` (a message came) sets ``wait`` back to ``poll``. Other names are the
-    ``time`` module's.
+    ``time`` module's. With ``done``, the reply wait ends as soon as ``done`` is set
+    (the warm executor sets it when a task has stored its reply), at the latest after
+    ``poll``.
 
     Parameters
     ----------
     poll : float
         The shortest wait, seconds.
+    done : threading.Event, optional
+        Set when a reply may be ready.
     """
 
-    def __init__(self, poll: float) -> None:
+    def __init__(self, poll: float, done: threading.Event | None = None) -> None:
         self.poll, self.wait = float(poll), float(poll)
+        self.done = done
 
     def __getattr__(self, name: str) -> Any:
         return getattr(time, name)
@@ -95,8 +102,19 @@ class IdlePacer:
         if seconds == _FLWR_IDLE_WAIT:
             time.sleep(self.wait)
             self.wait = min(self.wait * 2.0, max(IDLE_CAP, self.poll))
-        else:
+        elif self.done is None:
             time.sleep(min(float(seconds), self.poll))
+        elif self.done.wait(min(float(seconds), self.poll)):
+            self.done.clear()
+
+
+def _no_event(*_: Any, **__: Any) -> Any:
+    """Telemetry is off: an event is neither built nor sent (a finished future)."""
+    from concurrent.futures import Future
+
+    done: Future[str] = Future()
+    done.set_result("disabled")
+    return done
 
 
 class _TaskEnded(Exception):
@@ -107,33 +125,127 @@ class _TaskEnded(Exception):
         self.code = code
 
 
+class RuntimeCallError(httpx.HTTPError):
+    """A Runtime API handler refused a call (Flower's ``FlowerError``, as an HTTP error).
+
+    An ``httpx.HTTPError``, so that ``run_clientapp`` treats it as a refused HTTP call.
+    """
+
+
+class LocalRuntime:
+    """The node's Runtime API, called in the node's own process: Flower's handlers, no HTTP.
+
+    The methods are those of flwr's ``RuntimeHttpClient`` that a ClientApp task uses;
+    each does what the SuperNode's HTTP route does with the request: find the task by
+    its token (``get_task_by_token``, as the route's task-token dependency) and call
+    the SuperNode's own handler (``flwr.supernode.servicer.runtime.runtime_handlers``)
+    with the request and the node's ``NodeState``. A handler's ``FlowerError`` is
+    raised as :class:`RuntimeCallError` (an ``httpx.HTTPError``, as the HTTP client's
+    refusals). What goes away is the HTTP round trip: encoding, FastAPI's middleware,
+    a worker thread, decoding (measured: about 60 % of a SuperNode's CPU a round).
+
+    Parameters
+    ----------
+    state : NodeState
+        The SuperNode's state (the one its Runtime HTTP API serves).
+    token : str or None
+        The task's token (``None``: only :meth:`AcquireTask`).
+    """
+
+    def __init__(self, state: Any, token: str | None = None) -> None:
+        from flwr.supercore.servicer.runtime import runtime_handlers as core
+        from flwr.supernode.servicer.runtime import runtime_handlers as node
+
+        self.state, self.token = state, token
+        self._core, self._node = core, node
+
+    def _call(self, fn: Any, request: Any, *, task: bool = True) -> Any:
+        from flwr.supercore.error import FlowerError
+
+        try:
+            if not task:
+                return fn(request, self.state)
+            found = self.state.get_task_by_token(self.token) if self.token else None
+            if found is None:
+                raise RuntimeCallError("Runtime task-token authentication failed.")
+            return fn(request, self.state, found)
+        except FlowerError as exc:
+            raise RuntimeCallError(f"Runtime API refused {fn.__name__}: {exc}") from exc
+
+    # the Runtime service's method names, as flwr's RuntimeHttpClient spells them
+    def AcquireTask(self, request: Any) -> Any:  # noqa: N802
+        """Claim the oldest pending task (no token: this is the node's own executor)."""
+        return self._call(self._node.acquire_task, request, task=False)
+
+    def SendTaskHeartbeat(self, request: Any) -> Any:  # noqa: N802
+        """Acknowledge the task's heartbeat."""
+        return self._call(self._core.send_task_heartbeat, request)
+
+    def PullTaskInput(self, request: Any) -> Any:  # noqa: N802
+        """Return the task's context, run and FAB (and start the task)."""
+        return self._call(self._node.pull_task_input, request)
+
+    def PushTaskOutput(self, request: Any) -> Any:  # noqa: N802
+        """Finish the task and keep its context."""
+        return self._call(self._node.push_task_output, request)
+
+    def PullMessages(self, request: Any) -> Any:  # noqa: N802
+        """Return the task's message and its object tree."""
+        return self._call(self._node.pull_messages, request)
+
+    def PushMessages(self, request: Any) -> Any:  # noqa: N802
+        """Store the reply and preregister its objects."""
+        return self._call(self._node.push_messages, request)
+
+    def PullObject(self, request: Any) -> Any:  # noqa: N802
+        """Return one object of the message."""
+        return self._call(self._node.pull_object, request)
+
+    def PushObject(self, request: Any) -> Any:  # noqa: N802
+        """Store one object of the reply."""
+        return self._call(self._node.push_object, request)
+
+    def ConfirmMessageReceived(self, request: Any) -> Any:  # noqa: N802
+        """Delete the message's objects (the task has them)."""
+        return self._call(self._node.confirm_message_received, request)
+
+    def close(self) -> None:
+        """Nothing to close (the HTTP client's method)."""
+
+
 class WarmExecutor:
     """Run this node's ClientApp tasks in this process, one at a time, when woken.
 
     Flower's SuperExec (process isolation) asks the SuperNode's Runtime API for a task
     (``AcquireTask``) and starts ``flwr-clientapp --token T`` for it; this does the same
     with Flower's own ``run_clientapp`` called here, so the imports and the ClientApp's
-    cache live on. Three things of ``run_clientapp`` that assume a process per task
-    are redirected for it: ``flwr_exit`` (which would end the process) runs the task's
-    own exit handler (push the task's status and context, stop its heartbeat, close
-    its client) and returns; ``register_signal_handlers`` only records that handler;
-    the parent monitor is not started (the task runs inside its parent).
+    cache live on, and its Runtime API calls go to :class:`LocalRuntime` (the node's
+    handlers, called in this process) instead of HTTP on loopback. Three things of
+    ``run_clientapp`` that assume a process per task are redirected for it:
+    ``flwr_exit`` (which would end the process) runs the task's own exit handler (push
+    the task's status and context, stop its heartbeat, close its client) and returns;
+    ``register_signal_handlers`` only records that handler; the parent monitor is not
+    started (the task runs inside its parent).
 
     Parameters
     ----------
-    runtime_api_address : str
-        The SuperNode's Runtime API, ``HOST:PORT`` (plain HTTP on loopback: the
-        executor is inside the SuperNode's process).
+    state : NodeState
+        The SuperNode's state.
+    done : threading.Event, optional
+        Set at the end of every task (its reply is stored by then): the node's reply
+        wait (:class:`IdlePacer`) ends on it.
     """
 
-    def __init__(self, runtime_api_address: str) -> None:
+    def __init__(self, state: Any, done: threading.Event | None = None) -> None:
         import flwr.supernode.runtime.run_clientapp as rc
 
-        self.address = runtime_api_address
+        self.state, self.done = state, done
         self.wake = threading.Event()
         self.tasks = 0
+        self._token: str | None = None
         self._rc = rc
         self._handlers: list[Any] = []
+        executor = self
 
         def register(*_: Any, exit_handlers: list[Any] | None = None, **__: Any) -> None:
             self._handlers[:] = list(exit_handlers or [])
@@ -144,19 +256,23 @@ class WarmExecutor:
                 handler()
             raise _TaskEnded(int(code))
 
+        class _Client:
+            """Stands in for ``RuntimeHttpClient`` in ``run_clientapp``."""
+
+            @staticmethod
+            def from_server_address(**_: Any) -> LocalRuntime:
+                return LocalRuntime(executor.state, executor._token)
+
         rc.register_signal_handlers = register
         rc.flwr_exit = task_exit
         rc.start_parent_process_monitor = lambda *_: None
+        rc.RuntimeHttpClient = _Client
+        from flwr.supercore import telemetry
 
-    def _client(self) -> Any:
-        from flwr.supercore.interceptors import RuntimeVersionHttpInterceptor
-        from flwr.supercore.retry import make_simple_http_retry_invoker
-        from flwr.supercore.runtime import RuntimeHttpClient
-
-        return RuntimeHttpClient.from_server_address(
-            server_address=self.address, insecure=True, root_certificates=None,
-            interceptors=[RuntimeVersionHttpInterceptor(component_name="SuperExec")],
-            retry_invoker=make_simple_http_retry_invoker())
+        if telemetry.FLWR_TELEMETRY_ENABLED != "1":
+            # flwr builds each task's telemetry event even with telemetry off, and
+            # ``platform.architecture()`` in it forks a ``file`` process every task
+            rc.event = _no_event
 
     def run_forever(self, fallback: float = IDLE_CAP) -> None:
         """Wait to be woken (or ``fallback`` s), then run every task the node has."""
@@ -164,13 +280,13 @@ class WarmExecutor:
         from flwr.supercore.constant import TaskType
 
         try:
-            client = self._client()
+            runtime = LocalRuntime(self.state)
             request = AcquireTaskRequest(supported_task_types=[TaskType.CLIENT_APP])
             while True:
                 self.wake.wait(timeout=fallback)
                 self.wake.clear()
                 while True:
-                    res = client.AcquireTask(request)
+                    res = runtime.AcquireTask(request)
                     if not (res.HasField("task") and res.token):
                         break
                     self.run_task(res.token)
@@ -182,13 +298,18 @@ class WarmExecutor:
     def run_task(self, token: str) -> None:
         """Run the ClientApp task of ``token`` here, to its end (status sent either way)."""
         self.tasks += 1
+        self._token = token
         t0 = time.time()
         try:
-            self._rc.run_clientapp(runtime_api_address=self.address, token=token,
+            self._rc.run_clientapp(runtime_api_address="in-process", token=token,
                                    insecure=True, certificates=None, parent_pid=None,
                                    runtime_dependency_install=False)
         except _TaskEnded:
-            pass  # the task's status went to the SuperNode (success or error)
+            pass  # the task's status went to the node's state (success or error)
+        finally:
+            self._token = None
+            if self.done is not None:
+                self.done.set()
         print(f"ipfl warm executor: task {self.tasks} ran {t0:.3f} .. {time.time():.3f}",
               file=sys.stderr, flush=True)
 
@@ -219,7 +340,8 @@ def main(argv: list[str] | None = None) -> None:
                          "1.42's (no `time` module or `_pull_and_store_message`)")
     update_console_handler(timestamps=True, colored=False)  # the log goes to a file
     pace.pace_flower(poll)
-    pacer = IdlePacer(poll)
+    done = threading.Event()
+    pacer = IdlePacer(poll, done)
     internal.time = pacer  # type: ignore[assignment]
 
     import torch
@@ -227,26 +349,35 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)  # one CPU a client, as a Ray worker of the simulation
     import training.flower  # noqa: F401 (the ClientApp and its imports, once)
 
-    host = _option(argv, "--host", "127.0.0.1")
-    port = _option(argv, "--port", "")
-    if not port:
-        raise SystemExit("flower_node: pass --host and --port for the Runtime API")
-    warm = WarmExecutor(f"{host}:{port}")
+    if not _option(argv, "--port", ""):
+        raise SystemExit("flower_node: pass --host and --port (flwr's Runtime HTTP API "
+                         "still listens there, unused by this node's executor)")
     pull = internal._pull_and_store_message
+    import importlib
 
-    def pull_and_wake(*args: Any, **kwargs: Any) -> Any:
-        run_id = pull(*args, **kwargs)
-        if run_id is not None:  # a message and its objects are stored: run it now
-            pacer.active()
-            warm.wake.set()
-        return run_id
+    # the module (flwr.supernode.cli's __init__ shadows it with its function of that name)
+    cli = importlib.import_module("flwr.supernode.cli.flower_supernode")
 
-    internal._pull_and_store_message = pull_and_wake
-    threading.Thread(target=warm.run_forever, name="ipfl-warm-executor", daemon=True).start()
-    from flwr.supernode.cli.flower_supernode import flower_supernode
+    start = cli.start_client_internal
 
+    def start_with_executor(*args: Any, **kwargs: Any) -> Any:
+        warm = WarmExecutor(kwargs["state_factory"].state(), done)
+
+        def pull_and_wake(*a: Any, **kw: Any) -> Any:
+            run_id = pull(*a, **kw)
+            if run_id is not None:  # a message and its objects are stored: run it now
+                pacer.active()
+                warm.wake.set()
+            return run_id
+
+        internal._pull_and_store_message = pull_and_wake
+        threading.Thread(target=warm.run_forever, name="ipfl-warm-executor",
+                         daemon=True).start()
+        return start(*args, **kwargs)
+
+    cli.start_client_internal = start_with_executor
     sys.argv = ["flower-supernode", *argv]
-    flower_supernode()
+    cli.flower_supernode()
 
 
 if __name__ == "__main__":

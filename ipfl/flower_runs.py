@@ -409,7 +409,10 @@ def deploy_local(cfg: Any, run_dir: Path, *, resume: bool = False,
     bindir = Path(sys.executable).parent
     env = {**os.environ, **flower_env(folder),
            "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
-           "FLWR_SUPEREXEC_TASK_POLL_INTERVAL": str(poll_seconds()),
+           # the SuperLink's SuperExec asks for a ServerApp task at Flower's default
+           # pace (1 s): it launches one ServerApp a run, and each ask is a request
+           # the SuperLink serves (at 0.1 s, a tenth of its requests in a round)
+           "FLWR_SUPEREXEC_TASK_POLL_INTERVAL": "1.0",
            "IPFL_DATA_DIR": cfg.data_dir}  # the SuperNodes' own data folder
     procs = _Processes(logs, env)
     link_port = _free_port()
