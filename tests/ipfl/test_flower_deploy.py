@@ -18,7 +18,6 @@ from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 
-from ipfl.flower_node import IDLE_CAP, IdlePacer  # noqa: E402
 from ipfl.flower_security import make_node_key, make_tls  # noqa: E402
 from training.flower_pace import POLL_ENV, pace_flower, poll_seconds  # noqa: E402
 
@@ -64,23 +63,6 @@ def test_node_key_name_must_be_a_plain_file_name(tmp_path, name):
     with pytest.raises(ValueError, match="must be a plain file name"):
         make_node_key(tmp_path / "keys", name)
     assert not (tmp_path / "keys").exists()
-
-
-def test_idle_pacer_backs_off_while_idle_and_is_brisk_after_a_message(monkeypatch):
-    """flwr's 3 s idle wait: poll, doubling to the cap; its 0.5 s reply wait: poll."""
-    # Prepare
-    waits = []
-    monkeypatch.setattr("ipfl.flower_node.time.sleep", waits.append)
-    pacer = IdlePacer(0.1)
-    # Execute
-    for _ in range(6):
-        pacer.sleep(3)
-    pacer.sleep(0.5)
-    pacer.active()
-    pacer.sleep(3)
-    # Assert
-    assert waits == pytest.approx([0.1, 0.2, 0.4, 0.8, IDLE_CAP, IDLE_CAP, 0.1, 0.1])
-    assert pacer.monotonic is __import__("time").monotonic  # the rest is time's
 
 
 @pytest.mark.parametrize("raw", ["fast", "0", "5", "nan"])
