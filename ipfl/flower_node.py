@@ -14,17 +14,26 @@ ServerApp's ``send_and_receive`` pulls replies every 3 s
 same arguments (``deploy-local`` passes ``--isolation process``, TLS and the node's
 key) and, in the same process, a **warm executor**: a thread that imports flwr, torch
 and the ClientApp once, and runs every task of this node with Flower's own
-``run_clientapp`` (:class:`WarmExecutor`). The client's data, loaded once, stays in the
-ClientApp's cache from one message to the next, as in a simulated node; the client's
-``context.state`` is still the SuperNode's. The executor does not poll: the SuperNode
-wakes it when it has stored a message. The SuperNode's own idle wait (3 s in flwr
-1.42) starts at ``IPFL_FLOWER_POLL`` seconds (default 0.1) after each message and
-doubles up to 1 s while no message comes; its reply wait is capped at the same
+``run_clientapp`` (:class:`WarmExecutor`). The task's Runtime API calls (pull its
+input and message, push its reply and context, heartbeats) go to the SuperNode's own
+handlers in this process (:class:`LocalRuntime`), not over HTTP on loopback: the HTTP
+round trips were about 60 % of a SuperNode's CPU a round. The client's data, loaded
+once, stays in the ClientApp's cache from one message to the next, as in a simulated
+node; the client's ``context.state`` is still the SuperNode's. The executor does not
+poll: the SuperNode wakes it when it has stored a message, and the SuperNode's reply
+wait ends when the executor has stored the reply. The SuperNode's own idle wait (3 s in
+flwr 1.42) starts at ``IPFL_FLOWER_POLL`` seconds (default 0.1) after each message and
+doubles up to 1 s while no message comes; its reply wait is at most the same
 ``IPFL_FLOWER_POLL``. Intra-op threads are one per client, as Ray's one-CPU workers.
 
 Pinned to flwr 1.42 (``require_flower`` checks the version before a deployment starts):
 the waits are ``time.sleep`` calls in ``flwr.supernode.start_client_internal``, the
-message pull is its ``_pull_and_store_message``; nothing else in the SuperNode changes.
+message pull is its ``_pull_and_store_message``, the node's state is the
+``state_factory`` that ``flower_supernode`` hands to ``start_client_internal``, and
+``run_clientapp``'s HTTP client, exit, signal, parent-monitor and telemetry hooks are
+replaced for the in-process tasks. Flower's Runtime HTTP API still listens on
+``--host``/``--port`` (loopback), unused by this node's tasks; nothing else in the
+SuperNode changes.
 """
 
 from __future__ import annotations
