@@ -17,7 +17,7 @@ and the ClientApp once, and runs every task of this node with Flower's own
 ``run_clientapp`` (:class:`WarmExecutor`). The task's Runtime API calls (pull its
 input and message, push its reply and context, heartbeats) go to the SuperNode's own
 handlers in this process (:class:`LocalRuntime`), not over HTTP on loopback: the HTTP
-round trips were about 60 % of a SuperNode's CPU a round. The client's data, loaded
+round trips were about half of a SuperNode's CPU a round. The client's data, loaded
 once, stays in the ClientApp's cache from one message to the next, as in a simulated
 node; the client's ``context.state`` is still the SuperNode's. The executor does not
 poll: the SuperNode wakes it when it has stored a message, and the SuperNode's reply
@@ -51,8 +51,8 @@ __all__ = ["IdlePacer", "LocalRuntime", "RuntimeCallError", "WarmExecutor", "mai
 
 #: the longest idle wait between two pulls of a SuperNode (flwr 1.42 waits 3 s)
 IDLE_CAP = 1.0
-#: flwr 1.42's fixed waits in ``start_client_internal``: idle (no message) and reply
-_FLWR_IDLE_WAIT, _FLWR_REPLY_WAIT = 3, 0.5
+#: flwr 1.42's idle wait in ``start_client_internal`` (no message); its reply wait is 0.5 s
+_FLWR_IDLE_WAIT = 3
 
 
 def _pace() -> types.ModuleType:
@@ -141,6 +141,10 @@ class RuntimeCallError(httpx.HTTPError):
     """
 
 
+class HeartbeatRefused(RuntimeCallError, httpx.TransportError):
+    """A task's heartbeat was refused in process (a failed call, never a SIGINT)."""
+
+
 class LocalRuntime:
     """The node's Runtime API, called in the node's own process: Flower's handlers, no HTTP.
 
@@ -151,7 +155,8 @@ class LocalRuntime:
     with the request and the node's ``NodeState``. A handler's ``FlowerError`` is
     raised as :class:`RuntimeCallError` (an ``httpx.HTTPError``, as the HTTP client's
     refusals). What goes away is the HTTP round trip: encoding, FastAPI's middleware,
-    a worker thread, decoding (measured: about 60 % of a SuperNode's CPU a round).
+    a worker thread, decoding (measured: about half of a SuperNode's CPU a round). The
+    task-input and task-complete tracing spans of the HTTP routes are not made.
 
     Parameters
     ----------
@@ -168,27 +173,41 @@ class LocalRuntime:
         self.state, self.token = state, token
         self._core, self._node = core, node
 
-    def _call(self, fn: Any, request: Any, *, task: bool = True) -> Any:
+    def _call(self, fn: Any, request: Any, *, needs_token: bool = True) -> Any:
         from flwr.supercore.error import FlowerError
 
+        if not needs_token:
+            found = None
+        elif (found := self.state.get_task_by_token(self.token) if self.token else None) is None:
+            raise RuntimeCallError("Runtime task-token authentication failed.")
         try:
-            if not task:
-                return fn(request, self.state)
-            found = self.state.get_task_by_token(self.token) if self.token else None
-            if found is None:
-                raise RuntimeCallError("Runtime task-token authentication failed.")
-            return fn(request, self.state, found)
+            return fn(request, self.state) if found is None else fn(request, self.state, found)
         except FlowerError as exc:
             raise RuntimeCallError(f"Runtime API refused {fn.__name__}: {exc}") from exc
+        except Exception as exc:  # over HTTP, a 500: the task sees a failed call, not a crash
+            raise RuntimeCallError(f"Runtime API {fn.__name__} failed: "
+                                   f"{type(exc).__name__}: {exc}") from exc
 
     # the Runtime service's method names, as flwr's RuntimeHttpClient spells them
     def AcquireTask(self, request: Any) -> Any:  # noqa: N802
         """Claim the oldest pending task (no token: this is the node's own executor)."""
-        return self._call(self._node.acquire_task, request, task=False)
+        return self._call(self._node.acquire_task, request, needs_token=False)
 
     def SendTaskHeartbeat(self, request: Any) -> Any:  # noqa: N802
-        """Acknowledge the task's heartbeat."""
-        return self._call(self._core.send_task_heartbeat, request)
+        """Acknowledge the task's heartbeat; a refused one is a transport failure.
+
+        flwr's heartbeat raises SIGINT on ``success = False`` (it ends a task's own
+        process); here that would stop the SuperNode, so a refusal (the task finished
+        or expired) is raised as :class:`HeartbeatRefused`, which flwr's heartbeat
+        treats as a failed call to retry until the task's exit stops it.
+        """
+        try:
+            res = self._call(self._core.send_task_heartbeat, request)
+        except RuntimeCallError as exc:
+            raise HeartbeatRefused(str(exc)) from exc
+        if not res.success:
+            raise HeartbeatRefused("Runtime API refused the heartbeat (task not running)")
+        return res
 
     def PullTaskInput(self, request: Any) -> Any:  # noqa: N802
         """Return the task's context, run and FAB (and start the task)."""
@@ -241,8 +260,8 @@ class WarmExecutor:
     state : NodeState
         The SuperNode's state.
     done : threading.Event, optional
-        Set at the end of every task (its reply is stored by then): the node's reply
-        wait (:class:`IdlePacer`) ends on it.
+        Set at the end of every task (its reply, if it made one, is stored by then):
+        the node's reply wait (:class:`IdlePacer`) ends on it.
     """
 
     def __init__(self, state: Any, done: threading.Event | None = None) -> None:
@@ -262,7 +281,11 @@ class WarmExecutor:
         def task_exit(code: int, *_: Any, **__: Any) -> None:
             handlers, self._handlers[:] = list(self._handlers), []
             for handler in handlers:
-                handler()
+                try:
+                    handler()
+                except Exception as exc:  # noqa: BLE001 (one task's exit, not the node's)
+                    print(f"ipfl warm executor: task exit handler failed "
+                          f"({type(exc).__name__}: {exc})", file=sys.stderr, flush=True)
             raise _TaskEnded(int(code))
 
         class _Client:
@@ -299,7 +322,7 @@ class WarmExecutor:
                     if not (res.HasField("task") and res.token):
                         break
                     self.run_task(res.token)
-        except Exception as exc:  # noqa: BLE001 (a dead executor must not look like a slow node)
+        except BaseException as exc:  # noqa: BLE001 (a dead executor must not look like a slow node)
             print(f"ipfl flower node: the warm executor failed ({type(exc).__name__}: {exc}); "
                   "stopping this node", file=sys.stderr, flush=True)
             os._exit(1)
@@ -308,19 +331,19 @@ class WarmExecutor:
         """Run the ClientApp task of ``token`` here, to its end (status sent either way)."""
         self.tasks += 1
         self._token = token
-        t0 = time.time()
+        t0, code = time.time(), None
         try:
             self._rc.run_clientapp(runtime_api_address="in-process", token=token,
                                    insecure=True, certificates=None, parent_pid=None,
                                    runtime_dependency_install=False)
-        except _TaskEnded:
-            pass  # the task's status went to the node's state (success or error)
+        except _TaskEnded as ended:
+            code = ended.code  # the task's status went to the node's state (success or error)
         finally:
             self._token = None
             if self.done is not None:
                 self.done.set()
-        print(f"ipfl warm executor: task {self.tasks} ran {t0:.3f} .. {time.time():.3f}",
-              file=sys.stderr, flush=True)
+        print(f"ipfl warm executor: task {self.tasks} ran {t0:.3f} .. {time.time():.3f} "
+              f"(exit code {code})", file=sys.stderr, flush=True)
 
 
 def _option(argv: list[str], name: str, default: str) -> str:
@@ -338,6 +361,9 @@ def main(argv: list[str] | None = None) -> None:
     if _option(argv, "--isolation", "subprocess") != "process":
         raise SystemExit("flower_node: pass --isolation process (the warm executor is the "
                          "node's SuperExec)")
+    if not _option(argv, "--port", ""):
+        raise SystemExit("flower_node: pass --port (flwr's Runtime HTTP API still listens "
+                         "there, unused by this node's executor)")
     pace = _pace()
     poll = pace.poll_seconds()
     import flwr.supernode.start_client_internal as internal
@@ -358,9 +384,6 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)  # one CPU a client, as a Ray worker of the simulation
     import training.flower  # noqa: F401 (the ClientApp and its imports, once)
 
-    if not _option(argv, "--port", ""):
-        raise SystemExit("flower_node: pass --host and --port (flwr's Runtime HTTP API "
-                         "still listens there, unused by this node's executor)")
     pull = internal._pull_and_store_message
     import importlib
 

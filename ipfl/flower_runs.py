@@ -367,7 +367,11 @@ def deploy_local(cfg: Any, run_dir: Path, *, resume: bool = False,
 
     Each SuperNode runs in Flower's process isolation mode, its ClientApp in a warm
     executor inside the SuperNode's long-lived process (:mod:`ipfl.flower_node`): the
-    imports and the client's data are loaded once per node, not once per message.
+    imports and the client's data are loaded once per node, not once per message; its
+    tasks call the node's Runtime handlers in process. Each node's own Runtime HTTP API
+    (loopback) is locked with flwr's ``--superexec-auth-secret-file`` (a random secret
+    per node, ``RUN_DIR/flower/keys/NAME.superexec``, 0600), in both modes, so no other
+    local process can claim its tasks.
 
     ``unregistered``: partition ids of extra SuperNodes started with a key that is
     *not* registered (to check that they are refused; secure mode only). ``overrides``
@@ -378,7 +382,7 @@ def deploy_local(cfg: Any, run_dir: Path, *, resume: bool = False,
     from training.flower_pace import poll_seconds
     from training.remote import require_flower
 
-    from .flower_security import make_node_key, make_tls
+    from .flower_security import make_node_key, make_runtime_secret, make_tls
 
     require_flower()
     poll_seconds()  # a bad IPFL_FLOWER_POLL is refused before any process starts
@@ -454,9 +458,11 @@ def deploy_local(cfg: Any, run_dir: Path, *, resume: bool = False,
             port = _free_port()
             auth = [] if insecure else ["--auth-supernode-private-key",
                                         str(keys[name].private)]
+            lock = ["--superexec-auth-secret-file",  # the node's Runtime HTTP API
+                    str(make_runtime_secret(folder / "keys", name))]
             node = procs.start(name, [
                 sys.executable, "-m", "ipfl.flower_node", *node_security,
-                *auth, "--superlink", f"127.0.0.1:{link_port}", "--isolation", "process",
+                *auth, *lock, "--superlink", f"127.0.0.1:{link_port}", "--isolation", "process",
                 "--host", "127.0.0.1", "--port", str(port),
                 "--node-config", f"partition-id={i} num-partitions={m}"],
                 folder / "home" / name)

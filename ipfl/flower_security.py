@@ -19,7 +19,7 @@ from pathlib import Path
 
 from atomicio import atomic_write_bytes
 
-__all__ = ["NodeKey", "TlsFiles", "make_node_key", "make_tls"]
+__all__ = ["NodeKey", "TlsFiles", "make_node_key", "make_runtime_secret", "make_tls"]
 
 #: validity of the run's certificates (a deployment run, not a long-lived service)
 _VALID_DAYS = 7
@@ -138,3 +138,21 @@ def make_node_key(folder: Path, name: str) -> NodeKey:
     atomic_write_bytes(out.public, key.public_key().public_bytes(
         serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH) + b"\n")
     return out
+
+
+def make_runtime_secret(folder: Path, name: str) -> Path:
+    """Create ``NAME.superexec`` in ``folder`` (0700; file 0600): 32 random bytes.
+
+    What ``flower-supernode --superexec-auth-secret-file`` reads: with it, the node's
+    Runtime HTTP API (plain HTTP on loopback, open to every local user) refuses
+    ``AcquireTask`` to a caller without the secret, so no other process can claim the
+    node's tasks and read their messages. ``ipfl.flower_node``'s executor calls the
+    node's handlers in process and does not need it.
+    """
+    import secrets
+
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"secret name = {name!r} must be a plain file name")
+    path = _private_folder(Path(folder)) / f"{name}.superexec"
+    _write_secret(path, secrets.token_bytes(32))
+    return path

@@ -168,7 +168,10 @@ def test_supernode_with_an_unregistered_key_is_refused_and_registered_ones_run(t
                 if "No SuperNode found with the given public key" in line]
     assert len(refusals) == 1 and repr(pem)[2:-1] in refusals[0]  # that key, refused
     for i in range(2):
-        assert "SuperNode ID:" in (logs / f"supernode-{i}.log").read_text()
+        node_log = (logs / f"supernode-{i}.log").read_text()
+        assert "SuperNode ID:" in node_log and "(exit code 0)" in node_log  # tasks ran
+        secret = run / "flower" / "keys" / f"supernode-{i}.superexec"  # its HTTP API locked
+        assert "SuperExec authentication" in node_log and _mode(secret) == 0o600
     rows = RunDir(run).read_metrics()
     assert sorted({r["round"] for r in rows}) == [0, 1]
     assert sorted({r["client"] for r in rows}) == [0, 1]

@@ -20,6 +20,7 @@ from flwr.app import ConfigRecord, Context, Message, RecordDict  # noqa: E402
 from flwr.proto.runtime_pb2 import (  # noqa: E402
     AcquireTaskRequest,
     PullTaskInputRequest,
+    PushTaskOutputRequest,
     SendTaskHeartbeatRequest,
 )
 from flwr.supercore.constant import TaskType  # noqa: E402
@@ -31,7 +32,15 @@ from flwr.supernode.nodestate import NodeStateFactory  # noqa: E402
 from flwr.supernode.runtime import run_clientapp as rc  # noqa: E402
 from flwr.supernode.start_client_internal import _insert_message  # noqa: E402
 
-from ipfl.flower_node import IDLE_CAP, IdlePacer, LocalRuntime, RuntimeCallError  # noqa: E402
+from ipfl.flower_node import (  # noqa: E402
+    IDLE_CAP,
+    HeartbeatRefused,
+    IdlePacer,
+    LocalRuntime,
+    RuntimeCallError,
+    WarmExecutor,
+)
+from ipfl.flower_security import make_runtime_secret  # noqa: E402
 
 NODE, RUN = 7, 6
 ACQUIRE = AcquireTaskRequest(supported_task_types=[TaskType.CLIENT_APP])
@@ -79,10 +88,22 @@ def test_local_runtime_carries_a_task_through_flowers_own_client_calls(node):
     assert (context.node_id, run.run_id, fab.content) == (NODE, RUN, b"fab")
     [reply] = state.get_messages_legacy(is_reply=True)
     assert reply.metadata.reply_to_message_id == message.metadata.message_id
+    assert state.object_store.get(message.metadata.message_id) is None  # confirmed: gone
+    tree = state.object_store.get_object_tree(reply.metadata.message_id)
+    assert all(state.object_store.get(t.object_id) for t in _walk(tree))  # reply's objects
     assert state.get_run_series_context(RUN).state["kept"]["k"] == 3
     [done] = [t for t in state.get_tasks() if t.task_id == task_id]
     assert done.status.status == "finished" and done.status.sub_status == "completed"
     assert not LocalRuntime(state).AcquireTask(ACQUIRE).HasField("task")  # none left
+    with pytest.raises(HeartbeatRefused):  # finished: a failed call, not flwr's SIGINT
+        task.SendTaskHeartbeat(SendTaskHeartbeatRequest())
+    assert issubclass(HeartbeatRefused, httpx.TransportError)
+
+
+def _walk(tree):
+    yield tree
+    for child in tree.children:
+        yield from _walk(child)
 
 
 def test_local_runtime_refuses_an_unknown_token_as_the_http_api_would(node):
@@ -103,6 +124,90 @@ def test_a_handlers_flower_error_becomes_a_runtime_call_error(node):
     with pytest.raises(RuntimeCallError, match="refused pull_task_input") as err:
         task.PullTaskInput(PullTaskInputRequest())
     assert "\n" not in str(err.value)
+
+
+def test_a_failing_handler_is_a_failed_call_not_a_crash(node, monkeypatch):
+    """Any handler exception (over HTTP, a 500) reaches the task as a RuntimeCallError."""
+    state, _ = node
+    res = LocalRuntime(state).AcquireTask(ACQUIRE)
+
+    def broken(*_, **__):
+        raise ValueError("disk full")
+
+    monkeypatch.setattr(state, "finish_task", broken)
+    with pytest.raises(RuntimeCallError, match="push_task_output failed: ValueError: disk full"):
+        LocalRuntime(state, res.token).PushTaskOutput(PushTaskOutputRequest())
+
+
+@pytest.fixture
+def executor(node, monkeypatch, tmp_path):
+    """A WarmExecutor on ``node`` whose ClientApp is ``app[0]`` (no FAB installed)."""
+    for name in ("register_signal_handlers", "flwr_exit", "start_parent_process_monitor",
+                 "RuntimeHttpClient", "event"):
+        monkeypatch.setattr(rc, name, getattr(rc, name))  # undone after the test
+    app = []
+    monkeypatch.setattr(rc, "install_from_fab", lambda *_, **__: None)
+    monkeypatch.setattr(rc, "get_project_dir", lambda *_: tmp_path)
+    monkeypatch.setattr(rc, "get_load_client_app_fn",
+                        lambda **_: (lambda *_: app[0]))
+    state, task_id = node
+    done = threading.Event()
+    return WarmExecutor(state, done), app, state, task_id, done
+
+
+def _acquire(state):
+    return LocalRuntime(state).AcquireTask(ACQUIRE).token
+
+
+def test_warm_executor_runs_a_task_in_process_and_signals_done(executor):
+    """The ClientApp's reply and context land in the node's state; done is set."""
+    warm, app, state, task_id, done = executor
+    app.append(lambda message, context: Message(
+        RecordDict({"r": ConfigRecord({"got": message.content["c"]["blob"]})}),
+        reply_to=message))
+    warm.run_task(_acquire(state))
+    [reply] = state.get_messages_legacy(is_reply=True)
+    [task] = [t for t in state.get_tasks() if t.task_id == task_id]
+    assert task.status.status == "finished" and task.status.sub_status == "completed"
+    assert reply.metadata.message_type == "train" and done.is_set() and warm.tasks == 1
+
+
+def test_a_clientapp_that_raises_ends_its_task_with_an_error_reply_not_the_node(executor):
+    """Flower's own error path, in process: an error reply, the task failed, no exit."""
+    warm, app, state, task_id, done = executor
+
+    def boom(message, context):
+        raise RuntimeError("client bug")
+
+    app.append(boom)
+    warm.run_task(_acquire(state))  # returns: the node goes on
+    [reply] = state.get_messages_legacy(is_reply=True)
+    [task] = [t for t in state.get_tasks() if t.task_id == task_id]
+    assert reply.has_error() and "client bug" in reply.error.reason
+    assert task.status.status == "finished" and task.status.sub_status == "failed"
+    assert done.is_set()
+
+
+def test_runtime_secret_locks_the_http_api_but_not_the_in_process_executor(node, tmp_path):
+    """With flwr's SuperExec secret, AcquireTask over HTTP is refused; LocalRuntime is not."""
+    from flwr.supercore.runtime import RuntimeHttpClient
+    from flwr.supernode.main import create_app
+    from starlette.testclient import TestClient
+
+    state, task_id = node
+    path = make_runtime_secret(tmp_path / "keys", "supernode-0")
+
+    class Factory:  # the node's state factory, as flower-supernode hands it over
+        def state(self):
+            return state
+
+    http = RuntimeHttpClient("http://testserver")
+    http._client = TestClient(create_app(state_factory=Factory(),
+                                         superexec_auth_secret=path.read_bytes()))
+    with pytest.raises(Exception, match="401 Unauthorized"):  # starlette's httpx2 error
+        http.AcquireTask(ACQUIRE)
+    assert LocalRuntime(state).AcquireTask(ACQUIRE).task.task_id == task_id
+    assert len(path.read_bytes()) == 32 and (path.stat().st_mode & 0o777) == 0o600
 
 
 def test_idle_pacer_backs_off_while_idle_and_is_brisk_after_a_message(monkeypatch):
