@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from mechanism import Market, settle, sharing_utilities, size_from_displacement
 
@@ -94,7 +95,14 @@ def audit_run(run_dir: str | Path, atol: float = 1e-9,
         config cannot be read.
     """
     rd = RunDir(run_dir, keys=keys)
-    check = rd.verify()
+    try:
+        state = rd.load_checkpoint()
+    except RunDirError:
+        state = None  # verify loads it again and reports why not
+    check = rd.verify(state=state)
+    uploads = state.get("uploads") if isinstance(state, dict) else None
+    width = int(uploads.shape[1]) if isinstance(uploads, torch.Tensor) and uploads.dim() == 2 \
+        else None
     problems = list(check.problems)
     records: dict[int, Exchange] = {}
     for t, p in sorted(rd.record_files([]).items()):
@@ -152,14 +160,14 @@ def audit_run(run_dir: str | Path, atol: float = 1e-9,
         if sorted(entries) != want_entries:
             if not _ledger_matches(entries, t, r, clients, atol):
                 problems.append(f"round {t}: ledger entries differ from the recorded r_ij")
-    problems += _metrics_problems(rd, records, check.committed, ledger, atol)
+    problems += _metrics_problems(rd, records, check.committed, ledger, atol, width)
     return AuditReport(rounds=sorted(records), problems=problems, committed=check.committed,
                        head=check.head, notes=check.notes,
                        authenticated=check.authenticated and not problems, keys=check.keys)
 
 
 def _metrics_problems(rd: RunDir, records: dict[int, Exchange], committed: int,
-                      ledger: Ledger | None, atol: float) -> list[str]:
+                      ledger: Ledger | None, atol: float, width: int | None) -> list[str]:
     """Check the metric rows against the round records and the ledger (:mod:`.audit_metrics`)."""
     try:
         rows = rd.read_metrics()
@@ -171,7 +179,7 @@ def _metrics_problems(rd: RunDir, records: dict[int, Exchange], committed: int,
     if committed >= 0 and m > len(rows):  # never size anything by a number a file claims
         return [f"metrics.jsonl holds {len(rows)} rows, fewer than clients = {m} (round 0 "
                 "alone has one row per client)"]
-    return check_metrics(rows, records, m, committed, ledger, atol) + _drops_problems(
+    return check_metrics(rows, records, m, committed, ledger, atol, width) + _drops_problems(
         rd, rows, committed)
 
 

@@ -17,7 +17,11 @@ recorded. For every committed round ``t`` and client ``i``:
 * ``active`` never comes back once lost, is false for a client that quit
   (``stays = False``) or was dropped; ``ir = (U >= -IR_TOL)``;
 * ``acc``, ``best_acc`` in ``[0, 1]``; ``val_acc`` in ``[0, 1]`` (or ``-inf`` before a
-  client's first evaluation).
+  client's first evaluation);
+* ``shared_params`` and ``total_params`` (rows written since they were added; older rows
+  lack both): counts with ``0 < shared <= total``, the same pair in every row (a run's
+  model does not change), and ``shared_params`` equal to the width of the uploads in the
+  checkpoint (``uploads`` is ``(m, shared)``) when the checkpoint is there.
 
 Each kind of mismatch is reported once per round and column, naming the clients.
 """
@@ -46,8 +50,23 @@ def _num(v: Any) -> float:
     return float(v)
 
 
+def _count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+def _usual_params(rows: list[dict[str, Any]], committed: int) -> tuple[int, int] | None:
+    """Return the (shared, total) pair most rows up to ``committed`` carry, if any."""
+    pairs: dict[tuple[int, int], int] = defaultdict(int)
+    for r in rows:
+        sp, tp, t = r.get("shared_params"), r.get("total_params"), r.get("round")
+        if isinstance(t, int) and t <= committed and _count(sp) and _count(tp):
+            pairs[(sp, tp)] += 1
+    return max(pairs, key=lambda k: pairs[k]) if pairs else None
+
+
 def check_metrics(rows: list[dict[str, Any]], records: dict[int, Exchange], m: int,
-                  committed: int, ledger: Ledger | None, atol: float) -> list[str]:
+                  committed: int, ledger: Ledger | None, atol: float,
+                  width: int | None = None) -> list[str]:
     """Return the problems of ``rows`` against the round ``records`` and the ``ledger``.
 
     Parameters
@@ -64,6 +83,9 @@ def check_metrics(rows: list[dict[str, Any]], records: dict[int, Exchange], m: i
         The run's ledger (None: not a market run, or unreadable).
     atol : float
         Tolerance for money columns.
+    width : int, optional
+        The checkpoint's upload width (its ``uploads.shape[1]``): ``shared_params``
+        must equal it. None: no checkpoint to compare with.
     """
     out: dict[tuple[int, str], list[int]] = defaultdict(list)
     example: dict[tuple[int, str], str] = {}
@@ -83,6 +105,7 @@ def check_metrics(rows: list[dict[str, Any]], records: dict[int, Exchange], m: i
                             ", or twice)")
             continue
         by_round[t][i] = r
+    usual = _usual_params(rows, committed)
     cum = np.zeros(m)
     best_val = np.full(m, -math.inf)
     best_acc = np.zeros(m)
@@ -158,6 +181,17 @@ def check_metrics(rows: list[dict[str, Any]], records: dict[int, Exchange], m: i
                 best_acc[i] = vals["best_acc"]
             if r.get("ir") is not (vals["U"] >= -IR_TOL):
                 bad(t, "ir disagrees with U >= -IR_TOL", i, f"ir = {r.get('ir')!r}")
+            if "shared_params" in r or "total_params" in r:
+                sp, tp = r.get("shared_params"), r.get("total_params")
+                if not (_count(sp) and _count(tp) and sp <= tp):
+                    bad(t, "shared_params/total_params are not counts with shared <= total",
+                        i, f"{sp!r} of {tp!r}")
+                elif (sp, tp) != usual:
+                    bad(t, "shared_params/total_params differ from the run's other rows", i,
+                        f"{sp} of {tp} vs {usual[0]} of {usual[1]}" if usual else f"{sp}")
+                elif width is not None and sp != width:
+                    bad(t, "shared_params differs from the checkpoint's upload width", i,
+                        f"{sp} vs {width}")
     for (t, what), who in sorted(out.items()):
         problems.append(f"round {t}: metrics {what} for clients {who} ({example[(t, what)]})")
     return problems

@@ -31,6 +31,10 @@ CORRUPTIONS = [
     ("importers", lambda r: r["importers"] + 1, "metrics importers differs from the round"),
     ("best_acc", lambda r: 0.99, "metrics best_acc is not the test accuracy at the best"),
     ("ir", lambda r: not r["ir"], "metrics ir disagrees with U >= -IR_TOL"),
+    ("shared_params", lambda r: r["shared_params"] - 1, "metrics shared_params/total_params "
+                                                       "differ from the run's other rows"),
+    ("total_params", lambda r: r["shared_params"] - 1, "metrics shared_params/total_params "
+                                                      "are not counts with shared <= total"),
 ]
 
 
@@ -79,6 +83,31 @@ def test_missing_rows_and_a_resurrected_client_are_found(tiny_runs, tmp_path):
     problems = check_metrics(flip, records, 4, 2, None, 1e-9)
     assert any("round 2: metrics active for a client that quit or was dropped for clients "
                "[1]" in p for p in problems), problems
+
+
+def test_parameter_counts_are_held_to_the_checkpoints_upload_width(tiny_runs, tmp_path):
+    """Every row claiming another shared count than the uploads' width is found; rows
+    written before the columns existed (neither key) are not problems."""
+    from training.audit_metrics import check_metrics
+    from training.rundir import RunDir
+
+    # Prepare
+    rd = RunDir(shutil.copytree(tiny_runs["ipfl"], tmp_path / "run"))
+    rows = rd.read_metrics()
+    records = {t: rec.exchange for t, rec in rd.read_records().items() if rec.exchange}
+    width = int(rd.load_checkpoint()["uploads"].shape[1])
+    shifted = [{**r, "shared_params": r["shared_params"] - 1} for r in rows]
+    old = [{k: v for k, v in r.items() if k not in ("shared_params", "total_params")}
+           for r in rows]
+    # Execute / Assert
+    assert rows[0]["shared_params"] == width <= rows[0]["total_params"]
+    assert check_metrics(rows, records, 4, 2, None, 1e-9, width) == []
+    assert check_metrics(old, records, 4, 2, None, 1e-9, width) == []
+    problems = check_metrics(shifted, records, 4, 2, None, 1e-9, width)
+    assert [p.split(":")[0] for p in problems] == ["round 0", "round 1", "round 2"]
+    assert all("shared_params differs from the checkpoint's upload width for clients "
+               f"[0, 1, 2, 3] (client 0: {width - 1} vs {width})" in p for p in problems)
+    assert check_metrics(shifted, records, 4, 2, None, 1e-9, None) == []  # no checkpoint
 
 
 def test_drops_jsonl_must_match_the_rows_marked_dropped(tmp_path):

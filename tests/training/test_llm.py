@@ -16,7 +16,7 @@ import os
 import pytest
 import torch
 
-from training import Config, train
+from training import Config, audit_run, train
 from training.algorithms import methods
 from training.federation import prepare
 from training.llm import INSTALL, require_llm
@@ -97,6 +97,7 @@ def test_checkpoint_holds_adapters_only_and_rows_record_the_shared_count(tmp_pat
     rows = RunDir(tmp_path / "run").read_metrics()
     total = P + sum(base)
     assert {(r["shared_params"], r["total_params"]) for r in rows} == {(P, total)}
+    assert state["uploads"].shape[1] == P and audit_run(tmp_path / "run").ok  # audit's check
 
 
 @needs_llm
